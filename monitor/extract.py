@@ -1,0 +1,330 @@
+"""Article HTML (or plain text) -> title and clean article text, boilerplate removed.
+
+Rules, in order:
+1. Bytes are decoded by BOM, then as UTF-8 when they are valid UTF-8 (a page labelled
+   gb2312 that is really UTF-8 decodes right), then by the declared charset when it decodes
+   cleanly, else by charset-normalizer's detection.
+2. Never content: scripts, styles, forms, navigation, headers and footers outside the
+   article, asides, hidden elements, and blocks whose class or id names boilerplate
+   (menu, share, cookie, newsletter, related, comments, ...).
+3. Notices (`data/boilerplate.yaml`: "Sorry, you need to enable JavaScript...", cookie
+   prompts) are removed with their block; "more from" headings ("المزيد من", "Read also")
+   are removed with the list of links after them.
+4. The article is the element whose paragraphs score highest (text length, commas), the
+   way Readability finds it, preferring an explicit articleBody.
+5. Text is one line per block; blocks that are mostly links are dropped. The headline
+   leads the text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import charset_normalizer
+import lxml.etree
+import lxml.html
+import yaml
+
+from monitor.models import Article
+from monitor.text import fold
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_NEVER_CONTENT = (
+    "script", "style", "noscript", "template", "iframe", "svg", "canvas", "form", "button",
+    "input", "select", "textarea", "nav", "aside", "dialog", "object", "embed", "video",
+    "audio", "picture", "figure", "menu",
+)
+_BOILERPLATE_ROLES = {"navigation", "banner", "contentinfo", "complementary", "dialog",
+                      "alertdialog", "search", "menu", "menubar"}
+_BOILERPLATE_NAME = re.compile(
+    r"(^|[-_ ])(nav|navbar|navigation|menu|footer|sidebar|share|sharing|social|cookies?|"
+    r"consent|gdpr|newsletter|subscribe|subscription|related|recommended|promo|advert|"
+    r"advertisement|ads?|ad-slot|breadcrumbs?|comments?|popup|modal|outbrain|taboola|"
+    r"most-?read|most-?popular|trending|tags|byline-share|paywall|signup)([-_ ]|$)",
+    re.I,
+)
+_BLOCKS = {"p", "div", "section", "article", "main", "li", "ul", "ol", "h1", "h2", "h3", "h4",
+           "h5", "h6", "blockquote", "pre", "table", "tr", "td", "th", "dl", "dt", "dd",
+           "header", "footer", "figcaption", "center", "address"}
+_TEXT_BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "td",
+                "th", "dd", "dt", "figcaption", "address"}
+_STRUCTURE_TAGS = re.compile(
+    r"</?(?:div|span|section|font|center|b|i|em|strong|table|tbody|tr|td|ul|ol|li)\b[^>]*>", re.I
+)
+_NOTICE_MAX_CHARS = 300
+_HEADING_MAX_CHARS = 80
+_MIN_PARAGRAPH = 25
+
+
+@dataclass(frozen=True)
+class Boilerplate:
+    """Folded phrases: notices to drop, and headings that introduce link lists."""
+
+    notices: tuple[str, ...]
+    more_from: tuple[str, ...]
+
+    def is_notice(self, folded: str) -> bool:
+        return len(folded) <= _NOTICE_MAX_CHARS and folded.startswith(self.notices)
+
+    def is_more_from(self, folded: str) -> bool:
+        return len(folded) <= _HEADING_MAX_CHARS and folded.startswith(self.more_from)
+
+
+@lru_cache(maxsize=1)
+def default_boilerplate() -> Boilerplate:
+    raw = yaml.safe_load(resources.files("monitor").joinpath("data/boilerplate.yaml").read_text())
+    return Boilerplate(
+        notices=tuple(fold(p).strip() for p in raw["notices"]),
+        more_from=tuple(fold(p).strip() for p in raw["more_from"]),
+    )
+
+
+def decode_html(data: bytes, declared: str | None = None) -> str:
+    """Text of an HTML document whose charset may be missing or wrong (rule 1)."""
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
+                       (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            return data[len(bom):].decode(codec, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    found = _META_CHARSET.search(data[:4096])
+    for label in (declared, found.group(1).decode("ascii") if found else None):
+        if label:
+            try:
+                return data.decode(label)
+            except (LookupError, UnicodeDecodeError):
+                continue
+    best = charset_normalizer.from_bytes(data).best()
+    return str(best) if best is not None else data.decode("utf-8", errors="replace")
+
+
+def extract(html: str | bytes, url: str | None = None,
+            boilerplate: Boilerplate | None = None) -> Article:
+    """The article's title and clean text from a page; an empty text when there is none."""
+    rules = boilerplate or default_boilerplate()
+    text = decode_html(html) if isinstance(html, bytes) else html
+    text = text.replace("\x00", "")
+    if not text.strip():
+        return Article(title="", text="")
+    doc = _parse(text, url)
+    if doc is None:
+        return Article(title="", text="")
+    language = doc.get("lang") or None
+    title = _title(doc)
+    _strip_boilerplate(doc, rules)
+    root = _article_root(doc)
+    blocks = _blocks(root, rules)
+    if title and blocks and fold(blocks[0]).strip() != fold(title).strip():
+        headline = _headline(doc, root)
+        blocks.insert(0, headline or title)
+    if not blocks:
+        return Article(title=title, text="", language=language)
+    return Article(title=title or blocks[0], text="\n".join(blocks), language=language)
+
+
+def extract_text(text: str, boilerplate: Boilerplate | None = None) -> Article:
+    """The same cleaning for plain text: notice lines and "more from" lines are dropped."""
+    rules = boilerplate or default_boilerplate()
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    kept = []
+    for line in lines:
+        folded = fold(line).strip()
+        if folded and not rules.is_notice(folded) and not rules.is_more_from(folded):
+            kept.append(line)
+    return Article(title=kept[0] if kept else "", text="\n".join(kept))
+
+
+def _parse(text: str, url: str | None) -> lxml.html.HtmlElement | None:
+    """The document tree; markup nested past libxml2's depth limit is flattened first,
+    since libxml2 silently drops everything below that depth."""
+    for attempt in range(2):
+        parser = lxml.html.HTMLParser()
+        try:
+            doc = lxml.html.document_fromstring(text, parser=parser, base_url=url)
+        except (lxml.etree.ParserError, ValueError):
+            return None
+        too_deep = any("Excessive depth" in e.message for e in parser.error_log)
+        if not too_deep or attempt:
+            return doc
+        text = _STRUCTURE_TAGS.sub(" ", text)
+    return None
+
+
+def _title(doc: lxml.html.HtmlElement) -> str:
+    for xpath in ('//meta[@property="og:title"]/@content', '//meta[@name="twitter:title"]/@content',
+                  "//title/text()", "//h1"):
+        for found in doc.xpath(xpath):
+            value = found.text_content() if hasattr(found, "text_content") else str(found)
+            value = " ".join(value.split())
+            if value:
+                return value
+    return ""
+
+
+def _headline(doc: lxml.html.HtmlElement, root: lxml.html.HtmlElement) -> str:
+    for h1 in doc.iter("h1"):
+        value = " ".join(h1.text_content().split())
+        if value:
+            return value
+    return ""
+
+
+def _drop(el: lxml.html.HtmlElement) -> None:
+    """Remove an element but keep its tail text, which belongs to the parent."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    el.drop_tree()
+
+
+def _holds_article(el: lxml.html.HtmlElement) -> bool:
+    """A boilerplate-named wrapper that still holds the article must not be dropped."""
+    if el.tag in ("body", "html", "article", "main"):
+        return True
+    long_paragraphs = 0
+    for p in el.iter("p"):
+        if len(p.text_content()) > 120:
+            long_paragraphs += 1
+            if long_paragraphs >= 3:
+                return True
+    return False
+
+
+def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
+    for el in list(doc.iter(lxml.etree.Comment, lxml.etree.ProcessingInstruction)):
+        _drop(el)
+    for el in list(doc.iter(*_NEVER_CONTENT)):
+        _drop(el)
+    for el in list(doc.iter("header", "footer")):
+        if not any(a.tag in ("article", "main") for a in el.iterancestors()):
+            _drop(el)
+    for el in list(doc.iter()):
+        if not isinstance(el.tag, str) or el.getparent() is None:
+            continue
+        names = f"{el.get('class', '')} {el.get('id', '')}"
+        hidden = el.get("hidden") is not None or el.get("aria-hidden") == "true" or \
+            "display:none" in el.get("style", "").replace(" ", "")
+        if hidden or el.get("role") in _BOILERPLATE_ROLES or (
+            _BOILERPLATE_NAME.search(names) and not _holds_article(el)
+        ):
+            _drop(el)
+    _drop_phrases(doc, rules)
+
+
+def _drop_phrases(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
+    for el in list(doc.iter()):
+        if not isinstance(el.tag, str) or el.getparent() is None or el.tag in ("body", "html"):
+            continue
+        if el.tag not in _BLOCKS and el.tag not in ("a", "span", "strong", "b"):
+            continue
+        folded = fold(el.text_content()).strip()
+        if not folded:
+            continue
+        if rules.is_notice(folded):
+            _drop(_outermost_short(el, _NOTICE_MAX_CHARS))
+        elif rules.is_more_from(folded):
+            heading = _outermost_short(el, _HEADING_MAX_CHARS)
+            following = heading.getnext()
+            if following is not None and _link_density(following) > 0.5:
+                _drop(following)
+            _drop(heading)
+
+
+def _outermost_short(el: lxml.html.HtmlElement, limit: int) -> lxml.html.HtmlElement:
+    """The largest ancestor holding no more text than `limit`: the whole notice block."""
+    best = el
+    for parent in el.iterancestors():
+        if parent.tag in ("body", "html", "article", "main"):
+            break
+        if len(" ".join(parent.text_content().split())) > limit:
+            break
+        best = parent
+    return best
+
+
+def _link_density(el: lxml.html.HtmlElement) -> float:
+    total = len(" ".join(el.text_content().split()))
+    if not total:
+        return 0.0
+    linked = sum(len(" ".join(a.text_content().split())) for a in el.iter("a"))
+    return linked / total
+
+
+def _article_root(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    explicit = doc.xpath('//*[@itemprop="articleBody"]')
+    if explicit:
+        return max(explicit, key=lambda e: len(e.text_content()))
+    scores: dict[lxml.html.HtmlElement, float] = {}
+    for p in doc.iter("p", "pre", "td", "blockquote"):
+        text = " ".join(p.text_content().split())
+        if len(text) < _MIN_PARAGRAPH:
+            continue
+        score = 1 + text.count(",") + text.count("،") + min(len(text) / 100, 3)
+        parent = p.getparent()
+        if parent is None:
+            continue
+        scores[parent] = scores.get(parent, 0.0) + score
+        grand = parent.getparent()
+        if grand is not None:
+            scores[grand] = scores.get(grand, 0.0) + score / 2
+    body = doc.find("body")
+    fallback = body if body is not None else doc
+    if not scores:
+        return fallback
+    best = max(scores, key=lambda e: scores[e] * (1 - _link_density(e)))
+    return _with_siblings(best, scores)
+
+
+def _with_siblings(best: lxml.html.HtmlElement,
+                   scores: dict[lxml.html.HtmlElement, float]) -> lxml.html.HtmlElement:
+    """Article text split over sibling containers comes back together under their parent."""
+    parent = best.getparent()
+    if parent is None:
+        return best
+    threshold = max(10.0, scores[best] * 0.2)
+    strong = [s for s in parent if scores.get(s, 0.0) >= threshold]
+    return parent if len(strong) > 1 else best
+
+
+def _blocks(root: lxml.html.HtmlElement, rules: Boilerplate) -> list[str]:
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        line = " ".join("".join(pending).split())
+        pending.clear()
+        if line and not _is_boilerplate_line(line, rules):
+            out.append(line)
+
+    def walk(el: lxml.html.HtmlElement) -> None:
+        is_block = el.tag in _BLOCKS or el.tag == "br"
+        if is_block:
+            flush()
+        if el.tag in _TEXT_BLOCKS and el.tag != "li" and _link_density(el) > 0.6:
+            pass  # a paragraph of links: a list of other stories
+        elif el.tag in ("ul", "ol") and _link_density(el) > 0.5:
+            pass
+        else:
+            if el.text:
+                pending.append(el.text)
+            for child in el:
+                if isinstance(child.tag, str):
+                    walk(child)
+                if child.tail:
+                    pending.append(child.tail)
+        if is_block:
+            flush()
+
+    walk(root)
+    flush()
+    return out
+
+
+def _is_boilerplate_line(line: str, rules: Boilerplate) -> bool:
+    folded = fold(line).strip()
+    return rules.is_notice(folded) or rules.is_more_from(folded)

@@ -1,0 +1,177 @@
+"""Feed bytes -> Items: one pure function over bytes, with stable ids and canonical URLs.
+
+Rules, in order:
+1. feedparser reads RSS 0.9x/1.0/2.0 and Atom (white space before the XML declaration, which
+   many servers emit, is dropped first); JSON Feed 1.0/1.1 is read here. A malformed
+   document yields what could be read plus a `problem` text, never an exception.
+2. An item's id is its GUID (scoped to the feed, since some feeds number GUIDs 1, 2, 3),
+   else its canonical link, else a hash of its title and summary.
+3. Canonical URL: scheme and host lower-cased, default port, fragment and tracking
+   parameters (utm_*, fbclid, gclid, ...) removed.
+4. Titles and summaries become plain text: markup stripped, white space collapsed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import feedparser
+import lxml.html
+
+from monitor.models import Item
+
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga",
+     "ocid", "cmpid", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname", "ns_fee",
+     "at_medium", "at_campaign", "spm", "ito", "xtor"}
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str
+    items: tuple[Item, ...]
+    problem: str | None = None
+
+
+def canonical_url(url: str, base: str | None = None) -> str:
+    """The URL without fragment or tracking parameters (rule 3)."""
+    url = url.strip()
+    if base and not urlsplit(url).scheme:
+        from urllib.parse import urljoin
+
+        url = urljoin(base, url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{parts.port}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+
+
+def plain_text(markup: str) -> str:
+    """Text of an HTML fragment, white space collapsed."""
+    if not markup:
+        return ""
+    if "<" not in markup and "&" not in markup:
+        return " ".join(markup.split())
+    try:
+        text = lxml.html.fragment_fromstring(markup, create_parent="div").text_content()
+    except (ValueError, lxml.etree.ParserError):
+        text = markup
+    return " ".join(text.split())
+
+
+def _published(entry: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = dict.get(entry, key)  # not entry.get: its key aliasing warns
+        if parsed:
+            try:
+                return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+            except (OverflowError, ValueError, OSError):
+                continue
+    return None
+
+
+def _item_id(feed_id: str, guid: str, link: str, title: str, summary: str) -> str:
+    if guid:
+        source = f"guid\0{feed_id}\0{guid}"
+    elif link:
+        source = f"url\0{link}"
+    else:
+        source = f"text\0{feed_id}\0{title}\0{summary}"
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def parse_feed(data: bytes, feed_id: str, feed_name: str, feed_url: str,
+               content_type: str | None = None) -> ParsedFeed:
+    """Items of a feed document; never raises on bad input (rule 1)."""
+    data = _strip_leading_space(data)
+    if data[:1] == b"{":
+        json_feed = _parse_json_feed(data, feed_id, feed_name, feed_url)
+        if json_feed is not None:
+            return json_feed
+    headers = {"content-type": content_type} if content_type else {}
+    parsed = feedparser.parse(data, response_headers=headers, sanitize_html=False,
+                              resolve_relative_uris=False)
+    problem = None
+    if parsed.get("bozo"):
+        problem = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
+    language = parsed.feed.get("language") or None
+    items: list[Item] = []
+    for entry in parsed.entries:
+        link = entry.get("link") or ""
+        url = canonical_url(link, base=feed_url) if link else ""
+        title = plain_text(entry.get("title", ""))
+        summary = plain_text(entry.get("summary", ""))
+        guid = str(entry.get("id") or "").strip()
+        items.append(Item(
+            id=_item_id(feed_id, guid, url, title, summary),
+            feed_id=feed_id,
+            feed_name=feed_name,
+            title=title,
+            url=url,
+            summary=summary,
+            published=_published(entry),
+            language=entry.get("language") or language,
+        ))
+    if not items and problem is None and not parsed.get("version"):
+        problem = "parser: not a feed (no RSS, Atom or JSON Feed document found)"
+    return ParsedFeed(title=plain_text(parsed.feed.get("title", "")), items=tuple(items),
+                      problem=problem)
+
+
+def _strip_leading_space(data: bytes) -> bytes:
+    bom = b"\xef\xbb\xbf"
+    body = data[len(bom):] if data.startswith(bom) else data
+    stripped = body.lstrip(b" \t\r\n")
+    if stripped is body:
+        return data
+    return bom + stripped if body is not data else stripped
+
+
+def _parse_json_feed(data: bytes, feed_id: str, feed_name: str,
+                     feed_url: str) -> ParsedFeed | None:
+    """JSON Feed (jsonfeed.org) 1.0/1.1; None when the document is not one."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return ParsedFeed(title="", items=(), problem=f"parser: invalid JSON Feed: {exc}")
+    if not isinstance(doc, dict) or "jsonfeed.org/version" not in str(doc.get("version", "")):
+        return None
+    language = doc.get("language") or None
+    items: list[Item] = []
+    for entry in doc.get("items") or []:
+        if not isinstance(entry, dict):
+            continue
+        link = str(entry.get("url") or entry.get("external_url") or "")
+        url = canonical_url(link, base=feed_url) if link else ""
+        title = plain_text(str(entry.get("title") or ""))
+        summary = plain_text(str(entry.get("summary") or entry.get("content_text")
+                                 or entry.get("content_html") or ""))
+        items.append(Item(
+            id=_item_id(feed_id, str(entry.get("id") or "").strip(), url, title, summary),
+            feed_id=feed_id, feed_name=feed_name, title=title, url=url, summary=summary,
+            published=_iso_date(entry.get("date_published") or entry.get("date_modified")),
+            language=entry.get("language") or language,
+        ))
+    return ParsedFeed(title=plain_text(str(doc.get("title") or "")), items=tuple(items))
+
+
+def _iso_date(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,114 @@
+"""Frozen value types passed between the stages of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry of a feed, with a stable id and a canonical URL."""
+
+    id: str
+    feed_id: str
+    feed_name: str
+    title: str
+    url: str
+    summary: str = ""
+    published: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """What the extractor kept of an article page."""
+
+    title: str
+    text: str
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One occurrence of a watchlist term in an item.
+
+    `term` is the watchlist's spelling, `matched` the text as it stands in the item.
+    """
+
+    rule: str
+    term: str
+    matched: str
+    field: str
+    offset: int
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """An item's result against one watchlist that reached its threshold."""
+
+    watchlist: str
+    score: float
+    hits: tuple[Hit, ...]
+    snippet: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "watchlist": self.watchlist,
+            "score": self.score,
+            "snippet": self.snippet,
+            "hits": [asdict(h) for h in self.hits],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Match:
+        return cls(
+            watchlist=data["watchlist"],
+            score=float(data["score"]),
+            snippet=data.get("snippet", ""),
+            hits=tuple(Hit(**h) for h in data["hits"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One (item, subscriber) notification, as queued in Redis and rendered for delivery.
+
+    `key` is stable for the pair, so every retry or re-delivery carries the same
+    idempotency key and a receiver can drop repeats.
+    """
+
+    key: str
+    subscriber: str
+    item: Item
+    matches: tuple[Match, ...]
+    created: datetime
+    scraped: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        item = asdict(self.item)
+        item["published"] = self.item.published.isoformat() if self.item.published else None
+        return {
+            "key": self.key,
+            "subscriber": self.subscriber,
+            "item": item,
+            "matches": [m.to_dict() for m in self.matches],
+            "created": self.created.isoformat(),
+            "scraped": self.scraped,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        item = dict(data["item"])
+        published = item.pop("published", None)
+        return cls(
+            key=data["key"],
+            subscriber=data["subscriber"],
+            item=Item(**item, published=datetime.fromisoformat(published) if published else None),
+            matches=tuple(Match.from_dict(m) for m in data["matches"]),
+            created=datetime.fromisoformat(data["created"]),
+            scraped=bool(data.get("scraped", True)),
+        )

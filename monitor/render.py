@@ -1,0 +1,84 @@
+"""Alerts -> webhook JSON and email (text + HTML); pure, so delivery only sends bytes."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+import jinja2
+from markupsafe import Markup, escape
+
+from monitor.models import Alert, Hit, Match
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("monitor", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+SUBJECT_MAX = 200
+
+
+def best_match(alert: Alert) -> Match:
+    return max(alert.matches, key=lambda m: m.score)
+
+
+def webhook_payload(alert: Alert) -> dict[str, Any]:
+    """The JSON a webhook receives: the best match at the top, every match below."""
+    best = best_match(alert)
+    data = alert.to_dict()
+    return {
+        "event": "alert",
+        "id": alert.key,
+        "watchlist": best.watchlist,
+        "score": best.score,
+        "hits": data["matches"][alert.matches.index(best)]["hits"],
+        "snippet": best.snippet,
+        "item": data["item"],
+        "matches": data["matches"],
+        "scraped": alert.scraped,
+        "created": data["created"],
+    }
+
+
+def one_line(text: str, limit: int = SUBJECT_MAX) -> str:
+    """Header-safe text: CR, LF and every other control or space run become one space."""
+    flat = " ".join(re.sub(r"[\x00-\x1f\x7f\u2028\u2029]", " ", text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def highlight(text: str, hits: tuple[Hit, ...]) -> Markup:
+    """HTML of `text` with every matched string in <mark>; everything else escaped."""
+    needles = sorted({h.matched for h in hits if h.matched}, key=len, reverse=True)
+    if not needles:
+        return escape(text)
+    pattern = re.compile("|".join(re.escape(n) for n in needles))
+    out = Markup()
+    last = 0
+    for found in pattern.finditer(text):
+        out += escape(text[last:found.start()]) + Markup("<mark>%s</mark>") % found.group(0)
+        last = found.end()
+    return out + escape(text[last:])
+
+
+def email_message(alert: Alert, sender: str, recipient: str) -> EmailMessage:
+    best = best_match(alert)
+    context = {
+        "alert": alert,
+        "item": alert.item,
+        "matches": sorted(alert.matches, key=lambda m: -m.score),
+        "highlight": highlight,
+    }
+    msg = EmailMessage()
+    msg["Subject"] = one_line(f"[{best.watchlist}] {alert.item.title or alert.item.url}")
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(idstring=alert.key[:16], domain="monitor.local")
+    msg["X-Monitor-Alert"] = alert.key
+    msg.set_content(_ENV.get_template("alert.txt").render(context))
+    msg.add_alternative(_ENV.get_template("alert.html").render(context), subtype="html")
+    return msg

@@ -1,0 +1,57 @@
+"""Process settings from the environment and `.env` (prefix MONITOR_), read once by the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything about the process, nothing about what to watch (that is config/*.yaml).
+
+    Precedence: init arguments > environment (MONITOR_*) > .env file > defaults.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None, description="Redis or Valkey URL; unset runs an embedded redis-server"
+    )
+    redis_prefix: str = "monitor"
+    config_dir: Path = Path("config")
+    data_dir: Path = Path("data")
+
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "ssl"] = "none"
+    smtp_from: str = "monitor@localhost"
+    smtp_timeout: float = 30.0
+
+    http_timeout: float = Field(default=20.0, description="seconds for a whole request")
+    http_connect_timeout: float = 10.0
+    http_max_bytes: int = Field(default=10 * 1024 * 1024, description="body size limit")
+    http_concurrency: int = 16
+    http_per_host: int = 2
+    scrape_concurrency: int = 8
+
+    tick_seconds: float = Field(default=1.0, description="how often due feeds are claimed")
+    reload_seconds: float = Field(default=2.0, description="how often config/ is checked")
+    max_age_days: float = Field(default=7.0, description="older items are not alerted")
+    seen_ttl_days: float = 90.0
+
+    delivery_concurrency: int = 8
+    delivery_max_attempts: int = 8
+    delivery_backoff_base: float = 5.0
+    delivery_backoff_max: float = 3600.0
+    delivery_visibility_timeout: float = Field(
+        default=120.0, description="an entry unacknowledged this long is retried by any worker"
+    )
+    webhook_timeout: float = 15.0
+
+    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = "console"
