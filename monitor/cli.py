@@ -1,0 +1,140 @@
+"""The `monitor` command: run the daemon, validate config, dry-run a page against watchlists."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__, logs
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, FetchError
+from monitor.extract import decode_html, extract, extract_text
+from monitor.fetch import Fetcher
+from monitor.match import Matcher, Result
+from monitor.models import Article
+from monitor.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="monitor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    parser.add_argument("--config-dir", type=Path, help="overrides MONITOR_CONFIG_DIR")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="poll feeds and deliver alerts until stopped")
+    run.add_argument("--once", action="store_true",
+                     help="poll every feed once, deliver what matched, and exit")
+    sub.add_parser("validate", help="check config/ and print a summary or every problem")
+    check = sub.add_parser("check", help="dry run: extract a page or text file and match it")
+    check.add_argument("target", help="path to an HTML or text file, or an http(s) URL")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {"config_dir": args.config_dir} if args.config_dir else {}
+    settings = Settings(**overrides)
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        if args.command == "run":
+            return _run(settings, args.once)
+        if args.command == "validate":
+            return _validate(settings)
+        return _check(settings, args.target, args.json)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+
+
+def _run(settings: Settings, once: bool) -> int:
+    from monitor.service import Service
+
+    service = Service(settings)
+    if once:
+        results = asyncio.run(service.run_once())
+        failed = [r for r in results if r.status == "error"]
+        for r in results:
+            print(f"{r.feed}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts"
+                  + (f" ({r.error})" if r.error else ""))
+        return 2 if failed and len(failed) == len(results) else 0
+    asyncio.run(service.run())
+    return 0
+
+
+def _validate(settings: Settings) -> int:
+    config = load_config(settings.config_dir)
+    print(f"config OK: {len(config.feeds)} feeds, {len(config.watchlists)} watchlists, "
+          f"{len(config.subscribers)} subscribers, from {len(config.files)} files")
+    for wl in config.watchlists:
+        terms = sum(len(e.spellings) for e in wl.entities) + len(wl.keywords) + len(wl.phrases)
+        print(f"  watchlist {wl.name}: {terms} terms, threshold {wl.threshold}")
+    return 0
+
+
+def _load_target(settings: Settings, target: str) -> Article:
+    if target.startswith(("http://", "https://")):
+        async def fetch() -> tuple[bytes, str | None, str]:
+            fetcher = Fetcher(timeout=settings.http_timeout, max_bytes=settings.http_max_bytes)
+            try:
+                resp = await fetcher.get(target, accept="text/html,*/*;q=0.8")
+            finally:
+                await fetcher.close()
+            return resp.body, resp.charset, resp.url
+
+        body, charset, url = asyncio.run(fetch())
+        return extract(decode_html(body, charset), url)
+    data = Path(target).read_bytes()
+    head = data[:2048].lower()
+    if b"<html" in head or b"<!doctype" in head or b"<body" in head or b"<p" in head:
+        return extract(data, None)
+    return extract_text(decode_html(data))
+
+
+def _check(settings: Settings, target: str, as_json: bool) -> int:
+    config: Config = load_config(settings.config_dir)
+    try:
+        article = _load_target(settings, target)
+    except (OSError, FetchError) as exc:
+        print(f"check: {target}: {exc}", file=sys.stderr)
+        return 1
+    results = Matcher(config.watchlists).evaluate(article.title, article.text)
+    if as_json:
+        print(json.dumps({"title": article.title, "text": article.text,
+                          "language": article.language,
+                          "matches": [_result_json(r) for r in results]},
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(f"Title: {article.title}\n")
+    print(article.text or "(no article text found)")
+    print()
+    for r in results:
+        verdict = "MATCH" if r.matched else "no match"
+        extra = f", vetoed by {', '.join(r.excluded_by)}" if r.excluded_by else ""
+        print(f"[{r.match.watchlist}] {verdict}: score {r.match.score} "
+              f"(threshold {r.threshold}){extra}")
+        for h in r.match.hits:
+            print(f"  {h.rule}: {h.term!r} matched {h.matched!r} in {h.field} at {h.offset}")
+    return 0
+
+
+def _result_json(r: Result) -> dict[str, Any]:
+    return {
+        "watchlist": r.match.watchlist,
+        "score": r.match.score,
+        "threshold": r.threshold,
+        "matched": r.matched,
+        "excluded_by": list(r.excluded_by),
+        "snippet": r.match.snippet,
+        "hits": [{"rule": h.rule, "term": h.term, "matched": h.matched, "field": h.field,
+                  "offset": h.offset, "weight": h.weight} for h in r.match.hits],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""Sends rendered alerts: email over SMTP and JSON webhooks signed with HMAC-SHA256.
+
+A send either returns (the endpoint confirmed it) or raises a DeliveryError that says
+whether trying again can help; the caller decides about retries and dead letters.
+
+Webhook signature, for receivers: the request carries `X-Monitor-Timestamp: <unix time>`
+and `X-Monitor-Signature: sha256=<hex>`, where hex is HMAC-SHA256 with the subscriber's
+secret over `<timestamp>.<raw body>`. Recompute it, compare in constant time, and reject
+timestamps older than a few minutes (replay). `Idempotency-Key` is the same on every retry
+of one alert: drop repeats by it. `verify_signature` below does all of that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import aiosmtplib
+import httpx
+
+from monitor import USER_AGENT
+from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.fetch import RETRYABLE_STATUS, retry_after
+from monitor.models import Alert
+from monitor.render import email_message, webhook_payload
+
+SIGNATURE_HEADER = "X-Monitor-Signature"
+TIMESTAMP_HEADER = "X-Monitor-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+DEFAULT_TOLERANCE = 300.0
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(secret: str, timestamp: str, body: bytes, signature: str,
+                     tolerance: float = DEFAULT_TOLERANCE, now: float | None = None) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent."""
+    try:
+        age = abs((time.time() if now is None else now) - float(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookSender:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def send(self, alert: Alert, url: str, secret: str) -> None:
+        body = json.dumps(webhook_payload(alert), ensure_ascii=False).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            IDEMPOTENCY_HEADER: alert.key,
+        }
+        try:
+            resp = await self._client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise RetryableDeliveryError(f"webhook: timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise RetryableDeliveryError(f"webhook: {type(exc).__name__}: {exc}") from exc
+        if 200 <= resp.status_code < 300:
+            return
+        if resp.status_code in RETRYABLE_STATUS:
+            delay = retry_after(resp.headers.get("Retry-After"))
+            raise RetryableDeliveryError(f"webhook: HTTP {resp.status_code}", delay)
+        raise PermanentDeliveryError(f"webhook: HTTP {resp.status_code}")
+
+
+class EmailSender:
+    def __init__(self, *, host: str, port: int, sender: str, user: str | None = None,
+                 password: str | None = None, security: str = "none",
+                 timeout: float = 30.0) -> None:
+        self.host = host
+        self.port = port
+        self.sender = sender
+        self.user = user
+        self.password = password
+        self.security = security
+        self.timeout = timeout
+
+    async def send(self, alert: Alert, recipient: str) -> None:
+        message = email_message(alert, self.sender, recipient)
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.user,
+                password=self.password,
+                use_tls=self.security == "ssl",
+                start_tls=True if self.security == "starttls" else False,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [err.code for err in exc.recipients]
+            raise _smtp_error(min(codes) if codes else 550, "recipient refused") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _smtp_error(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise RetryableDeliveryError(f"email: {type(exc).__name__}: {exc}") from exc
+
+
+def _smtp_error(code: int, message: str) -> RetryableDeliveryError | PermanentDeliveryError:
+    text = f"email: SMTP {code} {message}".strip()
+    if 400 <= code < 500:
+        return RetryableDeliveryError(text)
+    return PermanentDeliveryError(text)

@@ -1,0 +1,147 @@
+"""Async HTTP for feeds and pages: conditional GET, time and size limits, polite concurrency.
+
+Rules, in order:
+1. Every request names the project in its User-Agent and asks for gzip.
+2. A feed request sends the ETag and Last-Modified it was given; 304 means unchanged.
+3. The whole request, redirects and body included, must finish within the total timeout,
+   so a server that trickles bytes cannot hold a worker.
+4. The body is read as a stream and cut at the size limit (after decompression, so a gzip
+   bomb is cut too); the result says it was truncated.
+5. 408, 429 and 5xx, timeouts and connection errors are retryable (with the server's
+   Retry-After when given); other 4xx are permanent.
+6. At most `per_host` requests run against one host at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from monitor import USER_AGENT
+from monitor.errors import PermanentFetchError, RetryableFetchError
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    url: str
+    status: int
+    body: bytes
+    content_type: str | None = None
+    charset: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    truncated: bool = False
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Fetcher:
+    """One shared connection pool; `get` is safe to call from many tasks at once."""
+
+    def __init__(self, *, timeout: float = 20.0, connect_timeout: float = 10.0,
+                 max_bytes: int = 10 * 1024 * 1024, concurrency: int = 16, per_host: int = 2,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.per_host = per_host
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            follow_redirects=True,
+            max_redirects=5,
+            transport=transport,
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+                  accept: str | None = None) -> Response:
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        if accept:
+            headers["Accept"] = accept
+        host = urlsplit(url).netloc.lower()
+        gate = self._hosts.setdefault(host, asyncio.Semaphore(self.per_host))
+        async with gate:
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(self.timeout):
+                    return await self._get(url, headers)
+            except TimeoutError as exc:
+                spent = time.monotonic() - started
+                raise RetryableFetchError(f"fetch: {url}: timed out after {spent:.1f}s") from exc
+            except httpx.TooManyRedirects as exc:
+                raise PermanentFetchError(f"fetch: {url}: too many redirects") from exc
+            except httpx.TimeoutException as exc:
+                raise RetryableFetchError(f"fetch: {url}: timed out ({type(exc).__name__})") from exc
+            except httpx.UnsupportedProtocol as exc:
+                raise PermanentFetchError(f"fetch: {url}: {exc}") from exc
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                raise RetryableFetchError(f"fetch: {url}: {type(exc).__name__}: {exc}") from exc
+
+    async def _get(self, url: str, headers: dict[str, str]) -> Response:
+        async with self._client.stream("GET", url, headers=headers) as resp:
+            if resp.status_code == 304:
+                return self._response(resp, b"", False)
+            if resp.status_code in RETRYABLE_STATUS:
+                delay = retry_after(resp.headers.get("Retry-After"))
+                raise RetryableFetchError(f"fetch: {url}: HTTP {resp.status_code}", delay)
+            if resp.status_code >= 400:
+                raise PermanentFetchError(f"fetch: {url}: HTTP {resp.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    chunks.append(chunk[: len(chunk) - (size - self.max_bytes)])
+                    truncated = True
+                    break
+                chunks.append(chunk)
+            return self._response(resp, b"".join(chunks), truncated)
+
+    @staticmethod
+    def _response(resp: httpx.Response, body: bytes, truncated: bool) -> Response:
+        content_type = resp.headers.get("Content-Type")
+        return Response(
+            url=str(resp.url),
+            status=resp.status_code,
+            body=body,
+            content_type=content_type,
+            charset=resp.charset_encoding,
+            etag=resp.headers.get("ETag"),
+            last_modified=resp.headers.get("Last-Modified"),
+            truncated=truncated,
+        )

@@ -1,0 +1,184 @@
+"""Polls one feed: fetch, parse, drop seen and stale items, scrape, match, queue alerts.
+
+Rules, in order:
+1. The feed is fetched with the ETag and Last-Modified of its last poll; 304 ends the poll.
+2. A failed fetch is recorded in the feed's state and pushes its next poll back
+   exponentially (capped), or by the server's Retry-After; the feed is never dropped.
+3. An item is new when its id was never committed and it was published within the max
+   age (items without a date count as new), so a first poll of an old feed stays quiet.
+4. For feeds that ask for it, the item's page is fetched and its article text extracted;
+   when that fails or finds no article, the feed's own title and summary are matched.
+5. The item is marked seen in the same atomic step that queues its alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor import logs
+from monitor.config import Config, FeedConfig
+from monitor.errors import FetchError, RetryableFetchError
+from monitor.extract import decode_html, extract
+from monitor.feeds import parse_feed
+from monitor.fetch import Fetcher
+from monitor.match import Matcher
+from monitor.models import Alert, Item, Match
+from monitor.store import Store
+
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
+               "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
+MAX_BACKOFF = 24 * 3600.0
+log = logs.get("monitor.poller")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One loaded config with its compiled matcher; swapped whole on reload."""
+
+    config: Config
+    matcher: Matcher
+    feeds: dict[str, FeedConfig] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, config: Config) -> Runtime:
+        return cls(config, Matcher(config.watchlists), {f.id: f for f in config.feeds})
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    feed: str
+    status: str
+    items: int = 0
+    new: int = 0
+    alerts: int = 0
+    error: str | None = None
+
+
+def alert_key(item_id: str, subscriber: str) -> str:
+    """Stable per (item, subscriber): every retry and re-queue carries the same key."""
+    return hashlib.sha256(f"{item_id}\0{subscriber}".encode()).hexdigest()[:32]
+
+
+def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bool,
+               now: datetime) -> list[Alert]:
+    """One alert per subscriber with at least one of its watchlists matched at its minimum."""
+    out = []
+    for sub in config.subscribers:
+        mine = tuple(m for m in matches if m.watchlist in sub.watchlists and m.score >= sub.min_score)
+        if mine:
+            out.append(Alert(alert_key(item.id, sub.name), sub.name, item, mine, now, scraped))
+    return out
+
+
+class Poller:
+    def __init__(self, store: Store, fetcher: Fetcher, *, max_age: float,
+                 scrape_concurrency: int = 8) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.max_age = max_age
+        self._scrapes = asyncio.Semaphore(scrape_concurrency)
+
+    async def poll(self, feed: FeedConfig, runtime: Runtime) -> PollResult:
+        started = time.monotonic()
+        state = await self.store.feed_state(feed.id)
+        same_url = state.get("url") == feed.url
+        try:
+            resp = await self.fetcher.get(
+                feed.url,
+                etag=state.get("etag") if same_url else None,
+                last_modified=state.get("last_modified") if same_url else None,
+                accept=FEED_ACCEPT,
+            )
+        except FetchError as exc:
+            return await self._failed(feed, state, exc)
+        base_state: dict[str, Any] = {
+            "url": feed.url, "name": feed.name, "last_poll": time.time(), "failures": 0,
+            "error": "", "etag": resp.etag or state.get("etag") or "",
+            "last_modified": resp.last_modified or state.get("last_modified") or "",
+        }
+        if resp.not_modified:
+            await self._finish(feed, {**base_state, "status": "304"}, feed.interval)
+            log.debug("feed not modified", feed=feed.name)
+            return PollResult(feed.name, "not-modified")
+        parsed = await asyncio.to_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
+                                         resp.content_type)
+        if resp.truncated:
+            log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
+        if parsed.problem:
+            log.warning("feed has problems", feed=feed.name, error=parsed.problem,
+                        items=len(parsed.items))
+        new_items = await self._new_items(parsed.items)
+        queued = 0
+        if new_items:
+            results = await asyncio.gather(*(self._process(feed, i, runtime) for i in new_items))
+            queued = sum(results)
+        await self._finish(feed, {**base_state, "status": str(resp.status),
+                                  "error": parsed.problem or "", "items": len(parsed.items)},
+                           feed.interval)
+        log.info("feed polled", feed=feed.name, items=len(parsed.items), new=len(new_items),
+                 alerts=queued, duration_ms=round((time.monotonic() - started) * 1000))
+        return PollResult(feed.name, "ok", len(parsed.items), len(new_items), queued,
+                          parsed.problem)
+
+    async def _failed(self, feed: FeedConfig, state: dict[str, str],
+                      exc: FetchError) -> PollResult:
+        failures = int(state.get("failures") or 0) + 1
+        delay = min(feed.interval * 2 ** (failures - 1), max(MAX_BACKOFF, feed.interval))
+        if isinstance(exc, RetryableFetchError) and exc.delay is not None:
+            delay = max(delay, exc.delay)
+        await self._finish(feed, {"url": feed.url, "name": feed.name, "last_poll": time.time(),
+                                  "status": "error", "error": str(exc), "failures": failures},
+                           delay)
+        log.warning("feed fetch failed", feed=feed.name, error=str(exc), failures=failures,
+                    retry_in_s=round(delay))
+        return PollResult(feed.name, "error", error=str(exc))
+
+    async def _finish(self, feed: FeedConfig, state: dict[str, Any], delay: float) -> None:
+        due = time.time() + delay
+        await self.store.set_feed_state(feed.id, {**state, "next_poll": due})
+        await self.store.reschedule(feed.id, due)
+
+    async def _new_items(self, items: Sequence[Item]) -> list[Item]:
+        oldest = datetime.now(UTC) - timedelta(seconds=self.max_age)
+        fresh = {i.id: i for i in items if i.published is None or i.published >= oldest}
+        unseen = await self.store.unseen(list(fresh))
+        return [fresh[i] for i in unseen]
+
+    async def _process(self, feed: FeedConfig, item: Item, runtime: Runtime) -> int:
+        title, body, scraped = item.title, item.summary, False
+        if feed.scrape and item.url:
+            article_text = await self._scrape(feed, item)
+            if article_text:
+                body, scraped = article_text, True
+        matcher = runtime.matcher
+        matches = [r.match for r in await asyncio.to_thread(matcher.evaluate, title, body)
+                   if r.matched and (feed.watchlists is None
+                                     or r.match.watchlist in feed.watchlists)]
+        alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC))
+        queued = await self.store.commit_item(item.id, alerts)
+        if matches:
+            log.info("item matched", feed=feed.name, item=item.url or item.id,
+                     watchlist=[m.watchlist for m in matches], alerts=max(queued, 0),
+                     scraped=scraped)
+        return max(queued, 0)
+
+    async def _scrape(self, feed: FeedConfig, item: Item) -> str:
+        async with self._scrapes:
+            try:
+                resp = await self.fetcher.get(item.url, accept="text/html,*/*;q=0.8")
+            except FetchError as exc:
+                log.warning("scrape failed; matching feed title and summary", feed=feed.name,
+                            item=item.url, error=str(exc))
+                return ""
+        html = decode_html(resp.body, resp.charset)
+        article = await asyncio.to_thread(extract, html, resp.url)
+        if not article.text:
+            log.warning("scrape found no article text; matching feed title and summary",
+                        feed=feed.name, item=item.url)
+        return article.text

@@ -1,0 +1,209 @@
+"""Wires the stages into the daemon: Redis, APScheduler jobs, delivery, reloads, signals.
+
+Jobs, on APScheduler's asyncio scheduler:
+- `tick` claims due feeds from the Redis schedule (with a lease) and polls each in a task,
+  never more at once than the HTTP concurrency allows.
+- `reload` re-reads config/ when a file changed; an invalid edit is logged with its
+  location and the last good config stays in force.
+The delivery worker runs beside them. SIGTERM/SIGINT stop new work, let polls and sends in
+flight finish (an unfinished send stays pending in Redis and is retried), then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import datetime
+
+import httpx
+import redis.asyncio as aioredis
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.exceptions import RedisError
+
+from monitor import USER_AGENT, logs
+from monitor.config import Config, fingerprint, load_config
+from monitor.deliver import EmailSender, WebhookSender
+from monitor.embedded import EmbeddedRedis
+from monitor.errors import ConfigError
+from monitor.fetch import Fetcher
+from monitor.poller import Poller, PollResult, Runtime
+from monitor.settings import Settings
+from monitor.store import Store
+from monitor.worker import DeliveryWorker, RetryPolicy
+
+SHUTDOWN_GRACE = 30.0
+log = logs.get("monitor.service")
+
+
+class Service:
+    def __init__(self, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.env = os.environ if env is None else env
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.stop_event = asyncio.Event()
+        self._embedded: EmbeddedRedis | None = None
+        self._polls: set[asyncio.Task[PollResult | None]] = set()
+        self._fingerprint: tuple[tuple[str, int, int], ...] = ()
+        self._redis_down = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Loads config (raising ConfigError if invalid), connects Redis, builds the stages."""
+        s = self.settings
+        self._fingerprint = fingerprint(s.config_dir)
+        self.runtime = Runtime.build(load_config(s.config_dir, self.env))
+        url = s.redis_url
+        if url is None:
+            self._embedded = await asyncio.to_thread(EmbeddedRedis, s.data_dir)
+            url = self._embedded.url
+        self.redis = aioredis.Redis.from_url(url, decode_responses=True,
+                                             health_check_interval=30)
+        self.store = Store(self.redis, s.redis_prefix, int(s.seen_ttl_days * 86400))
+        self.fetcher = Fetcher(timeout=s.http_timeout, connect_timeout=s.http_connect_timeout,
+                               max_bytes=s.http_max_bytes, concurrency=s.http_concurrency,
+                               per_host=s.http_per_host)
+        self.poller = Poller(self.store, self.fetcher, max_age=s.max_age_days * 86400,
+                             scrape_concurrency=s.scrape_concurrency)
+        self._hooks = httpx.AsyncClient(timeout=s.webhook_timeout,
+                                        headers={"User-Agent": USER_AGENT})
+        password = s.smtp_password.get_secret_value() if s.smtp_password else None
+        self.worker = DeliveryWorker(
+            self.store, lambda: self.runtime, consumer=self.consumer,
+            email=EmailSender(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_from,
+                              user=s.smtp_user, password=password, security=s.smtp_security,
+                              timeout=s.smtp_timeout),
+            webhook=WebhookSender(self._hooks),
+            policy=RetryPolicy(s.delivery_max_attempts, s.delivery_backoff_base,
+                               s.delivery_backoff_max, s.delivery_visibility_timeout),
+            concurrency=s.delivery_concurrency,
+        )
+        await self.store.sync_schedule(self.runtime.feeds)
+        log.info("monitor started", feeds=len(self.runtime.config.feeds),
+                 watchlists=len(self.runtime.config.watchlists),
+                 subscribers=len(self.runtime.config.subscribers),
+                 redis="embedded" if self._embedded else "external", consumer=self.consumer)
+
+    async def close(self) -> None:
+        with suppress(Exception):
+            await self.fetcher.close()
+        with suppress(Exception):
+            await self._hooks.aclose()
+        with suppress(Exception):
+            await self.redis.aclose()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+            self._embedded = None
+
+    async def run(self) -> None:
+        """The daemon: polls on schedule and delivers until SIGTERM or SIGINT."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        scheduler = AsyncIOScheduler(event_loop=loop)
+        scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds,
+                          max_instances=1, coalesce=True, id="tick", next_run_time=datetime.now())
+        scheduler.add_job(self.reload, "interval", seconds=self.settings.reload_seconds,
+                          max_instances=1, coalesce=True, id="reload")
+        scheduler.start()
+        delivery = asyncio.create_task(self.worker.run(self.stop_event))
+        try:
+            await self.stop_event.wait()
+            log.info("shutting down: finishing polls and sends in flight")
+        finally:
+            scheduler.shutdown(wait=False)
+            await self._wait_polls()
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(delivery, SHUTDOWN_GRACE)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.close()
+            log.info("monitor stopped")
+
+    async def run_once(self) -> list[PollResult]:
+        """Polls every feed once, delivers what that queued, and returns."""
+        await self.start()
+        try:
+            gate = asyncio.Semaphore(self.settings.http_concurrency)
+
+            async def one(feed_id: str) -> PollResult:
+                async with gate:
+                    return await self.poller.poll(self.runtime.feeds[feed_id], self.runtime)
+
+            results = await asyncio.gather(*(one(fid) for fid in self.runtime.feeds))
+            await self.worker.drain()
+            return list(results)
+        finally:
+            await self.close()
+
+    async def _wait_polls(self) -> None:
+        if not self._polls:
+            return
+        _, late = await asyncio.wait(self._polls, timeout=SHUTDOWN_GRACE)
+        for task in late:
+            task.cancel()  # nothing is lost: an uncommitted item is simply polled again
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        if self.stop_event.is_set():
+            return
+        free = self.settings.http_concurrency - len(self._polls)
+        if free <= 0:
+            return
+        lease = self.settings.http_timeout * 3 + 30
+        try:
+            due = await self.store.claim_due(lease, free)
+            if self._redis_down:
+                log.info("redis reachable again; polling resumed")
+                self._redis_down = False
+        except RedisError as exc:
+            if not self._redis_down:
+                log.error("redis unreachable; polling paused", error=str(exc))
+                self._redis_down = True
+            return
+        runtime = self.runtime
+        for feed_id in due:
+            feed = runtime.feeds.get(feed_id)
+            if feed is None:
+                continue
+            task = asyncio.create_task(self._poll(feed_id, runtime))
+            self._polls.add(task)
+            task.add_done_callback(self._polls.discard)
+
+    async def _poll(self, feed_id: str, runtime: Runtime) -> PollResult | None:
+        feed = runtime.feeds[feed_id]
+        try:
+            return await self.poller.poll(feed, runtime)
+        except RedisError as exc:
+            log.error("redis error during poll; feed will be polled again", feed=feed.name,
+                      error=str(exc))
+        except Exception:  # one broken feed must never stop the daemon
+            log.exception("poll crashed; feed will be polled again", feed=feed.name)
+        return None
+
+    async def reload(self) -> Config | None:
+        current = await asyncio.to_thread(fingerprint, self.settings.config_dir)
+        if current == self._fingerprint:
+            return None
+        self._fingerprint = current
+        try:
+            config = await asyncio.to_thread(load_config, self.settings.config_dir, self.env)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config invalid; keeping the last good config", problem=problem)
+            return None
+        self.runtime = Runtime.build(config)
+        try:
+            await self.store.sync_schedule(self.runtime.feeds)
+        except RedisError as exc:
+            log.error("redis error while syncing the schedule", error=str(exc))
+        log.info("config reloaded", feeds=len(config.feeds), watchlists=len(config.watchlists),
+                 subscribers=len(config.subscribers))
+        return config

@@ -1,0 +1,233 @@
+"""Every Redis key, script and TTL of monitor: dedup, feed schedule and state, alert streams.
+
+All keys share one hash tag (`{prefix}`), so every multi-key script also runs on Redis
+Cluster; the price is that one monitor deployment lives in one slot, which is what its
+atomic "mark seen and queue alerts" step needs anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from monitor.models import Alert
+
+# Seen item ids live this long: longer than any feed keeps an item listed, so an item
+# never comes back as new, yet memory stays bounded.
+DEFAULT_SEEN_TTL = 90 * 86400
+# One consumer group delivers each alert once across every instance.
+DELIVERY_GROUP = "deliver"
+
+# Returns the ids of feeds due now and pushes each one's score forward by the lease, so no
+# other instance claims it while it is polled; if this instance dies the lease runs out and
+# the feed comes due again.
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]) + tonumber(ARGV[2]), id)
+end
+return due
+"""
+
+# Marks an item seen and queues its alerts in one step: a crash leaves either both or
+# neither, so an alert is never lost and never queued twice. Returns -1 when the item was
+# already seen (another instance got there first), else the number of alerts queued.
+_COMMIT_ITEM = """
+if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', tonumber(ARGV[1])) then
+  return -1
+end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[2], '*', 'alert', ARGV[i])
+end
+return #ARGV - 2
+"""
+
+# A confirmed send: acknowledge, delete the entry so the stream stays small, forget errors.
+_DONE = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[2])
+return 1
+"""
+
+# Moves an entry to the dead-letter stream with its last error, atomically.
+_DEAD = """
+redis.call('XADD', KEYS[2], '*', 'alert', ARGV[3], 'error', ARGV[4], 'attempts', ARGV[5],
+           'failed_at', ARGV[6], 'source_id', ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names, built from one prefix; nothing else in monitor spells a key."""
+
+    prefix: str = "monitor"
+
+    @property
+    def _base(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def seen(self, item_id: str) -> str:
+        return f"{self._base}:seen:{item_id}"
+
+    @property
+    def schedule(self) -> str:
+        """Sorted set: feed id -> unix time it is next due."""
+        return f"{self._base}:schedule"
+
+    def feed(self, feed_id: str) -> str:
+        """Hash of one feed's polling state (ETag, Last-Modified, status, failures)."""
+        return f"{self._base}:feed:{feed_id}"
+
+    @property
+    def alerts(self) -> str:
+        """Stream of alerts waiting for delivery, read by DELIVERY_GROUP."""
+        return f"{self._base}:alerts"
+
+    @property
+    def dead(self) -> str:
+        """Stream of alerts that failed for good, kept for `monitor alerts replay`."""
+        return f"{self._base}:alerts:dead"
+
+    @property
+    def errors(self) -> str:
+        """Hash: alert entry id -> its last failed attempt (JSON: attempts, error)."""
+        return f"{self._base}:alerts:errors"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    id: str
+    consumer: str
+    idle_seconds: float
+    deliveries: int
+
+
+class Store:
+    """Thin async wrapper over the scripts and commands above."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str = "monitor",
+                 seen_ttl: int = DEFAULT_SEEN_TTL) -> None:
+        # redis-py's annotations cannot express decode_responses=True (replies are str).
+        self.redis: Any = client
+        self.keys = Keys(prefix)
+        self.seen_ttl = seen_ttl
+        self._claim = client.register_script(_CLAIM_DUE)
+        self._commit = client.register_script(_COMMIT_ITEM)
+        self._done = client.register_script(_DONE)
+        self._dead = client.register_script(_DEAD)
+
+    # -- schedule -------------------------------------------------------------------------
+
+    async def sync_schedule(self, feed_ids: Iterable[str], now: float | None = None) -> None:
+        """New feeds come due now; feeds gone from the config leave the schedule."""
+        now = time.time() if now is None else now
+        wanted = set(feed_ids)
+        known = set(await self.redis.zrange(self.keys.schedule, 0, -1))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if wanted:
+                pipe.zadd(self.keys.schedule, {fid: now for fid in wanted}, nx=True)
+            for gone in known - wanted:
+                pipe.zrem(self.keys.schedule, gone)
+            await pipe.execute()
+
+    async def claim_due(self, lease: float, limit: int, now: float | None = None) -> list[str]:
+        now = time.time() if now is None else now
+        result = await self._claim(keys=[self.keys.schedule], args=[now, lease, limit])
+        return [str(x) for x in result]
+
+    async def reschedule(self, feed_id: str, due: float) -> None:
+        await self.redis.zadd(self.keys.schedule, {feed_id: due}, xx=True)
+
+    # -- feed state -----------------------------------------------------------------------
+
+    async def feed_state(self, feed_id: str) -> dict[str, str]:
+        return dict(await self.redis.hgetall(self.keys.feed(feed_id)))
+
+    async def set_feed_state(self, feed_id: str, fields: dict[str, Any]) -> None:
+        clean = {k: "" if v is None else str(v) for k, v in fields.items()}
+        await self.redis.hset(self.keys.feed(feed_id), mapping=clean)
+
+    # -- dedup and queue ------------------------------------------------------------------
+
+    async def unseen(self, item_ids: Sequence[str]) -> list[str]:
+        """The ids among `item_ids` that were never committed."""
+        if not item_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for item_id in item_ids:
+                pipe.exists(self.keys.seen(item_id))
+            flags = await pipe.execute()
+        return [item_id for item_id, flag in zip(item_ids, flags, strict=True) if not flag]
+
+    async def commit_item(self, item_id: str, alerts: Sequence[Alert]) -> int:
+        """Marks the item seen and queues its alerts atomically; -1 if it was already seen."""
+        payloads = [json.dumps(a.to_dict(), ensure_ascii=False) for a in alerts]
+        result = await self._commit(
+            keys=[self.keys.seen(item_id), self.keys.alerts],
+            args=[self.seen_ttl, int(time.time()), *payloads],
+        )
+        return int(result)
+
+    # -- delivery -------------------------------------------------------------------------
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.alerts, DELIVERY_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def read_new(self, consumer: str, count: int,
+                       block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
+        """New entries for this consumer; block_ms None returns at once (0 would wait forever)."""
+        reply = await self.redis.xreadgroup(DELIVERY_GROUP, consumer, {self.keys.alerts: ">"},
+                                            count=count, block=block_ms)
+        return [(entry_id, fields) for _, entries in reply or [] for entry_id, fields in entries]
+
+    async def pending(self, count: int = 100) -> list[Pending]:
+        rows = await self.redis.xpending_range(self.keys.alerts, DELIVERY_GROUP, "-", "+", count)
+        return [Pending(str(r["message_id"]), str(r["consumer"]),
+                        r["time_since_delivered"] / 1000, int(r["times_delivered"])) for r in rows]
+
+    async def claim(self, consumer: str, entry_id: str,
+                    min_idle: float) -> list[tuple[str, dict[str, str]]]:
+        """Takes over one pending entry if it has been idle that long (atomic: one winner)."""
+        rows = await self.redis.xclaim(self.keys.alerts, DELIVERY_GROUP, consumer,
+                                       int(min_idle * 1000), [entry_id])
+        return [(str(i), f) for i, f in rows if f is not None]
+
+    async def last_error(self, entry_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.hget(self.keys.errors, entry_id)
+        return json.loads(raw) if raw else None
+
+    async def record_error(self, entry_id: str, attempts: int, error: str,
+                           retry_after: float | None = None) -> None:
+        payload = json.dumps({"attempts": attempts, "error": error, "at": time.time(),
+                              "retry_after": retry_after})
+        await self.redis.hset(self.keys.errors, entry_id, payload)
+
+    async def done(self, entry_id: str) -> None:
+        await self._done(keys=[self.keys.alerts, self.keys.errors], args=[DELIVERY_GROUP, entry_id])
+
+    async def dead_letter(self, entry_id: str, payload: str, error: str, attempts: int) -> None:
+        await self._dead(
+            keys=[self.keys.alerts, self.keys.dead, self.keys.errors],
+            args=[DELIVERY_GROUP, entry_id, payload, error, attempts, int(time.time())],
+        )
+
+    async def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
+        return [(str(i), f) for i, f in await self.redis.xrange(self.keys.dead, count=count)]
+
+    async def queue_length(self) -> int:
+        return int(await self.redis.xlen(self.keys.alerts))

@@ -1,0 +1,186 @@
+"""End to end: the real daemon against real Redis, SMTP and HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import email
+import json
+import textwrap
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+
+from monitor.deliver import verify_signature
+from tests.daemon import Daemon, rss
+from tests.servers import HTTPServer, Request, Route, SMTPServer, free_port, wait_for
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+NOTICE = "Sorry, you need to enable JavaScript to visit this website."
+SECRET = "e2e-secret"
+
+
+def write_config(config_dir: Path, feed_urls: list[str], hook_url: str) -> None:
+    (config_dir / "watchlists").mkdir(parents=True, exist_ok=True)
+    feeds = "\n".join(f"  - {{url: {u!r}, interval: 1s, scrape: true}}" for u in feed_urls)
+    (config_dir / "feeds.yaml").write_text(f"feeds:\n{feeds}\n", "utf-8")
+    (config_dir / "watchlists" / "libya.yaml").write_text(textwrap.dedent(f"""\
+        name: libya
+        threshold: 4
+        entities:
+          - name: Khalifa Haftar
+            aliases: [Haftar, حفتر]
+            weight: 3
+          - name: Sirte
+            aliases: [Sirt, سرت]
+            weight: 2
+        subscribers:
+          - {{webhook: "{hook_url}", secret: "${{HOOK_SECRET}}"}}
+          - {{email: desk@example.org}}
+    """), "utf-8")
+
+
+def serve_feed(http_server: HTTPServer, path: str, body: bytes, etag: str) -> None:
+    """A feed that answers 304 to a request carrying its ETag, as real servers do."""
+    def route(request: Request) -> Route:
+        if request.headers.get("If-None-Match") == etag:
+            return Route(304, headers={"ETag": etag})
+        return Route(200, body, {"Content-Type": "application/rss+xml", "ETag": etag})
+    http_server.routes[path] = route
+
+
+@pytest.fixture
+def site(http_server: HTTPServer) -> HTTPServer:
+    page = (SEEDS / "libya-sirte.html").read_bytes()
+    http_server.routes["/article/sirte"] = Route(200, page, {"Content-Type": "text/html; charset=utf-8"})
+    link = http_server.url("/article/sirte?utm_source=rss")
+    feed = rss([("sirte-1", "الجيش الوطني يؤكد صد هجوم الوفاق", link)])
+    serve_feed(http_server, "/feed.xml", feed, '"v1"')
+    http_server.routes["/hook"] = Route(200, b"ok")
+    return http_server
+
+
+def env_for(tmp_path: Path, redis_url: str | None, smtp: SMTPServer) -> dict[str, str]:
+    env = {
+        "MONITOR_CONFIG_DIR": str(tmp_path / "config"),
+        "MONITOR_DATA_DIR": str(tmp_path / "data"),
+        "MONITOR_SMTP_HOST": "127.0.0.1",
+        "MONITOR_SMTP_PORT": str(smtp.port),
+        "MONITOR_SMTP_FROM": "monitor@example.org",
+        "HOOK_SECRET": SECRET,
+    }
+    if redis_url:
+        env["MONITOR_REDIS_URL"] = redis_url
+    return env
+
+
+def feed_polls(server: HTTPServer, path: str = "/feed.xml") -> int:
+    return len(server.received(path, "GET"))
+
+
+def test_feed_to_webhook_and_email_exactly_once(
+    tmp_path: Path, redis_url: str, site: HTTPServer, smtp_server: SMTPServer
+) -> None:
+    write_config(tmp_path / "config", [site.url("/feed.xml")], site.url("/hook"))
+    env = env_for(tmp_path, redis_url, smtp_server)
+    daemon = Daemon(tmp_path, env).start()
+    try:
+        wait_for(lambda: site.received("/hook") and smtp_server.messages, timeout=30)
+        polls = feed_polls(site)
+        wait_for(lambda: feed_polls(site) >= polls + 3, timeout=30)  # more polls: nothing new
+        assert daemon.running()
+    finally:
+        assert daemon.stop() == 0, daemon.log
+
+    (hook,) = site.received("/hook")
+    assert verify_signature(SECRET, hook.headers["X-Monitor-Timestamp"], hook.body,
+                            hook.headers["X-Monitor-Signature"])
+    payload = json.loads(hook.body)
+    matched = {h["matched"] for h in payload["hits"]}
+    assert {"حفتر", "سرت"} <= matched
+    assert payload["watchlist"] == "libya" and payload["score"] >= 4
+    assert payload["item"]["url"] == site.url("/article/sirte")  # tracking parameter gone
+    assert payload["scraped"] is True
+    assert NOTICE not in hook.body.decode() and "المزيد من العالم العربي" not in payload["snippet"]
+    assert hook.headers["Idempotency-Key"] == payload["id"]
+
+    (mail,) = smtp_server.messages
+    message = email.message_from_bytes(mail[2], policy=default_policy)
+    assert message["Subject"].startswith("[libya] ")
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "<mark>حفتر</mark>" in html or "<mark>سرت</mark>" in html
+    assert NOTICE not in html and NOTICE not in text
+    assert site.url("/article/sirte") in text
+
+    # Conditional GET: after the first poll the daemon sends the ETag and gets 304s.
+    feed_requests = site.received("/feed.xml", "GET")
+    assert "If-None-Match" not in feed_requests[0].headers
+    assert all(r.headers.get("If-None-Match") == '"v1"' for r in feed_requests[1:])
+    assert len(site.received("/article/sirte", "GET")) == 1
+
+    # A restart remembers what was seen: more polls, nothing more sent.
+    site.routes["/feed.xml"] = Route(200, rss([("sirte-1", "الجيش الوطني يؤكد صد هجوم الوفاق",
+                                                 site.url("/article/sirte"))]))
+    before = feed_polls(site)
+    daemon = Daemon(tmp_path, env).start()
+    try:
+        wait_for(lambda: feed_polls(site) >= before + 3, timeout=30)
+    finally:
+        assert daemon.stop() == 0, daemon.log
+    assert len(site.received("/hook")) == 1 and len(smtp_server.messages) == 1
+    assert '"monitor stopped"' in daemon.log
+
+
+def test_bad_yaml_and_unreachable_feed_leave_the_daemon_running(
+    tmp_path: Path, redis_url: str, site: HTTPServer, smtp_server: SMTPServer
+) -> None:
+    dead_feed = f"http://127.0.0.1:{free_port()}/feed.xml"
+    config = tmp_path / "config"
+    write_config(config, [dead_feed, site.url("/feed.xml")], site.url("/hook"))
+    daemon = Daemon(tmp_path, env_for(tmp_path, redis_url, smtp_server)).start()
+    try:
+        wait_for(lambda: site.received("/hook"), timeout=30)
+        wait_for(lambda: "feed fetch failed" in daemon.log, timeout=10)
+
+        (config / "feeds.yaml").write_text("feeds:\n  - url: [broken\n", "utf-8")
+        wait_for(lambda: "config invalid" in daemon.log, timeout=10)
+        polls = feed_polls(site)
+        wait_for(lambda: feed_polls(site) >= polls + 2, timeout=10)  # old config still polls
+
+        # A valid edit is picked up without a restart: a new feed starts being polled.
+        serve_feed(site, "/feed2.xml", rss([]), '"empty"')
+        write_config(config, [site.url("/feed.xml"), site.url("/feed2.xml")], site.url("/hook"))
+        wait_for(lambda: feed_polls(site, "/feed2.xml") >= 1, timeout=10)
+        assert daemon.running()
+    finally:
+        assert daemon.stop() == 0, daemon.log
+
+    log = daemon.log
+    assert f"{config}/feeds.yaml:3: (yaml)" in log
+    assert dead_feed in log and "ConnectError" in log
+    assert "config reloaded" in log
+    assert len(site.received("/hook")) == 1
+
+
+def test_invalid_config_at_start_exits_1(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "feeds.yaml").write_text("feeds:\n  - url: nope\n", "utf-8")
+    daemon = Daemon(tmp_path, env_for(tmp_path, None, smtp_server)).start()
+    assert daemon.wait() == 1
+    assert f"{tmp_path}/config/feeds.yaml:2: feeds[0].url: expected an http(s) URL" in daemon.log
+
+
+def test_embedded_redis_remembers_across_runs(
+    tmp_path: Path, site: HTTPServer, smtp_server: SMTPServer
+) -> None:
+    write_config(tmp_path / "config", [site.url("/feed.xml")], site.url("/hook"))
+    env = env_for(tmp_path, None, smtp_server)  # no MONITOR_REDIS_URL: embedded redis-server
+    first = Daemon(tmp_path, env, ("run", "--once")).start()
+    assert first.wait() == 0, first.log
+    assert len(site.received("/hook")) == 1 and len(smtp_server.messages) == 1
+    assert (tmp_path / "data" / "monitor.rdb").exists() or list((tmp_path / "data").glob("*.aof"))
+
+    second = Daemon(tmp_path, env, ("run", "--once")).start()
+    assert second.wait() == 0, second.log
+    assert "0 new, 0 alerts" in second.log or "not-modified" in second.log
+    assert len(site.received("/hook")) == 1 and len(smtp_server.messages) == 1

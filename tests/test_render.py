@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from monitor.deliver import sign, verify_signature
+from monitor.models import Alert, Hit, Item, Match
+from monitor.render import email_message, highlight, one_line, webhook_payload
+
+
+def alert(title: str = "Haftar near Sirte",
+          snippet: str = "forces of Haftar <b>near</b> Sirte") -> Alert:
+    item = Item(id="i1", feed_id="f1", feed_name="Feed", title=title,
+                url="https://example.org/a", summary="s",
+                published=datetime(2026, 11, 1, tzinfo=UTC))
+    hits = (Hit("Khalifa Haftar", "Haftar", "Haftar", "body", 10, 3.0),)
+    return Alert("k" * 32, "desk@example.org", item,
+                 (Match("libya", 3.0, hits, snippet),), datetime(2026, 11, 2, tzinfo=UTC))
+
+
+def test_alert_round_trips_through_json() -> None:
+    a = alert()
+    assert Alert.from_dict(a.to_dict()) == a
+
+
+def test_webhook_payload_shape() -> None:
+    payload = webhook_payload(alert())
+    assert payload["id"] == "k" * 32
+    assert payload["watchlist"] == "libya"
+    assert payload["score"] == 3.0
+    assert payload["hits"][0]["matched"] == "Haftar"
+    assert payload["item"]["url"] == "https://example.org/a"
+    assert payload["item"]["published"] == "2026-11-01T00:00:00+00:00"
+
+
+def test_signature_verifies_and_tampering_fails() -> None:
+    body = b'{"a": 1}'
+    sig = sign("secret", "1700000000", body)
+    assert verify_signature("secret", "1700000000", body, sig, now=1700000100)
+    assert not verify_signature("secret", "1700000000", body + b" ", sig, now=1700000100)
+    assert not verify_signature("other", "1700000000", body, sig, now=1700000100)
+    assert not verify_signature("secret", "1700000000", body, sig, now=1700009999)  # replay
+    assert not verify_signature("secret", "nope", body, sig)
+
+
+def test_email_escapes_feed_text_and_highlights_hits() -> None:
+    msg = email_message(alert(title="Haftar <script>alert(1)</script>\r\nBcc: x@evil.org"),
+                        "monitor@example.org", "desk@example.org")
+    assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
+    assert msg["Subject"].startswith("[libya] Haftar <script>")
+    assert msg["Bcc"] is None
+    html = msg.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<mark>Haftar</mark>" in html
+    assert "&lt;b&gt;near&lt;/b&gt;" in html
+    text = msg.get_body(("plain",)).get_content()
+    assert "https://example.org/a" in text and "Khalifa Haftar" in text
+
+
+def test_one_line_and_highlight() -> None:
+    assert one_line("a\r\nb\tc\x00d") == "a b c d"
+    assert len(one_line("x" * 500)) == 200
+    hits = (Hit("r", "t", "<Sirte>", "body", 0, 1.0),)
+    assert str(highlight("at <Sirte> & more", hits)) == "at <mark>&lt;Sirte&gt;</mark> &amp; more"

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import asyncio
+import email
+from datetime import UTC, datetime
+from email.policy import default as default_policy
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from monitor.config import Config, SubscriberConfig, WatchlistConfig
+from monitor.deliver import EmailSender, WebhookSender, verify_signature
+from monitor.match import Matcher
+from monitor.models import Alert, Hit, Item, Match
+from monitor.poller import Runtime, alert_key
+from monitor.store import Store
+from monitor.worker import DeliveryWorker, RetryPolicy
+from tests.servers import HTTPServer, Route, SMTPServer
+
+SECRET = "hook-secret"
+FAST = RetryPolicy(max_attempts=3, base=0.05, cap=0.2, visibility_timeout=5.0)
+
+
+def runtime(http_server: HTTPServer) -> Runtime:
+    wl = WatchlistConfig(name="libya", keywords=["Haftar"])  # type: ignore[list-item]
+    subs = (
+        SubscriberConfig(name="hook", webhook=http_server.url("/hook"), secret=SECRET,
+                         watchlists=("libya",)),  # type: ignore[arg-type]
+        SubscriberConfig(name="desk", email="desk@example.org", watchlists=("libya",)),
+    )
+    config = Config(watchlists=(wl,), subscribers=subs)
+    return Runtime(config, Matcher(config.watchlists))
+
+
+def make_alert(subscriber: str, item_id: str = "item-1") -> Alert:
+    item = Item(item_id, "f", "Feed", "Haftar advances", "https://example.org/a", "summary")
+    hit = Hit("Haftar", "Haftar", "Haftar", "title", 0, 1.0)
+    return Alert(alert_key(item_id, subscriber), subscriber, item,
+                 (Match("libya", 2.0, (hit,), "Haftar advances"),), datetime.now(UTC))
+
+
+async def worker_for(aredis: aioredis.Redis, http_server: HTTPServer, smtp_port: int,
+                     client: httpx.AsyncClient) -> tuple[Store, DeliveryWorker]:
+    store = Store(aredis)
+    rt = runtime(http_server)
+    worker = DeliveryWorker(
+        store, lambda: rt, consumer="test-worker",
+        email=EmailSender(host="127.0.0.1", port=smtp_port, sender="monitor@example.org",
+                          timeout=5),
+        webhook=WebhookSender(client), policy=FAST, retry_scan_seconds=0.02,
+    )
+    await store.ensure_group()
+    return store, worker
+
+
+@pytest.fixture
+async def client() -> httpx.AsyncClient:
+    async with httpx.AsyncClient(timeout=5) as c:
+        yield c
+
+
+async def run_until(worker: DeliveryWorker, condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_delivers_signed_webhook_and_email_then_acknowledges(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: httpx.AsyncClient,
+) -> None:
+    http_server.routes["/hook"] = Route(204)
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    assert await store.commit_item("item-1", [make_alert("hook"), make_alert("desk")]) == 2
+    await worker.drain()
+
+    (request,) = http_server.received("/hook")
+    assert verify_signature(SECRET, request.headers["X-Monitor-Timestamp"], request.body,
+                            request.headers["X-Monitor-Signature"])
+    assert request.headers["Idempotency-Key"] == alert_key("item-1", "hook")
+    (mail,) = smtp_server.messages
+    message = email.message_from_bytes(mail[2], policy=default_policy)
+    assert mail[1] == ["desk@example.org"]
+    assert message["Subject"] == "[libya] Haftar advances"
+    assert await store.queue_length() == 0
+    assert await store.pending() == []
+
+
+async def test_item_is_committed_once(aredis: aioredis.Redis) -> None:
+    store = Store(aredis)
+    assert await store.commit_item("item-1", [make_alert("hook")]) == 1
+    assert await store.commit_item("item-1", [make_alert("hook")]) == -1
+    assert await store.queue_length() == 1
+    assert await store.unseen(["item-1", "item-2"]) == ["item-2"]
+
+
+async def test_500_is_retried_with_the_same_idempotency_key(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: httpx.AsyncClient,
+) -> None:
+    answers = iter([Route(500), Route(503, headers={"Retry-After": "0"}), Route(200)])
+    http_server.routes["/hook"] = lambda request: next(answers)
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    await store.commit_item("item-1", [make_alert("hook")])
+    await run_until(worker, lambda: worker.sent == 1)
+
+    keys = [r.headers["Idempotency-Key"] for r in http_server.received("/hook")]
+    assert keys == [alert_key("item-1", "hook")] * 3
+    assert await store.pending() == [] and await store.dead_letters() == []
+
+
+async def test_404_is_permanent_and_goes_to_dead_letters(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: httpx.AsyncClient,
+) -> None:
+    http_server.routes["/hook"] = Route(404)
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    await store.commit_item("item-1", [make_alert("hook")])
+    await worker.drain()
+
+    assert len(http_server.received("/hook")) == 1
+    (dead,) = await store.dead_letters()
+    assert dead[1]["error"] == "webhook: HTTP 404"
+    assert await store.pending() == [] and await store.queue_length() == 0
+
+
+async def test_retries_stop_after_max_attempts(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: httpx.AsyncClient,
+) -> None:
+    http_server.routes["/hook"] = Route(502)
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    await store.commit_item("item-1", [make_alert("hook")])
+
+    async def dead() -> int:
+        return len(await store.dead_letters())
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    async with asyncio.timeout(10):
+        while not await dead():
+            await asyncio.sleep(0.02)
+    stop.set()
+    await task
+    assert len(http_server.received("/hook")) == FAST.max_attempts
+    (entry,) = await store.dead_letters()
+    assert entry[1]["attempts"] == str(FAST.max_attempts)
+
+
+async def test_smtp_4xx_is_retried_until_accepted(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: httpx.AsyncClient,
+) -> None:
+    smtp_server.mailbox.reply = "451 4.3.0 try again later"
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    await store.commit_item("item-1", [make_alert("desk")])
+    await worker.drain()
+    assert smtp_server.messages == [] and len(await store.pending()) == 1
+    error = await store.last_error((await store.pending())[0].id)
+    assert error is not None and "451" in error["error"]
+
+    smtp_server.mailbox.reply = None
+    await run_until(worker, lambda: len(smtp_server.messages) == 1)
+    assert await store.pending() == []
+
+
+async def test_smtp_server_down_then_up(
+    aredis: aioredis.Redis, http_server: HTTPServer, client: httpx.AsyncClient, tmp_path: Path,
+) -> None:
+    down = SMTPServer()
+    down.stop()  # never started: nothing listens on its port
+    store, worker = await worker_for(aredis, http_server, down.port, client)
+    await store.commit_item("item-1", [make_alert("desk")])
+    await worker.drain()
+    assert len(await store.pending()) == 1
+    up = SMTPServer(port=down.port).start()
+    try:
+        await run_until(worker, lambda: len(up.messages) == 1)
+    finally:
+        up.stop()
+    assert await store.pending() == []
