@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,16 @@ def _check(settings: Settings, target: str, as_json: bool) -> int:
     for r in results:
         verdict = "MATCH" if r.matched else "no match"
         extra = f", vetoed by {', '.join(r.excluded_by)}" if r.excluded_by else ""
+        extra += "" if r.required else ", required condition not met"
         print(f"[{r.match.watchlist}] {verdict}: score {r.match.score} "
               f"(threshold {r.threshold}){extra}")
+        for c in r.match.breakdown:
+            print(f"  +{c.points:g}  {c.rule} ({c.detail})")
         for h in r.match.hits:
-            print(f"  {h.rule}: {h.term!r} matched {h.matched!r} in {h.field} at {h.offset}")
+            alias = f" as {h.alias!r}" if h.alias != h.term else ""
+            print(f"    {h.kind} {h.term!r}{alias}: {h.matched!r} in {h.field} at {h.offset}")
+        if r.match.snippet:
+            print(f"  snippet: {r.match.snippet}")
     return 0
 
 
@@ -130,9 +137,10 @@ def _result_json(r: Result) -> dict[str, Any]:
         "threshold": r.threshold,
         "matched": r.matched,
         "excluded_by": list(r.excluded_by),
+        "required": r.required,
         "snippet": r.match.snippet,
-        "hits": [{"rule": h.rule, "term": h.term, "matched": h.matched, "field": h.field,
-                  "offset": h.offset, "weight": h.weight} for h in r.match.hits],
+        "breakdown": [asdict(c) for c in r.match.breakdown],
+        "hits": [asdict(h) for h in r.match.hits],
     }
 
 

@@ -94,6 +94,48 @@ class Entity(_Model):
         return tuple(dict.fromkeys((self.name, *self.aliases)))
 
 
+class Group(_Model):
+    """A condition over terms, nestable, that adds `weight` to the score when it holds.
+
+    Exactly one of: `all_of` (every part), `any_of` (at least one), `none_of` (none), or
+    `near` (all named terms within `within` words of each other in one field). A part is
+    a term (an entity's name or alias, a keyword, or any other word or phrase) or a group.
+    """
+
+    name: str = ""
+    weight: float = 0.0
+    all_of: tuple[str | Group, ...] | None = None
+    any_of: tuple[str | Group, ...] | None = None
+    none_of: tuple[str | Group, ...] | None = None
+    near: tuple[str, ...] | None = None
+    within: int = Field(default=10, ge=1)
+
+    @_model_validator(mode="after")
+    def _one_kind(self) -> Group:
+        kinds = [k for k in ("all_of", "any_of", "none_of", "near") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of all_of, any_of, none_of or near")
+        parts = getattr(self, kinds[0])
+        if not parts:
+            raise ValueError(f"{kinds[0]} needs at least one term")
+        if kinds[0] == "near" and len(parts) < 2:
+            raise ValueError("near needs at least two terms")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("all_of", "any_of", "none_of", "near") if getattr(self, k))
+
+    @property
+    def parts(self) -> tuple[str | Group, ...]:
+        return tuple(getattr(self, self.kind))
+
+    def describe(self) -> str:
+        inner = ", ".join(p if isinstance(p, str) else f"({p.describe()})" for p in self.parts)
+        tail = f" within {self.within} words" if self.kind == "near" else ""
+        return f"{self.kind}: {inner}{tail}"
+
+
 class FeedConfig(_Model):
     url: str
     name: str = ""
@@ -167,12 +209,14 @@ class WatchlistConfig(_Model):
     keywords: tuple[Term, ...] = ()
     phrases: tuple[Term, ...] = ()
     exclude: tuple[Term, ...] = ()
+    rules: tuple[Group, ...] = ()
+    require: Group | None = None
     subscribers: tuple[SubscriberConfig, ...] = ()
 
     @_model_validator(mode="after")
     def _has_terms(self) -> WatchlistConfig:
-        if not (self.entities or self.keywords or self.phrases):
-            raise ValueError("a watchlist needs at least one entity, keyword or phrase")
+        if not (self.entities or self.keywords or self.phrases or self.rules):
+            raise ValueError("a watchlist needs at least one entity, keyword, phrase or rule")
         return self
 
 

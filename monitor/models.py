@@ -32,17 +32,29 @@ class Article:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One occurrence of a watchlist term in an item.
+    """One occurrence of a watchlist term in an item, with what explains it.
 
-    `term` is the watchlist's spelling, `matched` the text as it stands in the item.
+    `kind` is entity, keyword, phrase or term (a word named only inside a rule);
+    `term` the entity's name or the keyword; `alias` the spelling that hit;
+    `matched` the text as it stands in the item, at `offset` of `field`.
     """
 
-    rule: str
+    kind: str
     term: str
+    alias: str
     matched: str
     field: str
     offset: int
     weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One line of a score's breakdown: which rule added how much, and why."""
+
+    rule: str
+    points: float
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +65,7 @@ class Match:
     score: float
     hits: tuple[Hit, ...]
     snippet: str = ""
+    breakdown: tuple[Contribution, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +73,7 @@ class Match:
             "score": self.score,
             "snippet": self.snippet,
             "hits": [asdict(h) for h in self.hits],
+            "breakdown": [asdict(c) for c in self.breakdown],
         }
 
     @classmethod
@@ -69,6 +83,7 @@ class Match:
             score=float(data["score"]),
             snippet=data.get("snippet", ""),
             hits=tuple(Hit(**h) for h in data["hits"]),
+            breakdown=tuple(Contribution(**c) for c in data.get("breakdown", ())),
         )
 
 

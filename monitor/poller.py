@@ -157,9 +157,8 @@ class Poller:
             if article_text:
                 body, scraped = article_text, True
         matcher = runtime.matcher
-        matches = [r.match for r in await asyncio.to_thread(matcher.evaluate, title, body)
-                   if r.matched and (feed.watchlists is None
-                                     or r.match.watchlist in feed.watchlists)]
+        matches = [m for m in await asyncio.to_thread(matcher.matches, title, body)
+                   if feed.watchlists is None or m.watchlist in feed.watchlists]
         alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC))
         queued = await self.store.commit_item(item.id, alerts)
         if matches:

@@ -2,18 +2,25 @@
 
 Rules, in order, per character: NFKC; case folding; Latin/Greek/Cyrillic accents removed
 (Erdoğan = Erdogan); Arabic folding (أ إ آ ٱ -> ا, ة -> ه, ى -> ي, harakat and tatweel
-removed); format characters (ZWNJ, soft hyphen) removed; every run of white space becomes
-one space. The same function folds watchlist terms and article text, so both sides agree.
+removed); format characters (ZWNJ, soft hyphen) removed; white space and punctuation
+become a space, except `+ # & @`, which belong to names such as C++ or AT&T. Letters,
+digits and the marks of other scripts stay.
+
+Folding is done by one str.translate over a table filled lazily, one entry per code point
+ever seen, so it runs at C speed. Almost every character folds to exactly one character;
+the few that do not (harakat, tatweel, ß -> ss, ligatures) are tracked, so a folded offset
+maps back to the original text by bisection, and only for texts that have hits.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from functools import cached_property
 
 _ARABIC_LETTERS = {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي"}
-_SPACES = re.compile(" {2,}")
+KEPT_SYMBOLS = frozenset("+#&@")
 
 
 def _is_dropped_mark(ch: str) -> bool:
@@ -35,34 +42,64 @@ def _fold_char(ch: str) -> str:
         return ""
     folded = unicodedata.normalize("NFKC", ch).casefold()
     decomposed = unicodedata.normalize("NFD", folded)
-    kept = "".join(c for c in decomposed if not _is_dropped_mark(c))
-    kept = unicodedata.normalize("NFC", kept)
-    return "".join(_ARABIC_LETTERS.get(c, c) for c in kept)
+    kept = unicodedata.normalize("NFC", "".join(c for c in decomposed if not _is_dropped_mark(c)))
+    out = []
+    for c in kept:
+        c = _ARABIC_LETTERS.get(c, c)
+        word = c.isalnum() or unicodedata.category(c)[0] == "M" or c in KEPT_SYMBOLS
+        out.append(c if word else " ")
+    return "".join(out)
 
 
 class _FoldTable(dict[int, str]):
-    """A lazily filled str.translate table: each code point is folded once per process."""
+    """A lazily filled str.translate table that also knows which entries change length."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.irregular: set[int] = set()
+        self._pattern: re.Pattern[str] | None = None
 
     def __missing__(self, code: int) -> str:
         folded = _fold_char(chr(code))
         self[code] = folded
+        if len(folded) != 1:
+            self.irregular.add(code)
+            self._pattern = None
         return folded
+
+    def irregular_pattern(self) -> re.Pattern[str] | None:
+        if self._pattern is None and self.irregular:
+            chars = "".join(re.escape(chr(c)) for c in sorted(self.irregular))
+            self._pattern = re.compile(f"[{chars}]")
+        return self._pattern
 
 
 _TABLE = _FoldTable()
 
 
+_NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
+
+
 def fold(text: str) -> str:
-    """The normalised form of `text` (see the module docstring)."""
-    return _SPACES.sub(" ", text.translate(_TABLE))
+    """The folded form of `text`, character for character (see the module docstring).
+
+    CPython translates an all-ASCII string at C speed but a string with one accent one
+    code point at a time, so mostly-ASCII text is folded in runs; the result is the same.
+    """
+    if text.isascii():
+        return text.translate(_TABLE)
+    if len(text.encode("utf-8", "surrogatepass")) - len(text) > len(text) // 8:
+        return text.translate(_TABLE)  # mostly non-ASCII (Arabic, CJK): one pass is best
+    return "".join([piece.translate(_TABLE) for piece in _NON_ASCII_RUN.split(text)])
+
+
+def fold_term(term: str) -> str:
+    """A watchlist term folded, with its words separated by exactly one space."""
+    return " ".join(fold(term).split())
 
 
 class Folded:
-    """A text with its folded form; maps folded offsets back to the original on demand.
-
-    The map costs a Python loop over the text, so it is built only when a caller asks for
-    the original of a hit, which most texts never have.
-    """
+    """A text with its folded form; maps folded offsets back to the original on demand."""
 
     __slots__ = ("original", "folded", "__dict__")
 
@@ -71,32 +108,40 @@ class Folded:
         self.folded = fold(original)
 
     @cached_property
-    def _origin(self) -> list[int]:
-        origin: list[int] = []
-        last_space = False
-        for i, ch in enumerate(self.original):
-            for out in _TABLE[ord(ch)]:
-                if out == " " and last_space:
-                    continue
-                last_space = out == " "
-                origin.append(i)
-        origin.append(len(self.original))
-        return origin
+    def _shifts(self) -> tuple[list[int], list[tuple[int, int, int]]]:
+        """Folded start of each length-changing character, with (original, length, shift)."""
+        starts: list[int] = []
+        info: list[tuple[int, int, int]] = []
+        pattern = _TABLE.irregular_pattern()
+        if pattern is None or len(self.folded) == len(self.original) and not pattern.search(
+                self.original):
+            return starts, info
+        shift = 0
+        for found in pattern.finditer(self.original):
+            position = found.start()
+            length = len(_TABLE[ord(found.group())])
+            starts.append(position + shift)
+            shift += length - 1
+            info.append((position, length, shift))
+        return starts, info
+
+    def _original(self, j: int, end: bool) -> int:
+        starts, info = self._shifts
+        k = bisect_right(starts, j) - 1
+        if k < 0:
+            return j
+        position, length, shift = info[k]
+        if j < starts[k] + length:  # inside an expansion such as ß -> ss
+            return position + (1 if end else 0)
+        return j - shift
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """Original [start, end) of the folded [start, end)."""
-        origin = self._origin
-        # origin[end] is where the next kept character starts, so trailing harakat or
-        # tatweel that folding dropped stay part of the match (صدّ, not صد).
-        return origin[start], origin[end]
+        """Original [a, b) of the folded [start, end); b takes in trailing harakat (صدّ)."""
+        return self._original(start, False), self._original(end, True)
 
     def original_text(self, start: int, end: int) -> str:
         a, b = self.span(start, end)
         return self.original[a:b]
-
-
-def is_word_char(ch: str) -> bool:
-    return ch.isalnum() or unicodedata.category(ch)[0] == "M"
 
 
 def is_unspaced(ch: str) -> bool:

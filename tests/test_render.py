@@ -12,7 +12,7 @@ def alert(title: str = "Haftar near Sirte",
     item = Item(id="i1", feed_id="f1", feed_name="Feed", title=title,
                 url="https://example.org/a", summary="s",
                 published=datetime(2026, 11, 1, tzinfo=UTC))
-    hits = (Hit("Khalifa Haftar", "Haftar", "Haftar", "body", 10, 3.0),)
+    hits = (Hit("entity", "Khalifa Haftar", "Haftar", "Haftar", "body", 10, 3.0),)
     return Alert("k" * 32, "desk@example.org", item,
                  (Match("libya", 3.0, hits, snippet),), datetime(2026, 11, 2, tzinfo=UTC))
 
@@ -59,5 +59,5 @@ def test_email_escapes_feed_text_and_highlights_hits() -> None:
 def test_one_line_and_highlight() -> None:
     assert one_line("a\r\nb\tc\x00d") == "a b c d"
     assert len(one_line("x" * 500)) == 200
-    hits = (Hit("r", "t", "<Sirte>", "body", 0, 1.0),)
+    hits = (Hit("keyword", "t", "t", "<Sirte>", "body", 0, 1.0),)
     assert str(highlight("at <Sirte> & more", hits)) == "at <mark>&lt;Sirte&gt;</mark> &amp; more"

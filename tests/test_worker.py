@@ -36,7 +36,7 @@ def runtime(http_server: HTTPServer) -> Runtime:
 
 def make_alert(subscriber: str, item_id: str = "item-1") -> Alert:
     item = Item(item_id, "f", "Feed", "Haftar advances", "https://example.org/a", "summary")
-    hit = Hit("Haftar", "Haftar", "Haftar", "title", 0, 1.0)
+    hit = Hit("keyword", "Haftar", "Haftar", "Haftar", "title", 0, 1.0)
     return Alert(alert_key(item_id, subscriber), subscriber, item,
                  (Match("libya", 2.0, (hit,), "Haftar advances"),), datetime.now(UTC))
 
