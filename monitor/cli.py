@@ -33,6 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="dry run: extract a page or text file and match it")
     check.add_argument("target", help="path to an HTML or text file, or an http(s) URL")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    feeds = sub.add_parser("feeds", help="each feed's polling state: status, errors, next poll")
+    feeds.add_argument("--json", action="store_true")
+    alerts = sub.add_parser("alerts", help="queued, retrying and dead alerts")
+    alerts.add_argument("--json", action="store_true")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command")
+    replay = alerts_sub.add_parser("replay", help="re-queue dead letters")
+    replay.add_argument("--id", action="append", default=[], help="a dead letter's id")
+    replay.add_argument("--subscriber", help="all dead letters of this subscriber")
+    replay.add_argument("--watchlist", help="all dead letters of this watchlist")
+    replay.add_argument("--all", action="store_true", help="every dead letter")
     return parser
 
 
@@ -46,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(settings, args.once)
         if args.command == "validate":
             return _validate(settings)
+        if args.command in ("feeds", "alerts"):
+            return asyncio.run(_admin(settings, args))
         return _check(settings, args.target, args.json)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -65,6 +77,31 @@ def _run(settings: Settings, once: bool) -> int:
                   + (f" ({r.error})" if r.error else ""))
         return 2 if failed and len(failed) == len(results) else 0
     asyncio.run(service.run())
+    return 0
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor import admin
+    from monitor.connect import store_for
+
+    config = load_config(settings.config_dir) if args.command == "feeds" else None
+    async with store_for(settings) as store:
+        if config is not None:
+            rows = await admin.feeds_report(store, config)
+            print(json.dumps(rows, indent=2) if args.json else admin.format_feeds(rows))
+            return 0
+        if args.alerts_command == "replay":
+            if not (args.id or args.subscriber or args.watchlist or args.all):
+                print("alerts replay: name --id, --subscriber, --watchlist or --all",
+                      file=sys.stderr)
+                return 2
+            done = await admin.replay(store, ids=args.id, subscriber=args.subscriber,
+                                      watchlist=args.watchlist, everything=args.all)
+            print(f"re-queued {len(done)} dead letters" + (f": {', '.join(done)}" if done else ""))
+            return 0
+        report = await admin.alerts_report(store)
+        print(json.dumps(report, indent=2, ensure_ascii=False) if args.json
+              else admin.format_alerts(report))
     return 0
 
 

@@ -8,7 +8,9 @@ Rules, in order:
    else its canonical link, else a hash of its title and summary.
 3. Canonical URL: scheme and host lower-cased, default port, fragment and tracking
    parameters (utm_*, fbclid, gclid, ...) removed.
-4. Titles and summaries become plain text: markup stripped, white space collapsed.
+4. Titles and summaries become plain text: markup stripped, white space collapsed, and cut
+   at MAX_TITLE_CHARS and MAX_SUMMARY_CHARS, so a hostile feed's 10 MB title cannot
+   travel into alerts.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ TRACKING_PARAMS = frozenset(
      "at_medium", "at_campaign", "spm", "ito", "xtor"}
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_TITLE_CHARS = 1_000
+MAX_SUMMARY_CHARS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +62,18 @@ def canonical_url(url: str, base: str | None = None) -> str:
     return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
 
 
-def plain_text(markup: str) -> str:
-    """Text of an HTML fragment, white space collapsed."""
+def plain_text(markup: str, limit: int = MAX_SUMMARY_CHARS) -> str:
+    """Text of an HTML fragment, white space collapsed, at most `limit` characters."""
     if not markup:
         return ""
+    markup = markup[: limit * 4]  # markup beyond this cannot become text within the limit
     if "<" not in markup and "&" not in markup:
-        return " ".join(markup.split())
+        return " ".join(markup.split())[:limit]
     try:
         text = lxml.html.fragment_fromstring(markup, create_parent="div").text_content()
     except (ValueError, lxml.etree.ParserError):
         text = markup
-    return " ".join(text.split())
+    return " ".join(text.split())[:limit]
 
 
 def _published(entry: Any) -> datetime | None:
@@ -111,9 +116,9 @@ def parse_feed(data: bytes, feed_id: str, feed_name: str, feed_url: str,
     for entry in parsed.entries:
         link = entry.get("link") or ""
         url = canonical_url(link, base=feed_url) if link else ""
-        title = plain_text(entry.get("title", ""))
+        title = plain_text(entry.get("title", ""), MAX_TITLE_CHARS)
         summary = plain_text(entry.get("summary", ""))
-        guid = str(entry.get("id") or "").strip()
+        guid = str(entry.get("id") or "").strip()[:2048]
         items.append(Item(
             id=_item_id(feed_id, guid, url, title, summary),
             feed_id=feed_id,
@@ -155,7 +160,7 @@ def _parse_json_feed(data: bytes, feed_id: str, feed_name: str,
             continue
         link = str(entry.get("url") or entry.get("external_url") or "")
         url = canonical_url(link, base=feed_url) if link else ""
-        title = plain_text(str(entry.get("title") or ""))
+        title = plain_text(str(entry.get("title") or ""), MAX_TITLE_CHARS)
         summary = plain_text(str(entry.get("summary") or entry.get("content_text")
                                  or entry.get("content_html") or ""))
         items.append(Item(

@@ -10,12 +10,19 @@ Rules, in order:
 5. 408, 429 and 5xx, timeouts and connection errors are retryable (with the server's
    Retry-After when given); other 4xx are permanent.
 6. At most `per_host` requests run against one host at a time.
+7. A request marked `public_only` (article links, which come from untrusted feeds) and each
+   of its redirects must resolve to public addresses only: loopback, private, link-local
+   (cloud metadata at 169.254.169.254 included), multicast and reserved addresses are
+   refused, so a malicious feed cannot make the daemon read internal services such as
+   Redis. `allow_private` lifts this (tests, demos, intranets).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +34,39 @@ from monitor import USER_AGENT
 from monitor.errors import PermanentFetchError, RetryableFetchError
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_PUBLIC_ONLY = "monitor_public_only"
+
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, used inside clouds
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address may be fetched on behalf of an untrusted feed."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast \
+            or ip.is_reserved or ip.is_unspecified:
+        return False
+    return not (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED)
+
+
+async def _refuse_private(request: httpx.Request) -> None:
+    """httpx request hook: runs for the first request and for every redirect."""
+    if not request.extensions.get(_PUBLIC_ONLY):
+        return
+    host = request.url.host
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, request.url.port or 443, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise RetryableFetchError(f"fetch: {request.url}: cannot resolve {host}: {exc}") from exc
+    for info in infos:
+        address = str(info[4][0])
+        if not is_public(address):
+            raise PermanentFetchError(
+                f"fetch: {request.url}: refused: {host} resolves to non-public address "
+                f"{address} (MONITOR_ALLOW_PRIVATE_URLS=true allows it)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +106,10 @@ class Fetcher:
 
     def __init__(self, *, timeout: float = 20.0, connect_timeout: float = 10.0,
                  max_bytes: int = 10 * 1024 * 1024, concurrency: int = 16, per_host: int = 2,
+                 allow_private: bool = False,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.timeout = timeout
+        self.allow_private = allow_private
         self.max_bytes = max_bytes
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -78,13 +120,14 @@ class Fetcher:
             follow_redirects=True,
             max_redirects=5,
             transport=transport,
+            event_hooks={"request": [_refuse_private]},
         )
 
     async def close(self) -> None:
         await self._client.aclose()
 
     async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
-                  accept: str | None = None) -> Response:
+                  accept: str | None = None, public_only: bool = False) -> Response:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -98,7 +141,7 @@ class Fetcher:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.timeout):
-                    return await self._get(url, headers)
+                    return await self._get(url, headers, public_only and not self.allow_private)
             except TimeoutError as exc:
                 spent = time.monotonic() - started
                 raise RetryableFetchError(f"fetch: {url}: timed out after {spent:.1f}s") from exc
@@ -111,8 +154,10 @@ class Fetcher:
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 raise RetryableFetchError(f"fetch: {url}: {type(exc).__name__}: {exc}") from exc
 
-    async def _get(self, url: str, headers: dict[str, str]) -> Response:
-        async with self._client.stream("GET", url, headers=headers) as resp:
+    async def _get(self, url: str, headers: dict[str, str], public_only: bool) -> Response:
+        extensions = {_PUBLIC_ONLY: True} if public_only else None
+        async with self._client.stream("GET", url, headers=headers,
+                                       extensions=extensions) as resp:
             if resp.status_code == 304:
                 return self._response(resp, b"", False)
             if resp.status_code in RETRYABLE_STATUS:

@@ -6,6 +6,9 @@ Rules, in order:
    exponentially (capped), or by the server's Retry-After; the feed is never dropped.
 3. An item is new when its id was never committed and it was published within the max
    age (items without a date count as new), so a first poll of an old feed stays quiet.
+   At most `max_new_items` are taken per poll, in feed order; the others stay unseen and
+   are taken by the next polls, so a feed of thousands of items cannot swamp the daemon.
+   A document that is no feed at all counts as a failed poll (rule 2).
 4. For feeds that ask for it, the item's page is fetched and its article text extracted;
    when that fails or finds no article, the feed's own title and summary are matched.
 5. The item is marked seen in the same atomic step that queues its alerts.
@@ -23,7 +26,7 @@ from typing import Any
 
 from monitor import logs
 from monitor.config import Config, FeedConfig
-from monitor.errors import FetchError, RetryableFetchError
+from monitor.errors import FetchError, PermanentFetchError, RetryableFetchError
 from monitor.extract import decode_html, extract
 from monitor.feeds import parse_feed
 from monitor.fetch import Fetcher
@@ -34,6 +37,7 @@ from monitor.store import Store
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 MAX_BACKOFF = 24 * 3600.0
+ITEMS_AT_ONCE = 16  # items of one poll scraped, matched and committed concurrently
 log = logs.get("monitor.poller")
 
 
@@ -78,10 +82,11 @@ def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bo
 
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, *, max_age: float,
-                 scrape_concurrency: int = 8) -> None:
+                 scrape_concurrency: int = 8, max_new_items: int = 200) -> None:
         self.store = store
         self.fetcher = fetcher
         self.max_age = max_age
+        self.max_new_items = max_new_items
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
 
     async def poll(self, feed: FeedConfig, runtime: Runtime) -> PollResult:
@@ -110,14 +115,24 @@ class Poller:
                                          resp.content_type)
         if resp.truncated:
             log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
+        if parsed.problem and not parsed.items:
+            error = f"parser: no items: {parsed.problem}"
+            return await self._failed(feed, state, PermanentFetchError(error))
         if parsed.problem:
             log.warning("feed has problems", feed=feed.name, error=parsed.problem,
                         items=len(parsed.items))
         new_items = await self._new_items(parsed.items)
-        queued = 0
-        if new_items:
-            results = await asyncio.gather(*(self._process(feed, i, runtime) for i in new_items))
-            queued = sum(results)
+        if len(new_items) > self.max_new_items:
+            log.warning("feed has more new items than one poll takes; the rest come next poll",
+                        feed=feed.name, new=len(new_items), taken=self.max_new_items)
+            new_items = new_items[: self.max_new_items]
+        gate = asyncio.Semaphore(ITEMS_AT_ONCE)
+
+        async def process(item: Item) -> int:
+            async with gate:
+                return await self._process(feed, item, runtime)
+
+        queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
         await self._finish(feed, {**base_state, "status": str(resp.status),
                                   "error": parsed.problem or "", "items": len(parsed.items)},
                            feed.interval)
@@ -135,7 +150,7 @@ class Poller:
         await self._finish(feed, {"url": feed.url, "name": feed.name, "last_poll": time.time(),
                                   "status": "error", "error": str(exc), "failures": failures},
                            delay)
-        log.warning("feed fetch failed", feed=feed.name, error=str(exc), failures=failures,
+        log.warning("feed poll failed", feed=feed.name, error=str(exc), failures=failures,
                     retry_in_s=round(delay))
         return PollResult(feed.name, "error", error=str(exc))
 
@@ -170,7 +185,8 @@ class Poller:
     async def _scrape(self, feed: FeedConfig, item: Item) -> str:
         async with self._scrapes:
             try:
-                resp = await self.fetcher.get(item.url, accept="text/html,*/*;q=0.8")
+                resp = await self.fetcher.get(item.url, accept="text/html,*/*;q=0.8",
+                                              public_only=True)
             except FetchError as exc:
                 log.warning("scrape failed; matching feed title and summary", feed=feed.name,
                             item=item.url, error=str(exc))

@@ -33,6 +33,7 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
     return {
         "event": "alert",
         "id": alert.key,
+        "subscriber": alert.subscriber,
         "watchlist": best.watchlist,
         "score": best.score,
         "hits": data["matches"][alert.matches.index(best)]["hits"],

@@ -21,19 +21,17 @@ from contextlib import suppress
 from datetime import datetime
 
 import httpx
-import redis.asyncio as aioredis
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
 
 from monitor import USER_AGENT, logs
 from monitor.config import Config, fingerprint, load_config
+from monitor.connect import Connection
 from monitor.deliver import EmailSender, WebhookSender
-from monitor.embedded import EmbeddedRedis
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.poller import Poller, PollResult, Runtime
 from monitor.settings import Settings
-from monitor.store import Store
 from monitor.worker import DeliveryWorker, RetryPolicy
 
 SHUTDOWN_GRACE = 30.0
@@ -46,7 +44,7 @@ class Service:
         self.env = os.environ if env is None else env
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stop_event = asyncio.Event()
-        self._embedded: EmbeddedRedis | None = None
+        self._connection = Connection(settings)
         self._polls: set[asyncio.Task[PollResult | None]] = set()
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
         self._redis_down = False
@@ -58,18 +56,13 @@ class Service:
         s = self.settings
         self._fingerprint = fingerprint(s.config_dir)
         self.runtime = Runtime.build(load_config(s.config_dir, self.env))
-        url = s.redis_url
-        if url is None:
-            self._embedded = await asyncio.to_thread(EmbeddedRedis, s.data_dir)
-            url = self._embedded.url
-        self.redis = aioredis.Redis.from_url(url, decode_responses=True,
-                                             health_check_interval=30)
-        self.store = Store(self.redis, s.redis_prefix, int(s.seen_ttl_days * 86400))
+        self.store = await self._connection.open()
         self.fetcher = Fetcher(timeout=s.http_timeout, connect_timeout=s.http_connect_timeout,
                                max_bytes=s.http_max_bytes, concurrency=s.http_concurrency,
-                               per_host=s.http_per_host)
+                               per_host=s.http_per_host, allow_private=s.allow_private_urls)
         self.poller = Poller(self.store, self.fetcher, max_age=s.max_age_days * 86400,
-                             scrape_concurrency=s.scrape_concurrency)
+                             scrape_concurrency=s.scrape_concurrency,
+                             max_new_items=s.max_new_items)
         self._hooks = httpx.AsyncClient(timeout=s.webhook_timeout,
                                         headers={"User-Agent": USER_AGENT})
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
@@ -81,24 +74,21 @@ class Service:
             webhook=WebhookSender(self._hooks),
             policy=RetryPolicy(s.delivery_max_attempts, s.delivery_backoff_base,
                                s.delivery_backoff_max, s.delivery_visibility_timeout),
-            concurrency=s.delivery_concurrency,
+            concurrency=s.delivery_concurrency, per_endpoint=s.delivery_per_endpoint,
         )
         await self.store.sync_schedule(self.runtime.feeds)
         log.info("monitor started", feeds=len(self.runtime.config.feeds),
                  watchlists=len(self.runtime.config.watchlists),
                  subscribers=len(self.runtime.config.subscribers),
-                 redis="embedded" if self._embedded else "external", consumer=self.consumer)
+                 redis="embedded" if self._connection.embedded else "external",
+                 consumer=self.consumer)
 
     async def close(self) -> None:
         with suppress(Exception):
             await self.fetcher.close()
         with suppress(Exception):
             await self._hooks.aclose()
-        with suppress(Exception):
-            await self.redis.aclose()
-        if self._embedded is not None:
-            await asyncio.to_thread(self._embedded.stop)
-            self._embedded = None
+        await self._connection.close()
 
     async def run(self) -> None:
         """The daemon: polls on schedule and delivers until SIGTERM or SIGINT."""

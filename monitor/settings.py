@@ -21,6 +21,7 @@ class Settings(BaseSettings):
         default=None, description="Redis or Valkey URL; unset runs an embedded redis-server"
     )
     redis_prefix: str = "monitor"
+    redis_connections: int = Field(default=64, description="connection pool size")
     config_dir: Path = Path("config")
     data_dir: Path = Path("data")
 
@@ -38,13 +39,20 @@ class Settings(BaseSettings):
     http_concurrency: int = 16
     http_per_host: int = 2
     scrape_concurrency: int = 8
+    allow_private_urls: bool = Field(
+        default=False, description="let article links reach loopback and private addresses"
+    )
 
     tick_seconds: float = Field(default=1.0, description="how often due feeds are claimed")
     reload_seconds: float = Field(default=2.0, description="how often config/ is checked")
     max_age_days: float = Field(default=7.0, description="older items are not alerted")
+    max_new_items: int = Field(
+        default=200, description="new items taken per poll; the rest wait for the next poll"
+    )
     seen_ttl_days: float = 90.0
 
     delivery_concurrency: int = 8
+    delivery_per_endpoint: int = Field(default=4, description="sends at once to one webhook host")
     delivery_max_attempts: int = 8
     delivery_backoff_base: float = 5.0
     delivery_backoff_max: float = 3600.0

@@ -67,6 +67,23 @@ return 1
 """
 
 
+# Puts a dead letter back on the alert stream as a new entry (attempts start again; the
+# idempotency key inside the payload is unchanged, so receivers still drop repeats).
+_REPLAY = """
+local entry = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
+if #entry == 0 then return 0 end
+local fields = entry[1][2]
+for i = 1, #fields, 2 do
+  if fields[i] == 'alert' then
+    redis.call('XADD', KEYS[1], '*', 'alert', fields[i + 1])
+    redis.call('XDEL', KEYS[2], ARGV[1])
+    return 1
+  end
+end
+return 0
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key names, built from one prefix; nothing else in monitor spells a key."""
@@ -126,6 +143,7 @@ class Store:
         self._commit = client.register_script(_COMMIT_ITEM)
         self._done = client.register_script(_DONE)
         self._dead = client.register_script(_DEAD)
+        self._replay = client.register_script(_REPLAY)
 
     # -- schedule -------------------------------------------------------------------------
 
@@ -195,8 +213,11 @@ class Store:
                                             count=count, block=block_ms)
         return [(entry_id, fields) for _, entries in reply or [] for entry_id, fields in entries]
 
-    async def pending(self, count: int = 100) -> list[Pending]:
-        rows = await self.redis.xpending_range(self.keys.alerts, DELIVERY_GROUP, "-", "+", count)
+    async def pending(self, count: int = 100, start: str = "-",
+                      min_idle: float = 0.0) -> list[Pending]:
+        """Pending entries from `start` (prefix "(" to exclude it) idle at least `min_idle` s."""
+        rows = await self.redis.xpending_range(self.keys.alerts, DELIVERY_GROUP, start, "+", count,
+                                               idle=int(min_idle * 1000) or None)
         return [Pending(str(r["message_id"]), str(r["consumer"]),
                         r["time_since_delivered"] / 1000, int(r["times_delivered"])) for r in rows]
 
@@ -207,14 +228,33 @@ class Store:
                                        int(min_idle * 1000), [entry_id])
         return [(str(i), f) for i, f in rows if f is not None]
 
-    async def last_error(self, entry_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.hget(self.keys.errors, entry_id)
-        return json.loads(raw) if raw else None
+    async def touch(self, consumer: str, entry_ids: Sequence[str]) -> None:
+        """Resets the idle time of entries this consumer still holds, without counting a
+        delivery (XCLAIM JUSTID), so no other worker takes them over meanwhile."""
+        if entry_ids:
+            await self.redis.xclaim(self.keys.alerts, DELIVERY_GROUP, consumer, 0,
+                                    list(entry_ids), justid=True)
 
-    async def record_error(self, entry_id: str, attempts: int, error: str,
-                           retry_after: float | None = None) -> None:
+    async def last_error(self, entry_id: str) -> dict[str, Any] | None:
+        return (await self.last_errors([entry_id]))[0]
+
+    async def last_errors(self, entry_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        if not entry_ids:
+            return []
+        raw = await self.redis.hmget(self.keys.errors, list(entry_ids))
+        return [json.loads(r) if r else None for r in raw]
+
+    async def record_error(self, entry_id: str, attempts: int, error: str, *,
+                           retry_after: float | None = None, deferred: int = 0,
+                           deferral: bool = False) -> None:
+        """The outcome of a delivery attempt that did not succeed, for retries and the CLI.
+
+        `deferred` counts the times the entry was put back unsent because its endpoint was
+        saturated; those are not failures and do not count against the attempt limit.
+        """
         payload = json.dumps({"attempts": attempts, "error": error, "at": time.time(),
-                              "retry_after": retry_after})
+                              "retry_after": retry_after, "deferred": deferred,
+                              "deferral": deferral})
         await self.redis.hset(self.keys.errors, entry_id, payload)
 
     async def done(self, entry_id: str) -> None:
@@ -229,5 +269,46 @@ class Store:
     async def dead_letters(self, count: int = 100) -> list[tuple[str, dict[str, str]]]:
         return [(str(i), f) for i, f in await self.redis.xrange(self.keys.dead, count=count)]
 
+    async def replay(self, dead_id: str) -> bool:
+        """Moves one dead letter back to the alert stream; False if it is not there."""
+        return bool(await self._replay(keys=[self.keys.alerts, self.keys.dead], args=[dead_id]))
+
     async def queue_length(self) -> int:
         return int(await self.redis.xlen(self.keys.alerts))
+
+    async def summary(self) -> QueueSummary:
+        """Counts and oldest ages of queued, pending and dead alerts."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.keys.alerts)
+            pipe.xrange(self.keys.alerts, count=1)
+            pipe.xlen(self.keys.dead)
+            pipe.xrange(self.keys.dead, count=1)
+            queued, first, dead, first_dead = await pipe.execute()
+        try:
+            info = await self.redis.xpending(self.keys.alerts, DELIVERY_GROUP)
+            pending = int(info["pending"])
+        except ResponseError:  # no group yet: nothing was ever read
+            pending = 0
+        return QueueSummary(int(queued), pending, _age(first), int(dead), _age(first_dead))
+
+    async def all_feed_states(self, feed_ids: Sequence[str]) -> list[dict[str, str]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for feed_id in feed_ids:
+                pipe.hgetall(self.keys.feed(feed_id))
+            return [dict(r) for r in await pipe.execute()]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    queued: int  # in the stream: not yet read, or read and not yet confirmed
+    pending: int  # read by a worker and not yet confirmed
+    oldest_age: float | None  # seconds since the oldest queued alert was added
+    dead: int
+    oldest_dead_age: float | None
+
+
+def _age(entries: list[tuple[str, Any]]) -> float | None:
+    """Seconds since a stream entry was added, from its id (milliseconds-sequence)."""
+    if not entries:
+        return None
+    return max(0.0, time.time() - int(str(entries[0][0]).split("-")[0]) / 1000)

@@ -9,6 +9,12 @@ Rules, in order:
    died: any worker takes it over after the visibility timeout.
 4. A permanent failure, or the last allowed attempt, moves the entry to the dead-letter
    stream with its error.
+5. Endpoints are isolated: each webhook host gets `per_endpoint` sends at once (the SMTP
+   server gets the whole `concurrency`) and its own local queue. Entries waiting here are
+   kept fresh in Redis (XCLAIM JUSTID, which does not count as a delivery), so no other
+   instance takes them over while they wait their turn. An endpoint that already holds
+   ENDPOINT_QUEUE entries here gets further ones put back in Redis unsent (a deferral, not
+   a failed attempt), so one slow or hung endpoint never holds what the others need.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.exceptions import RedisError
 
@@ -32,6 +39,9 @@ from monitor.poller import Runtime
 from monitor.store import Store
 
 log = logs.get("monitor.worker")
+RETRY_PAGE = 200
+ENDPOINT_QUEUE = 256  # alerts one endpoint may hold here before further ones are deferred
+READ_AHEAD = 64  # alerts held here in all, per send slot
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,8 @@ class RetryPolicy:
 class DeliveryWorker:
     def __init__(self, store: Store, runtime: Callable[[], Runtime], *, consumer: str,
                  email: EmailSender, webhook: WebhookSender, policy: RetryPolicy,
-                 concurrency: int = 8, retry_scan_seconds: float = 1.0) -> None:
+                 concurrency: int = 8, per_endpoint: int = 4,
+                 retry_scan_seconds: float = 1.0) -> None:
         self.store = store
         self.runtime = runtime
         self.consumer = consumer
@@ -59,20 +70,27 @@ class DeliveryWorker:
         self.policy = policy
         self.retry_scan_seconds = retry_scan_seconds
         self.concurrency = concurrency
+        self.per_endpoint = per_endpoint
         self._slots = asyncio.Semaphore(concurrency)
+        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._queued: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[str] = set()
         self.sent = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.store.ensure_group()
-        last_scan = 0.0
+        last_scan = last_touch = 0.0
         redis_down = False
         while not stop.is_set():
             try:
-                if time.monotonic() - last_scan >= self.retry_scan_seconds:
-                    last_scan = time.monotonic()
+                now = time.monotonic()
+                if now - last_scan >= self.retry_scan_seconds:
+                    last_scan = now
                     await self.retry_due()
+                if now - last_touch >= self.policy.visibility_timeout / 3:
+                    last_touch = now
+                    await self.store.touch(self.consumer, list(self._inflight))
                 await self._read(block_ms=500)
                 if redis_down:
                     log.info("redis reachable again; delivery resumed")
@@ -97,68 +115,109 @@ class DeliveryWorker:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _read(self, block_ms: int | None) -> int:
-        """Takes up to as many new entries as there are free send slots."""
-        free = max(1, self.concurrency - len(self._tasks))
+        """Takes new entries while fewer than READ_AHEAD x concurrency are held here."""
+        free = self.concurrency * READ_AHEAD - len(self._tasks)
+        if free <= 0:
+            await asyncio.sleep((block_ms or 0) / 1000)
+            return 0
         entries = await self.store.read_new(self.consumer, free, block_ms)
         for entry_id, fields in entries:
-            self._spawn(entry_id, fields, attempts=1)
+            self._spawn(entry_id, fields, attempts=1, deferred=0)
         return len(entries)
 
     async def retry_due(self) -> None:
-        for entry in await self.store.pending():
-            if entry.id in self._inflight:
-                continue
-            failure = await self.store.last_error(entry.id)
-            if failure and failure.get("attempts") == entry.deliveries:
-                floor = failure.get("retry_after")
-                wait = self.policy.backoff(entry.deliveries, float(floor) if floor else None)
-            else:
-                wait = self.policy.visibility_timeout
-            if entry.idle_seconds < wait:
-                continue
-            for entry_id, fields in await self.store.claim(self.consumer, entry.id, wait):
-                self._spawn(entry_id, fields, attempts=entry.deliveries + 1)
+        """Claims pending entries whose back-off (or visibility timeout) has passed."""
+        start = "-"
+        min_idle = min(self.policy.base * 0.8, self.policy.visibility_timeout)
+        while True:
+            page = await self.store.pending(RETRY_PAGE, start, min_idle)
+            failures = await self.store.last_errors([e.id for e in page])
+            for entry, failure in zip(page, failures, strict=True):
+                if entry.id not in self._inflight:
+                    await self._retry(entry.id, entry.deliveries, entry.idle_seconds, failure)
+            if len(page) < RETRY_PAGE:
+                return
+            start = "(" + page[-1].id
 
-    def _spawn(self, entry_id: str, fields: dict[str, str], attempts: int) -> None:
+    async def _retry(self, entry_id: str, deliveries: int, idle: float,
+                     failure: dict[str, Any] | None) -> None:
+        deferred = int(failure.get("deferred", 0)) if failure else 0
+        if failure and failure.get("attempts") == deliveries:
+            # The last attempt here finished: wait out its back-off.
+            if failure.get("deferral"):
+                wait = self.policy.base
+            else:
+                floor = failure.get("retry_after")
+                wait = self.policy.backoff(deliveries - deferred, float(floor) if floor else None)
+        else:
+            wait = self.policy.visibility_timeout  # a worker holds it, or died holding it
+        if idle < wait:
+            return
+        for claimed_id, fields in await self.store.claim(self.consumer, entry_id, wait):
+            self._spawn(claimed_id, fields, attempts=deliveries + 1, deferred=deferred)
+
+    def _spawn(self, entry_id: str, fields: dict[str, str], attempts: int,
+               deferred: int) -> None:
         self._inflight.add(entry_id)
-        task = asyncio.create_task(self._handle(entry_id, fields, attempts))
+        task = asyncio.create_task(self._handle(entry_id, fields, attempts, deferred))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._inflight.discard(entry_id))
 
-    async def _handle(self, entry_id: str, fields: dict[str, str], attempts: int) -> None:
+    async def _handle(self, entry_id: str, fields: dict[str, str], attempts: int,
+                      deferred: int) -> None:
         try:
-            await self._deliver(entry_id, fields, attempts)
+            await self._deliver(entry_id, fields, attempts, deferred)
         except RedisError as exc:
             log.error("redis error during delivery; the alert stays queued", entry=entry_id,
                       error=str(exc))
         except Exception:  # a bug must not end the worker; the entry stays pending
             log.exception("delivery crashed; the alert stays queued", entry=entry_id)
 
-    async def _deliver(self, entry_id: str, fields: dict[str, str], attempts: int) -> None:
+    async def _deliver(self, entry_id: str, fields: dict[str, str], attempts: int,
+                       deferred: int) -> None:
         payload = fields.get("alert", "")
-        async with self._slots:
-            try:
-                alert = Alert.from_dict(json.loads(payload))
-            except (ValueError, KeyError, TypeError) as exc:
-                await self.store.dead_letter(entry_id, payload, f"unreadable entry: {exc}", attempts)
-                log.error("alert entry unreadable; dead-lettered", entry=entry_id, error=str(exc))
-                return
-            sub = self.runtime().config.subscriber(alert.subscriber)
-            bound = log.bind(subscriber=alert.subscriber, item=alert.item.url or alert.item.id,
-                             watchlist=[m.watchlist for m in alert.matches], attempt=attempts)
-            started = time.monotonic()
-            try:
-                if sub is None:
-                    raise PermanentDeliveryError("subscriber is no longer configured")
+        try:
+            alert = Alert.from_dict(json.loads(payload))
+        except (ValueError, KeyError, TypeError) as exc:
+            await self.store.dead_letter(entry_id, payload, f"unreadable entry: {exc}", attempts)
+            log.error("alert entry unreadable; dead-lettered", entry=entry_id, error=str(exc))
+            return
+        sub = self.runtime().config.subscriber(alert.subscriber)
+        tries = attempts - deferred
+        bound = log.bind(subscriber=alert.subscriber, item=alert.item.url or alert.item.id,
+                         watchlist=[m.watchlist for m in alert.matches], attempt=tries)
+        if sub is None:
+            error = PermanentDeliveryError("subscriber is no longer configured")
+            await self._failed(entry_id, payload, tries, deferred, error, bound)
+            return
+        endpoint, limit = self._endpoint(sub)
+        if self._queued.get(endpoint, 0) >= ENDPOINT_QUEUE:
+            await self.store.record_error(entry_id, attempts, "deferred: endpoint busy",
+                                          deferred=deferred + 1, deferral=True)
+            bound.debug("endpoint busy; alert deferred", channel=sub.channel)
+            return
+        self._queued[endpoint] = self._queued.get(endpoint, 0) + 1
+        gate = self._gates.setdefault(endpoint, asyncio.Semaphore(limit))
+        started = time.monotonic()
+        try:
+            async with gate, self._slots:
                 await self._send(alert, sub)
-            except DeliveryError as exc:
-                await self._failed(entry_id, payload, attempts, exc, bound)
-                return
-            await self.store.done(entry_id)
-            self.sent += 1
-            bound.info("alert delivered", channel=sub.channel,
-                       duration_ms=round((time.monotonic() - started) * 1000))
+        except DeliveryError as exc:
+            await self._failed(entry_id, payload, tries, deferred, exc, bound)
+            return
+        finally:
+            self._queued[endpoint] -= 1
+        await self.store.done(entry_id)
+        self.sent += 1
+        bound.info("alert delivered", channel=sub.channel,
+                   duration_ms=round((time.monotonic() - started) * 1000))
+
+    def _endpoint(self, sub: SubscriberConfig) -> tuple[str, int]:
+        """Which endpoint a send goes to, and how many sends it takes at once."""
+        if sub.webhook:
+            return f"webhook:{urlsplit(sub.webhook).netloc}", self.per_endpoint
+        return "smtp", self.concurrency
 
     async def _send(self, alert: Alert, sub: SubscriberConfig) -> None:
         if sub.email:
@@ -166,11 +225,12 @@ class DeliveryWorker:
         elif sub.webhook and sub.secret:
             await self.webhook.send(alert, sub.webhook, sub.secret.get_secret_value())
 
-    async def _failed(self, entry_id: str, payload: str, attempts: int, exc: DeliveryError,
-                      bound: Any) -> None:
-        if not exc.retryable or attempts >= self.policy.max_attempts:
-            await self.store.dead_letter(entry_id, payload, str(exc), attempts)
+    async def _failed(self, entry_id: str, payload: str, tries: int, deferred: int,
+                      exc: DeliveryError, bound: Any) -> None:
+        if not exc.retryable or tries >= self.policy.max_attempts:
+            await self.store.dead_letter(entry_id, payload, str(exc), tries)
             bound.error("alert dead-lettered", error=str(exc))
             return
-        await self.store.record_error(entry_id, attempts, str(exc), exc.delay)
+        await self.store.record_error(entry_id, tries + deferred, str(exc), retry_after=exc.delay,
+                                      deferred=deferred)
         bound.warning("alert delivery failed; will retry", error=str(exc))

@@ -19,6 +19,7 @@ FAST_ENV = {
     "MONITOR_LOG_LEVEL": "DEBUG",
     "MONITOR_DELIVERY_BACKOFF_BASE": "0.2",
     "MONITOR_DELIVERY_VISIBILITY_TIMEOUT": "5",
+    "MONITOR_ALLOW_PRIVATE_URLS": "true",  # every test server is on loopback
 }
 
 

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +63,10 @@ class Route:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before the answer starts
+    # When set, the body is these chunks, written as they come, then the connection closes:
+    # for endless and trickling answers.
+    chunks: Callable[[], Iterator[bytes]] | None = None
 
 
 @dataclass
@@ -88,6 +92,9 @@ class HTTPServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    self.close_connection = True
+                    return  # the client died mid-request: nothing was delivered
                 request = Request(self.command, self.path, dict(self.headers.items()), body)
                 with outer._lock:
                     outer.requests.append(request)
@@ -96,9 +103,22 @@ class HTTPServer:
                     route = route(request)
                 if route is None:
                     route = Route(404, b"not found")
+                if route.delay:
+                    time.sleep(route.delay)
                 self.send_response(route.status)
                 for key, value in route.headers.items():
                     self.send_header(key, value)
+                if route.chunks is not None:
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    try:
+                        for chunk in route.chunks():
+                            self.wfile.write(chunk)
+                            self.wfile.flush()
+                    except OSError:
+                        pass  # the client gave up, as it should
+                    return
                 self.send_header("Content-Length", str(len(route.body)))
                 self.end_headers()
                 self.wfile.write(route.body)
@@ -109,10 +129,14 @@ class HTTPServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # clients that stop reading early (size and time limits) are expected
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -17,6 +17,7 @@ from tests.servers import HTTPServer, Request, Route, SMTPServer, free_port, wai
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 NOTICE = "Sorry, you need to enable JavaScript to visit this website."
 SECRET = "e2e-secret"
+SMTP_PASSWORD = "smtp-pass-never-logged"
 
 
 def write_config(config_dir: Path, feed_urls: list[str], hook_url: str) -> None:
@@ -67,6 +68,7 @@ def env_for(tmp_path: Path, redis_url: str | None, smtp: SMTPServer) -> dict[str
         "MONITOR_SMTP_PORT": str(smtp.port),
         "MONITOR_SMTP_FROM": "monitor@example.org",
         "HOOK_SECRET": SECRET,
+        "MONITOR_SMTP_PASSWORD": SMTP_PASSWORD,  # no user: never sent, but must never show
     }
     if redis_url:
         env["MONITOR_REDIS_URL"] = redis_url
@@ -129,6 +131,8 @@ def test_feed_to_webhook_and_email_exactly_once(
         assert daemon.stop() == 0, daemon.log
     assert len(site.received("/hook")) == 1 and len(smtp_server.messages) == 1
     assert '"monitor stopped"' in daemon.log
+    for log in (daemon.log, Daemon(tmp_path, env).log_path.with_name("daemon-0.log").read_text()):
+        assert SECRET not in log and SMTP_PASSWORD not in log
 
 
 def test_bad_yaml_and_unreachable_feed_leave_the_daemon_running(
@@ -140,7 +144,7 @@ def test_bad_yaml_and_unreachable_feed_leave_the_daemon_running(
     daemon = Daemon(tmp_path, env_for(tmp_path, redis_url, smtp_server)).start()
     try:
         wait_for(lambda: site.received("/hook"), timeout=30)
-        wait_for(lambda: "feed fetch failed" in daemon.log, timeout=10)
+        wait_for(lambda: "feed poll failed" in daemon.log, timeout=10)
 
         (config / "feeds.yaml").write_text("feeds:\n  - url: [broken\n", "utf-8")
         wait_for(lambda: "config invalid" in daemon.log, timeout=10)
@@ -160,6 +164,16 @@ def test_bad_yaml_and_unreachable_feed_leave_the_daemon_running(
     assert dead_feed in log and "ConnectError" in log
     assert "config reloaded" in log
     assert len(site.received("/hook")) == 1
+
+
+def test_secrets_stay_out_of_check_output(tmp_path: Path, site: HTTPServer,
+                                          smtp_server: SMTPServer) -> None:
+    write_config(tmp_path / "config", [site.url("/feed.xml")], site.url("/hook"))
+    for args in (("validate",), ("check", str(SEEDS / "libya-sirte.html"), "--json"),
+                 ("check", str(SEEDS / "libya-sirte.html"))):
+        run = Daemon(tmp_path, env_for(tmp_path, None, smtp_server), args).start()
+        assert run.wait() == 0, run.log
+        assert SECRET not in run.log and SMTP_PASSWORD not in run.log
 
 
 def test_invalid_config_at_start_exits_1(tmp_path: Path, smtp_server: SMTPServer) -> None:

@@ -187,3 +187,58 @@ async def test_smtp_server_down_then_up(
     finally:
         up.stop()
     assert await store.pending() == []
+
+
+async def test_hanging_webhook_times_out_and_is_retried(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+) -> None:
+    answers = iter([Route(200, delay=2.0), Route(200)])
+    http_server.routes["/hook"] = lambda request: next(answers)
+    async with httpx.AsyncClient(timeout=0.5) as short:
+        store, worker = await worker_for(aredis, http_server, smtp_server.port, short)
+        await store.commit_item("item-1", [make_alert("hook")])
+        await run_until(worker, lambda: worker.sent == 1)
+    assert len(http_server.received("/hook")) == 2
+    assert await store.pending() == []
+
+
+async def test_a_hung_endpoint_does_not_delay_the_others(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+) -> None:
+    slow = HTTPServer().start()
+    try:
+        slow.routes["/hook"] = Route(200, delay=1.0)
+        http_server.routes["/hook"] = Route(200)
+        wl = WatchlistConfig(name="libya", keywords=["Haftar"])  # type: ignore[list-item]
+        subs = tuple(
+            SubscriberConfig(name=name, webhook=server.url("/hook"), secret=SECRET,
+                             watchlists=("libya",))  # type: ignore[arg-type]
+            for name, server in (("slow", slow), ("fast", http_server)))
+        rt = Runtime(Config(watchlists=(wl,), subscribers=subs), Matcher((wl,)))
+        store = Store(aredis)
+        async with httpx.AsyncClient(timeout=10) as client:
+            worker = DeliveryWorker(
+                store, lambda: rt, consumer="w", policy=FAST, concurrency=4, per_endpoint=2,
+                email=EmailSender(host="127.0.0.1", port=smtp_server.port, sender="m@x.org"),
+                webhook=WebhookSender(client), retry_scan_seconds=0.05)
+            await store.ensure_group()
+            for i in range(20):  # the slow endpoint's alerts come first in the stream
+                await store.commit_item(f"s{i}", [make_alert("slow", f"s{i}")])
+            for i in range(5):
+                await store.commit_item(f"f{i}", [make_alert("fast", f"f{i}")])
+            clock = asyncio.get_running_loop().time
+            started, done_at = clock(), []
+
+            def fast_done() -> bool:
+                if len(http_server.received("/hook")) == 5 and not done_at:
+                    done_at.append(clock())
+                return bool(done_at)
+
+            await run_until(worker, fast_done)  # shutting down waits for the slow sends
+        # All five before even the first slow send (1 s) finished.
+        assert done_at[0] - started < 0.9, "fast endpoint waited for the hung one"
+        # The slow endpoint got no more than its share at once; the rest were deferred,
+        # not failed: nothing was dead-lettered.
+        assert await store.dead_letters() == []
+    finally:
+        slow.stop()

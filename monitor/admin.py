@@ -1,0 +1,125 @@
+"""Operator commands over the shared state: alert queues, dead letters, feed states."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from monitor.config import Config
+from monitor.store import Store
+
+LIST_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: str
+    subscriber: str
+    watchlists: tuple[str, ...]
+    title: str
+    attempts: int
+    failed_at: float
+    error: str
+
+
+def _dead(entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    try:
+        alert = json.loads(fields.get("alert", ""))
+    except ValueError:
+        alert = {}
+    matches = alert.get("matches") or []
+    return DeadLetter(
+        id=entry_id,
+        subscriber=str(alert.get("subscriber", "?")),
+        watchlists=tuple(str(m.get("watchlist")) for m in matches if isinstance(m, dict)),
+        title=str((alert.get("item") or {}).get("title", "")),
+        attempts=int(fields.get("attempts") or 0),
+        failed_at=float(fields.get("failed_at") or 0),
+        error=fields.get("error", ""),
+    )
+
+
+async def alerts_report(store: Store) -> dict[str, Any]:
+    summary = await store.summary()
+    pending = await store.pending(LIST_LIMIT)
+    errors = await store.last_errors([p.id for p in pending])
+    failing = [
+        {"id": p.id, "consumer": p.consumer, "deliveries": p.deliveries,
+         "idle_s": round(p.idle_seconds, 1), "last_error": e.get("error") if e else None}
+        for p, e in zip(pending, errors, strict=True) if e
+    ]
+    dead = [asdict(_dead(i, f)) for i, f in await store.dead_letters(LIST_LIMIT)]
+    return {**asdict(summary), "failing": failing, "dead_letters": dead}
+
+
+def format_alerts(report: dict[str, Any]) -> str:
+    def age(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{seconds:,.0f}s"
+
+    lines = [
+        f"queued: {report['queued']} (pending delivery: {report['pending']}, "
+        f"oldest: {age(report['oldest_age'])})",
+        f"dead:   {report['dead']} (oldest: {age(report['oldest_dead_age'])})",
+    ]
+    if report["failing"]:
+        lines.append("\nretrying:")
+        lines += [f"  {f['id']}  tries {f['deliveries']}  idle {f['idle_s']}s  {f['last_error']}"
+                  for f in report["failing"]]
+    if report["dead_letters"]:
+        lines.append("\ndead letters (monitor alerts replay --id ID | --subscriber S | "
+                     "--watchlist W | --all):")
+        for d in report["dead_letters"]:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["failed_at"]))
+            lines.append(f"  {d['id']}  {d['subscriber']}  [{', '.join(d['watchlists'])}]  "
+                         f"{d['attempts']} attempts, {when}Z: {d['error']}  | {d['title'][:60]}")
+    return "\n".join(lines)
+
+
+async def replay(store: Store, *, ids: Sequence[str] = (), subscriber: str | None = None,
+                 watchlist: str | None = None, everything: bool = False) -> list[str]:
+    """Re-queues the dead letters that match every given filter; returns their ids."""
+    chosen = []
+    for entry_id, fields in await store.dead_letters(count=100_000):
+        dead = _dead(entry_id, fields)
+        if not everything and not (ids or subscriber or watchlist):
+            break
+        if ids and entry_id not in ids:
+            continue
+        if subscriber and dead.subscriber != subscriber:
+            continue
+        if watchlist and watchlist not in dead.watchlists:
+            continue
+        if await store.replay(entry_id):
+            chosen.append(entry_id)
+    return chosen
+
+
+async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
+    states = await store.all_feed_states([f.id for f in config.feeds])
+    now = time.time()
+    rows = []
+    for feed, state in zip(config.feeds, states, strict=True):
+        next_poll = float(state["next_poll"]) if state.get("next_poll") else None
+        last_poll = float(state["last_poll"]) if state.get("last_poll") else None
+        rows.append({
+            "name": feed.name, "url": feed.url, "status": state.get("status") or "never polled",
+            "failures": int(state.get("failures") or 0), "items": int(state.get("items") or 0),
+            "last_poll_ago_s": None if last_poll is None else round(now - last_poll),
+            "next_poll_in_s": None if next_poll is None else round(next_poll - now),
+            "error": state.get("error") or "",
+        })
+    return rows
+
+
+def format_feeds(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in rows:
+        last = "never" if r["last_poll_ago_s"] is None else f"{r['last_poll_ago_s']}s ago"
+        nxt = "now" if r["next_poll_in_s"] is None else f"in {max(r['next_poll_in_s'], 0)}s"
+        fails = f", {r['failures']} failures" if r["failures"] else ""
+        lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items, polled {last}, "
+                     f"next {nxt}" + (f"\n    error: {r['error']}" if r["error"] else ""))
+    return "\n".join(lines)

@@ -1,0 +1,170 @@
+"""The poller in process, against a real Redis and a loopback HTTP server, on hostile feeds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from structlog.testing import capture_logs
+
+from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
+from monitor.fetch import Fetcher
+from monitor.poller import Poller, Runtime
+from monitor.store import Store
+from tests.daemon import rss
+from tests.servers import HTTPServer, Route
+
+SEED_PAGE = Path(__file__).resolve().parent.parent / "seeds" / "libya-sirte.html"
+
+
+def runtime(feed: FeedConfig) -> Runtime:
+    wl = WatchlistConfig.model_validate({"name": "libya", "keywords": ["Haftar", "حفتر"]})
+    sub = SubscriberConfig(name="desk", email="desk@example.org", watchlists=("libya",))
+    return Runtime.build(Config(feeds=(feed,), watchlists=(wl,), subscribers=(sub,)))
+
+
+@pytest.fixture
+async def poller(aredis: aioredis.Redis) -> AsyncIterator[Poller]:
+    fetcher = Fetcher(timeout=2.0, max_bytes=2 * 1024 * 1024, allow_private=True)
+    yield Poller(Store(aredis), fetcher, max_age=7 * 86400, max_new_items=50)
+    await fetcher.close()
+
+
+async def queued(store: Store) -> list[dict]:  # type: ignore[type-arg]
+    entries = await store.redis.xrange(store.keys.alerts)
+    return [json.loads(fields["alert"]) for _, fields in entries]
+
+
+def feed_at(server: HTTPServer, path: str = "/feed", scrape: bool = False) -> FeedConfig:
+    return FeedConfig(url=server.url(path), interval=60, scrape=scrape)
+
+
+async def test_duplicate_and_missing_guids(poller: Poller, http_server: HTTPServer) -> None:
+    body = rss([("same", "Haftar one", "http://example.org/1"),
+                ("same", "Haftar one again", "http://example.org/1b"),
+                ("", "Haftar without guid", "http://example.org/2"),
+                ("", "Haftar without guid", "http://example.org/2")])
+    http_server.routes["/feed"] = Route(200, body)
+    feed = feed_at(http_server)
+    result = await poller.poll(feed, runtime(feed))
+    assert (result.items, result.new, result.alerts) == (4, 2, 2)
+    again = await poller.poll(feed, runtime(feed))
+    assert (again.new, again.alerts) == (0, 0)
+
+
+async def test_thousands_of_items_are_taken_a_batch_per_poll(poller: Poller,
+                                                          http_server: HTTPServer) -> None:
+    items = [(f"g{i}", f"Haftar item {i}", f"http://example.org/{i}") for i in range(3000)]
+    http_server.routes["/feed"] = Route(200, rss(items))
+    feed = feed_at(http_server)
+    with capture_logs() as logs:
+        first = await poller.poll(feed, runtime(feed))
+    assert (first.items, first.new, first.alerts) == (3000, 50, 50)
+    assert any(e["event"].startswith("feed has more new items") for e in logs)
+    second = await poller.poll(feed, runtime(feed))
+    assert second.alerts == 50
+    assert len({a["item"]["id"] for a in await queued(poller.store)}) == 100
+
+
+async def test_huge_title_is_cut(poller: Poller, http_server: HTTPServer) -> None:
+    http_server.routes["/feed"] = Route(200, rss([("g", "Haftar " + "x" * 1_500_000, "")]))
+    feed = feed_at(http_server)
+    assert (await poller.poll(feed, runtime(feed))).alerts == 1
+    (alert,) = await queued(poller.store)
+    assert len(alert["item"]["title"]) <= 1000
+
+
+async def test_dates_old_future_and_unparsable(poller: Poller, http_server: HTTPServer) -> None:
+    def item(guid: str, date: str) -> str:
+        return (f"<item><guid>{guid}</guid><title>Haftar {guid}</title>"
+                f"<pubDate>{date}</pubDate></item>")
+    old = format_datetime(datetime.now(UTC) - timedelta(days=30), usegmt=True)
+    future = format_datetime(datetime.now(UTC) + timedelta(days=3), usegmt=True)
+    body = (f'<rss version="2.0"><channel><title>t</title>{item("old", old)}'
+            f'{item("future", future)}{item("garbage", "not a date at all")}</channel></rss>')
+    http_server.routes["/feed"] = Route(200, body.encode())
+    feed = feed_at(http_server)
+    assert (await poller.poll(feed, runtime(feed))).alerts == 2
+    titles = {a["item"]["title"] for a in await queued(poller.store)}
+    assert titles == {"Haftar future", "Haftar garbage"}
+
+
+async def test_invalid_utf8_still_yields_items(poller: Poller, http_server: HTTPServer) -> None:
+    body = rss([("g", "Haftar PLACEHOLDER", "")]).replace(b"PLACEHOLDER", b"\xff\xfe\xc3(")
+    http_server.routes["/feed"] = Route(200, body)
+    feed = feed_at(http_server)
+    assert (await poller.poll(feed, runtime(feed))).alerts == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"<html><body>Moved. Click here.</body></html>", b"", b"\x00" * 1000,
+     b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;'
+     b'&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><rss><channel><item>'
+     b"<title>&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;</title></item></channel></rss>"],
+    ids=["html", "empty", "nul-bytes", "entity-expansion"],
+)
+async def test_not_a_feed_is_a_failed_poll_with_backoff(poller: Poller, http_server: HTTPServer,
+                                                        body: bytes) -> None:
+    http_server.routes["/feed"] = Route(200, body)
+    feed = feed_at(http_server)
+    with capture_logs() as logs:
+        result = await poller.poll(feed, runtime(feed))
+        await poller.poll(feed, runtime(feed))
+    state = await poller.store.feed_state(feed.id)
+    if result.status == "ok":  # a parser may read the entity document; never expanded
+        assert all(len(a["item"]["title"]) <= 1000 for a in await queued(poller.store))
+        return
+    assert result.status == "error" and state["status"] == "error"
+    assert state["failures"] == "2" and state["error"].startswith("parser: no items")
+    assert [e["event"] for e in logs].count("feed poll failed") == 2
+    assert float(state["next_poll"]) > datetime.now(UTC).timestamp() + 100  # backed off
+
+
+async def test_xml_external_entities_are_not_read(poller: Poller, http_server: HTTPServer,
+                                                  tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    body = (f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file://{secret}">]>'
+            f'<rss version="2.0"><channel><title>t</title><item><guid>1</guid>'
+            f"<title>Haftar &x;</title></item></channel></rss>").encode()
+    http_server.routes["/feed"] = Route(200, body)
+    feed = feed_at(http_server)
+    await poller.poll(feed, runtime(feed))
+    assert "TOP-SECRET" not in json.dumps(await queued(poller.store))
+
+
+async def test_scrape_failure_falls_back_to_feed_text(poller: Poller,
+                                                      http_server: HTTPServer) -> None:
+    http_server.routes["/feed"] = Route(200, rss([("g", "Haftar visits", http_server.url("/gone"))]))
+    feed = feed_at(http_server, scrape=True)
+    with capture_logs() as logs:
+        assert (await poller.poll(feed, runtime(feed))).alerts == 1
+    (alert,) = await queued(poller.store)
+    assert alert["scraped"] is False
+    (event,) = [e for e in logs if e["event"].startswith("scrape failed")]
+    assert "HTTP 404" in event["error"]
+
+
+async def test_article_links_to_private_addresses_are_refused_by_default(
+    aredis: aioredis.Redis, http_server: HTTPServer
+) -> None:
+    # The feed is the operator's (allowed); its item points at loopback: not fetched.
+    http_server.routes["/feed"] = Route(200, rss([("g", "Haftar", http_server.url("/internal"))]))
+    http_server.routes["/internal"] = Route(200, SEED_PAGE.read_bytes())
+    fetcher = Fetcher(timeout=2.0)  # allow_private defaults to False
+    try:
+        poller = Poller(Store(aredis), fetcher, max_age=86400)
+        feed = feed_at(http_server, scrape=True)
+        with capture_logs() as logs:
+            assert (await poller.poll(feed, runtime(feed))).alerts == 1
+    finally:
+        await fetcher.close()
+    assert http_server.received("/internal", "GET") == []
+    (event,) = [e for e in logs if e["event"].startswith("scrape failed")]
+    assert "non-public address 127.0.0.1" in event["error"]
