@@ -242,3 +242,16 @@ async def test_a_hung_endpoint_does_not_delay_the_others(
         assert await store.dead_letters() == []
     finally:
         slow.stop()
+
+
+async def test_smtp_5xx_is_permanent(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: httpx.AsyncClient,
+) -> None:
+    smtp_server.mailbox.reply = "554 5.7.1 message rejected"
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    await store.commit_item("item-1", [make_alert("desk")])
+    await worker.drain()
+    (dead,) = await store.dead_letters()
+    assert "554" in dead[1]["error"] and dead[1]["attempts"] == "1"
+    assert await store.pending() == []
