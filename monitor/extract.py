@@ -54,6 +54,7 @@ _TEXT_BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pr
 _STRUCTURE_TAGS = re.compile(
     r"</?(?:div|span|section|font|center|b|i|em|strong|table|tbody|tr|td|ul|ol|li)\b[^>]*>", re.I
 )
+_INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u200e\u200f\u2060\u00ad"))
 _NOTICE_MAX_CHARS = 300
 _HEADING_MAX_CHARS = 80
 _MIN_PARAGRAPH = 25
@@ -117,11 +118,12 @@ def extract(html: str | bytes, url: str | None = None,
     language = doc.get("lang") or None
     title = _title(doc)
     _strip_boilerplate(doc, rules)
-    root = _article_root(doc)
-    blocks = _blocks(root, rules)
+    blocks = [line for part in _article_parts(doc) for line in _blocks(part, rules)]
     if title and blocks and fold(blocks[0]).strip() != fold(title).strip():
-        headline = _headline(doc, root)
-        blocks.insert(0, headline or title)
+        headline = _headline(doc)
+        present = {fold(b).strip() for b in blocks}
+        lead = [p for p in _standfirst(doc) if fold(p).strip() not in present]
+        blocks[:0] = [headline or title, *lead]
     if not blocks:
         return Article(title=title, text="", language=language)
     return Article(title=title or blocks[0], text="\n".join(blocks), language=language)
@@ -166,7 +168,23 @@ def _title(doc: lxml.html.HtmlElement) -> str:
     return ""
 
 
-def _headline(doc: lxml.html.HtmlElement, root: lxml.html.HtmlElement) -> str:
+def _standfirst(doc: lxml.html.HtmlElement) -> list[str]:
+    """Up to two paragraphs right after the headline in its own container (the summary
+    that news sites set in the article's header, apart from the body)."""
+    h1 = next(doc.iter("h1"), None)
+    if h1 is None:
+        return []
+    out = []
+    for sibling in h1.itersiblings():
+        if not isinstance(sibling.tag, str) or len(out) == 2:
+            break
+        text = " ".join(sibling.text_content().split())
+        if sibling.tag == "p" and len(text) >= 40 and _link_density(sibling) < 0.3:
+            out.append(text)
+    return out
+
+
+def _headline(doc: lxml.html.HtmlElement) -> str:
     for h1 in doc.iter("h1"):
         value = " ".join(h1.text_content().split())
         if value:
@@ -182,17 +200,16 @@ def _drop(el: lxml.html.HtmlElement) -> None:
     el.drop_tree()
 
 
-def _holds_article(el: lxml.html.HtmlElement) -> bool:
-    """A boilerplate-named wrapper that still holds the article must not be dropped."""
+def _paragraph_chars(el: lxml.html.HtmlElement) -> int:
+    return sum(len(p.text_content()) for p in el.iter("p"))
+
+
+def _holds_article(el: lxml.html.HtmlElement, page_chars: int) -> bool:
+    """A boilerplate-named wrapper (a page-wide `blq-int-nav`) that holds half the page's
+    paragraph text holds the article, and must not be dropped for its name."""
     if el.tag in ("body", "html", "article", "main"):
         return True
-    long_paragraphs = 0
-    for p in el.iter("p"):
-        if len(p.text_content()) > 120:
-            long_paragraphs += 1
-            if long_paragraphs >= 3:
-                return True
-    return False
+    return page_chars > 0 and _paragraph_chars(el) * 2 >= page_chars
 
 
 def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
@@ -203,6 +220,7 @@ def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
     for el in list(doc.iter("header", "footer")):
         if not any(a.tag in ("article", "main") for a in el.iterancestors()):
             _drop(el)
+    page_chars = _paragraph_chars(doc)
     for el in list(doc.iter()):
         if not isinstance(el.tag, str) or el.getparent() is None:
             continue
@@ -210,7 +228,7 @@ def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
         hidden = el.get("hidden") is not None or el.get("aria-hidden") == "true" or \
             "display:none" in el.get("style", "").replace(" ", "")
         if hidden or el.get("role") in _BOILERPLATE_ROLES or (
-            _BOILERPLATE_NAME.search(names) and not _holds_article(el)
+            _BOILERPLATE_NAME.search(names) and not _holds_article(el, page_chars)
         ):
             _drop(el)
     _drop_phrases(doc, rules)
@@ -255,16 +273,17 @@ def _link_density(el: lxml.html.HtmlElement) -> float:
     return linked / total
 
 
-def _article_root(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+def _article_parts(doc: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
+    """The element(s) holding the article, in page order (rule 4)."""
     explicit = doc.xpath('//*[@itemprop="articleBody"]')
     if explicit:
-        return max(explicit, key=lambda e: len(e.text_content()))
+        return [max(explicit, key=lambda e: len(e.text_content()))]
     scores: dict[lxml.html.HtmlElement, float] = {}
     for p in doc.iter("p", "pre", "td", "blockquote"):
         text = " ".join(p.text_content().split())
         if len(text) < _MIN_PARAGRAPH:
             continue
-        score = 1 + text.count(",") + text.count("،") + min(len(text) / 100, 3)
+        score = 1 + sum(text.count(c) for c in ",،，、") + min(len(text) / 100, 3)
         parent = p.getparent()
         if parent is None:
             continue
@@ -273,22 +292,97 @@ def _article_root(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
         if grand is not None:
             scores[grand] = scores.get(grand, 0.0) + score / 2
     body = doc.find("body")
-    fallback = body if body is not None else doc
     if not scores:
-        return fallback
+        return [body if body is not None else doc]
     best = max(scores, key=lambda e: scores[e] * (1 - _link_density(e)))
-    return _with_siblings(best, scores)
+    family = _family_blocks(doc, best, scores)
+    if len(family) > 1:
+        return family
+    return _with_relatives(_climb(best), scores)
+
+
+def _with_relatives(best: lxml.html.HtmlElement,
+                    scores: dict[lxml.html.HtmlElement, float]) -> list[lxml.html.HtmlElement]:
+    """Siblings that continue the article; failing those, the parent's siblings that come
+    before it (a lead in a `story-intro` ahead of the container that holds the body; what
+    follows at that level is more often related stories)."""
+    kept = _with_siblings(best, scores)
+    parent = best.getparent()
+    if len(kept) > 1 or parent is None or parent.tag in ("body", "html"):
+        return kept
+    uncles = _with_siblings(parent, scores)
+    if len(uncles) == 1:
+        return kept
+    return [*uncles[:uncles.index(parent)], best]
+
+
+def _family_blocks(doc: lxml.html.HtmlElement, best: lxml.html.HtmlElement,
+                   scores: dict[lxml.html.HtmlElement, float]) -> list[lxml.html.HtmlElement]:
+    """Articles cut into blocks around images and ads repeat the block's class
+    (story-body-1, story-body-2; article-text, article-text): all such blocks with
+    paragraph text and few links, outermost only, in page order."""
+    family = _class_family(best)
+    if not family:
+        return [best]
+    blocks = [el for el in doc.iter() if isinstance(el.tag, str)
+              and _class_family(el) == family and scores.get(el, 0.0) > 0
+              and _link_density(el) < 0.3]
+    outer = [el for el in blocks
+             if not any(a in blocks for a in el.iterancestors())]
+    return outer if best in outer else [best]
+
+
+def _climb(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """An article split over cousin containers (text, image, text, ...) comes back whole:
+    climb while the parent adds a quarter more paragraph text and stays mostly paragraphs."""
+    current = root
+    chars = _paragraph_chars(current)
+    while True:
+        parent = current.getparent()
+        if parent is None or parent.tag in ("body", "html"):
+            return current
+        parent_chars = _paragraph_chars(parent)
+        text = len(parent.text_content())
+        if parent_chars < chars * 1.25 or parent_chars * 2 < text or _link_density(parent) > 0.3:
+            return current
+        current, chars = parent, parent_chars
+
+
+def _class_family(el: lxml.html.HtmlElement) -> str:
+    """The first class name: story-body-1 and story-body-2 both say `story-body`."""
+    classes = (el.get("class") or "").split()
+    return classes[0] if classes else ""
 
 
 def _with_siblings(best: lxml.html.HtmlElement,
-                   scores: dict[lxml.html.HtmlElement, float]) -> lxml.html.HtmlElement:
-    """Article text split over sibling containers comes back together under their parent."""
+                   scores: dict[lxml.html.HtmlElement, float]) -> list[lxml.html.HtmlElement]:
+    """The best element and its siblings that continue the article, as Readability does:
+    siblings that score well, share its class, or are themselves substantial paragraphs
+    with few links (a lead paragraph in a container of its own)."""
     parent = best.getparent()
     if parent is None:
-        return best
-    threshold = max(10.0, scores[best] * 0.2)
-    strong = [s for s in parent if scores.get(s, 0.0) >= threshold]
-    return parent if len(strong) > 1 else best
+        return [best]
+    threshold = max(10.0, scores.get(best, 0.0) * 0.2)
+    kept = []
+    for sibling in parent:
+        if not isinstance(sibling.tag, str):
+            continue
+        if sibling is best:
+            kept.append(sibling)
+            continue
+        bonus = threshold if _class_family(sibling) and \
+            _class_family(sibling) == _class_family(best) else 0
+        if scores.get(sibling, 0.0) + bonus >= threshold:
+            kept.append(sibling)
+            continue
+        text = " ".join(sibling.text_content().split())
+        density = _link_density(sibling)
+        if sibling.tag == "p" and (len(text) > 80 and density < 0.25
+                                   or 0 < len(text) <= 80 and density == 0 and ". " in text):
+            kept.append(sibling)
+        elif scores.get(sibling, 0.0) > 0 and density < 0.25 and _paragraph_chars(sibling) >= 80:
+            kept.append(sibling)  # an intro or lead in a container of its own
+    return kept
 
 
 def _blocks(root: lxml.html.HtmlElement, rules: Boilerplate) -> list[str]:
@@ -296,7 +390,7 @@ def _blocks(root: lxml.html.HtmlElement, rules: Boilerplate) -> list[str]:
     pending: list[str] = []
 
     def flush() -> None:
-        line = " ".join("".join(pending).split())
+        line = " ".join("".join(pending).translate(_INVISIBLE).split())
         pending.clear()
         if line and not _is_boilerplate_line(line, rules):
             out.append(line)
