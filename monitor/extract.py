@@ -174,7 +174,7 @@ def _standfirst(doc: lxml.html.HtmlElement) -> list[str]:
     h1 = next(doc.iter("h1"), None)
     if h1 is None:
         return []
-    out = []
+    out: list[str] = []
     for sibling in h1.itersiblings():
         if not isinstance(sibling.tag, str) or len(out) == 2:
             break
