@@ -110,6 +110,7 @@ async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
             "last_poll_ago_s": None if last_poll is None else round(now - last_poll),
             "next_poll_in_s": None if next_poll is None else round(next_poll - now),
             "error": state.get("error") or "",
+            "pages_without_article": int(state.get("no_article") or 0),
         })
     return rows
 
@@ -120,6 +121,8 @@ def format_feeds(rows: list[dict[str, Any]]) -> str:
         last = "never" if r["last_poll_ago_s"] is None else f"{r['last_poll_ago_s']}s ago"
         nxt = "now" if r["next_poll_in_s"] is None else f"in {max(r['next_poll_in_s'], 0)}s"
         fails = f", {r['failures']} failures" if r["failures"] else ""
+        if r["pages_without_article"]:
+            fails += f", {r['pages_without_article']} pages without article (scraping blocked?)"
         lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items, polled {last}, "
                      f"next {nxt}" + (f"\n    error: {r['error']}" if r["error"] else ""))
     return "\n".join(lines)

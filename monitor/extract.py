@@ -8,18 +8,28 @@ Rules, in order:
    article, asides, hidden elements, and blocks whose class or id names boilerplate
    (menu, share, cookie, newsletter, related, comments, ...).
 3. Notices (`data/boilerplate.yaml`: "Sorry, you need to enable JavaScript...", cookie
-   prompts) are removed with their block; "more from" headings ("المزيد من", "Read also")
-   are removed with the list of links after them.
+   prompts) are removed with their block, and a page that is only a notice, a consent
+   wall or a redirect (a script, or a meta refresh with little text) has no article;
+   "more from" headings ("المزيد من", "Read also") go with the list of links after them.
 4. The article is the element whose paragraphs score highest (text length, commas), the
    way Readability finds it, preferring an explicit articleBody.
 5. Text is one line per block; blocks that are mostly links are dropped. The headline
-   leads the text.
+   leads the text, then the standfirst.
+6. Metadata: the language from the markup (html lang, content-language, og:locale), else
+   from the script of the text where the script nearly settles it (Arabic, Urdu, Persian,
+   Chinese, Japanese, Korean, Greek, Hebrew, Thai, ...); the publication date from
+   article:published_time, itemprop=datePublished, JSON-LD or the first <time datetime>.
 """
 
 from __future__ import annotations
 
+import email.utils
+import json
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 
@@ -115,7 +125,8 @@ def extract(html: str | bytes, url: str | None = None,
     doc = _parse(text, url)
     if doc is None:
         return Article(title="", text="")
-    language = doc.get("lang") or None
+    language = _markup_language(doc)
+    published = _published(doc)
     title = _title(doc)
     _strip_boilerplate(doc, rules)
     blocks = [line for part in _article_parts(doc) for line in _blocks(part, rules)]
@@ -124,9 +135,11 @@ def extract(html: str | bytes, url: str | None = None,
         present = {fold(b).strip() for b in blocks}
         lead = [p for p in _standfirst(doc) if fold(p).strip() not in present]
         blocks[:0] = [headline or title, *lead]
-    if not blocks:
-        return Article(title=title, text="", language=language)
-    return Article(title=title or blocks[0], text="\n".join(blocks), language=language)
+    if not blocks or _is_redirect(doc, blocks):
+        return Article(title=title, text="", language=language, published=published)
+    text = "\n".join(blocks)
+    return Article(title=title or blocks[0], text=text,
+                   language=language or script_language(text), published=published)
 
 
 def extract_text(text: str, boilerplate: Boilerplate | None = None) -> Article:
@@ -138,7 +151,8 @@ def extract_text(text: str, boilerplate: Boilerplate | None = None) -> Article:
         folded = fold(line).strip()
         if folded and not rules.is_notice(folded) and not rules.is_more_from(folded):
             kept.append(line)
-    return Article(title=kept[0] if kept else "", text="\n".join(kept))
+    body = "\n".join(kept)
+    return Article(title=kept[0] if kept else "", text=body, language=script_language(body))
 
 
 def _parse(text: str, url: str | None) -> lxml.html.HtmlElement | None:
@@ -157,6 +171,88 @@ def _parse(text: str, url: str | None) -> lxml.html.HtmlElement | None:
     return None
 
 
+_DATE_XPATHS = (
+    '//meta[@property="article:published_time"]/@content',
+    '//meta[@itemprop="datePublished"]/@content',
+    '//*[@itemprop="datePublished"]/@datetime',
+    '//meta[@name="pubdate" or @name="publishdate" or @name="date" or @name="DC.date.issued"'
+    ' or @name="parsely-pub-date" or @name="sailthru.date" or @name="article.published"]/@content',
+    "//time[@datetime]/@datetime",
+)
+
+
+def _parse_date(value: str) -> datetime | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _published(doc: lxml.html.HtmlElement) -> datetime | None:
+    for xpath in _DATE_XPATHS[:4]:
+        for value in doc.xpath(xpath):
+            if found := _parse_date(str(value)):
+                return found
+    for script in doc.xpath('//script[@type="application/ld+json"]/text()'):
+        match = re.search(r'"datePublished"\s*:\s*("[^"]*")', script)
+        if match and (found := _parse_date(json.loads(match.group(1)))):
+            return found
+    for value in doc.xpath(_DATE_XPATHS[4]):
+        if found := _parse_date(str(value)):
+            return found
+    return None
+
+
+def _markup_language(doc: lxml.html.HtmlElement) -> str | None:
+    for xpath in ("/html/@lang", "/html/@xml:lang",
+                  '//meta[@http-equiv="content-language" or @http-equiv="Content-Language"]'
+                  "/@content", '//meta[@property="og:locale"]/@content'):
+        for value in doc.xpath(xpath, namespaces={"xml": "http://www.w3.org/XML/1998/namespace"}):
+            tag = str(value).strip().replace("_", "-").split(",")[0]
+            if re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", tag):
+                return tag.lower() if len(tag) <= 3 else tag.split("-")[0].lower() + tag[
+                    tag.index("-"):]
+    return None
+
+
+# Scripts that nearly settle the language: Unicode name prefix -> language.
+_SCRIPT_LANGUAGE = {"ARABIC": "ar", "CJK": "zh", "HIRAGANA": "ja", "KATAKANA": "ja",
+                    "HANGUL": "ko", "GREEK": "el", "HEBREW": "he", "THAI": "th",
+                    "DEVANAGARI": "hi", "BENGALI": "bn", "ARMENIAN": "hy", "GEORGIAN": "ka",
+                    "ETHIOPIC": "am", "KHMER": "km", "TAMIL": "ta", "SINHALA": "si"}
+_URDU_LETTERS = frozenset("ٹڈڑںےۓھ")
+_PERSIAN_LETTERS = frozenset("پچژگ")
+
+
+def script_language(text: str, sample: int = 2000) -> str | None:
+    """A language guessed from the script of `text`; None for Latin and Cyrillic, which
+    many languages share."""
+    scripts: Counter[str] = Counter()
+    letters = [c for c in text[:sample] if c.isalpha()]
+    for c in letters:
+        name = unicodedata.name(c, "").split(" ")[0]
+        scripts[_SCRIPT_LANGUAGE.get(name, name)] += 1
+    if not scripts:
+        return None
+    top, count = scripts.most_common(1)[0]
+    if top == "zh" and (scripts["ja"] > count / 20):
+        top = "ja"  # Japanese mixes kanji with kana
+    if top == "ar":
+        present = set(letters)
+        if present & _URDU_LETTERS:
+            return "ur"
+        if present & _PERSIAN_LETTERS:
+            return "fa"
+    return top if top in _SCRIPT_LANGUAGE.values() else None
+
+
 def _title(doc: lxml.html.HtmlElement) -> str:
     for xpath in ('//meta[@property="og:title"]/@content', '//meta[@name="twitter:title"]/@content',
                   "//title/text()", "//h1"):
@@ -166,6 +262,12 @@ def _title(doc: lxml.html.HtmlElement) -> str:
             if value:
                 return value
     return ""
+
+
+def _is_redirect(doc: lxml.html.HtmlElement, blocks: list[str]) -> bool:
+    """A page that sends the reader elsewhere with a meta refresh and says little itself."""
+    refresh = doc.xpath('//meta[translate(@http-equiv, "REFSH", "refsh")="refresh"]/@content')
+    return any("url=" in str(r).lower() for r in refresh) and sum(map(len, blocks)) < 300
 
 
 def _standfirst(doc: lxml.html.HtmlElement) -> list[str]:

@@ -28,6 +28,7 @@ class Article:
     title: str
     text: str
     language: str | None = None
+    published: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,6 +194,9 @@ class Poller:
         html = decode_html(resp.body, resp.charset)
         article = await asyncio.to_thread(extract, html, resp.url)
         if not article.text:
-            log.warning("scrape found no article text; matching feed title and summary",
-                        feed=feed.name, item=item.url)
+            # A JavaScript wall, a redirect script or a consent wall: count it per feed, so
+            # `monitor feeds` shows which sources block scraping.
+            await self.store.count_no_article(feed.id)
+            log.warning("scrape found no article text (JavaScript or consent wall?); "
+                        "matching feed title and summary", feed=feed.name, item=item.url)
         return article.text

@@ -176,6 +176,9 @@ class Store:
         clean = {k: "" if v is None else str(v) for k, v in fields.items()}
         await self.redis.hset(self.keys.feed(feed_id), mapping=clean)
 
+    async def count_no_article(self, feed_id: str) -> None:
+        await self.redis.hincrby(self.keys.feed(feed_id), "no_article", 1)
+
     # -- dedup and queue ------------------------------------------------------------------
 
     async def unseen(self, item_ids: Sequence[str]) -> list[str]:

@@ -83,3 +83,128 @@ def test_undeclared_arabic_legacy_charsets(codec: str) -> None:
         "وأن المعارك مستمرة قرب الطريق الساحلي بين مصراتة وسرت منذ صباح الأربعاء.</p></body></html>"
     decoded = decode_html(text.encode(codec, errors="ignore"))
     assert "سرت" in decoded and "الجيش" in decoded
+
+
+# -- golden files: real pages against their published ground truth ------------------------
+
+from bench.extract import cases, score  # noqa: E402
+
+GOLDEN = cases()
+
+
+@pytest.mark.parametrize(("stem", "page", "truth"), GOLDEN, ids=[c[0] for c in GOLDEN])
+def test_real_page_matches_its_ground_truth(stem: str, page: bytes, truth: str) -> None:
+    _, _, f1, _ = score([extract(page).text], [truth])
+    assert f1 >= 0.80, f"{stem}: F1 {f1:.3f}"
+
+
+def test_corpus_f1_does_not_regress() -> None:
+    outputs = [extract(page).text for _, page, _ in GOLDEN]
+    precision, recall, f1, _ = score(outputs, [t for _, _, t in GOLDEN])
+    assert len(GOLDEN) == 45
+    assert f1 >= 0.955, (precision, recall, f1)  # measured 0.959 (bench/extract.py)
+
+
+@pytest.mark.parametrize("name", [
+    "chardet__windows-1256-arabic___chromium_windows-1256_with_no_encoding_specified.html",
+    "chardet__iso-8859-6-arabic___chromium_ISO-8859-6_with_no_encoding_specified.html",
+])
+def test_undeclared_legacy_arabic_pages(name: str) -> None:
+    article = extract((Path(__file__).parent / "data" / "pages" / name).read_bytes())
+    assert "أعلنت كتائب الشهيد عز الدين القسام" in article.text
+    assert article.language == "ar"
+
+
+def test_utf8_page_labelled_gb2312() -> None:
+    article = extract((Path(__file__).parent / "data" / "pages" /
+                       "readability__qq__source.html").read_bytes())
+    assert article.title.startswith("DeepMind新电脑已可利用记忆自学")
+    assert "谷歌" in article.text and article.language == "zh"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><head><script>window.location.href='https://example.org/a?js=1'</script></head>"
+        "<body></body></html>",
+        "<html><head><meta http-equiv='refresh' content='0;url=/a'></head><body>"
+        "<p>Redirecting…</p></body></html>",
+        "<html><body><div class='consent-wall'><h2>We use cookies</h2><p>We use cookies and "
+        "similar technologies to improve your experience. Accept all cookies to continue.</p>"
+        "<button>Accept</button></div></body></html>",
+        f"<html><body><div id='app'></div><noscript>{NOTICE}</noscript>"
+        f"<script src='/app.js'></script></body></html>",
+    ],
+    ids=["redirect-script", "meta-refresh", "consent-wall", "js-app"],
+)
+def test_walls_yield_no_article(html: str) -> None:
+    assert extract(html).text == ""
+
+
+# -- metadata ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        ('<meta property="article:published_time" content="2020-06-17T10:30:00Z">',
+         "2020-06-17T10:30:00+00:00"),
+        ('<script type="application/ld+json">{"@type": "NewsArticle", '
+         '"datePublished": "2020-06-17T12:30:00+02:00"}</script>', "2020-06-17T12:30:00+02:00"),
+        ('<meta name="pubdate" content="Wed, 17 Jun 2020 10:30:00 GMT">',
+         "2020-06-17T10:30:00+00:00"),
+        ("", None),
+    ],
+)
+def test_published_date(head: str, expected: str | None) -> None:
+    body = "<p>" + "Forces loyal to Haftar advanced on Sirte, officials said. " * 3 + "</p>"
+    article = extract(f"<html><head>{head}</head><body><article>{body}</article></body></html>")
+    assert (article.published.isoformat() if article.published else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("أعلن الجيش الوطني الليبي أن قواته صدت هجوما على سرت", "ar"),
+        ("پاکستان کے وزیر اعظم نے کہا کہ ہم امن چاہتے ہیں", "ur"),
+        ("وزیر امور خارجه ایران گفت که گفتگوها ادامه دارد", "fa"),
+        ("米朝首脳会談を巡って戦っていたのは、トランプと金正恩ばかりではなかった", "ja"),
+        ("香港行政长官梁振英在各方压力下就其大宅的违章建筑问题道歉", "zh"),
+        ("북한은 미사일을 발사했다고 밝혔다", "ko"),
+        ("Forces loyal to Haftar advanced on Sirte", None),
+    ],
+)
+def test_language_from_the_script_when_markup_is_silent(text: str, language: str | None) -> None:
+    html = f"<html><body><article><p>{text}. {text}.</p></article></body></html>"
+    assert extract(html).language == language
+
+
+def test_language_from_markup_wins() -> None:
+    html = "<html lang='fr-CA'><body><article><p>" + "Le texte est court, mais réel. " * 3
+    assert extract(html + "</p></article></body></html>").language == "fr-CA"
+
+
+# -- bounded work ----------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("shape", ["one-text-node", "many-paragraphs"])
+def test_huge_pages_stay_within_memory_bounds(tmp_path: Path, shape: str) -> None:
+    import subprocess
+    import sys
+
+    # 10 MB, the fetcher's default size limit, under a 1 GiB address-space limit.
+    script = f"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from monitor.extract import extract
+words = "Haftar forces advanced on Sirte, officials said. "
+if {shape!r} == "one-text-node":
+    page = "<html><body><p>" + words * 200_000 + "</p></body></html>"
+else:
+    page = "<html><body>" + ("<div><p>" + words * 4 + "</p></div>") * 50_000 + "</body></html>"
+article = extract(page)
+assert "Sirte" in article.text, article.text[:100]
+print(len(page), len(article.text))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=55)
+    assert result.returncode == 0, result.stderr[-2000:]

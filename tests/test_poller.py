@@ -168,3 +168,17 @@ async def test_article_links_to_private_addresses_are_refused_by_default(
     assert http_server.received("/internal", "GET") == []
     (event,) = [e for e in logs if e["event"].startswith("scrape failed")]
     assert "non-public address 127.0.0.1" in event["error"]
+
+
+async def test_javascript_walls_are_counted_per_feed(poller: Poller,
+                                                     http_server: HTTPServer) -> None:
+    wall = (b"<html><body><noscript>Sorry, you need to enable JavaScript to visit this "
+            b"website.</noscript><div id='root'></div></body></html>")
+    http_server.routes["/wall"] = Route(200, wall, {"Content-Type": "text/html"})
+    http_server.routes["/feed"] = Route(200, rss([
+        ("a", "Haftar one", http_server.url("/wall")),
+        ("b", "Haftar two", http_server.url("/wall?x=2"))]))
+    feed = feed_at(http_server, scrape=True)
+    assert (await poller.poll(feed, runtime(feed))).alerts == 2
+    assert all(a["scraped"] is False for a in await queued(poller.store))
+    assert (await poller.store.feed_state(feed.id))["no_article"] == "2"
