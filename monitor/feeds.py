@@ -45,9 +45,19 @@ class ParsedFeed:
     problem: str | None = None
 
 
+_REDIRECTORS = {("google.com", "/url"), ("www.google.com", "/url"), ("news.google.com", "/url")}
+
+
 def canonical_url(url: str, base: str | None = None) -> str:
-    """The URL without fragment or tracking parameters (rule 3)."""
+    """The URL without fragment or tracking parameters (rule 3); a feed proxy's redirect
+    link (Google Alerts' google.com/url?...&url=TARGET) becomes its target."""
     url = url.strip()
+    parts = urlsplit(url)
+    if ((parts.hostname or "").lower(), parts.path) in _REDIRECTORS:
+        params = dict(parse_qsl(parts.query))
+        target = params.get("url") or params.get("q")
+        if target and target.startswith(("http://", "https://")):
+            url = target
     if base and not urlsplit(url).scheme:
         from urllib.parse import urljoin
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -102,7 +102,8 @@ class Alert:
     matches: tuple[Match, ...]
     created: datetime
     scraped: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    story: str = ""  # the story this item is a copy of (its first item's id)
+    sources: tuple[str, ...] = ()  # every URL the story came from so far
 
     def to_dict(self) -> dict[str, Any]:
         item = asdict(self.item)
@@ -114,6 +115,8 @@ class Alert:
             "matches": [m.to_dict() for m in self.matches],
             "created": self.created.isoformat(),
             "scraped": self.scraped,
+            "story": self.story,
+            "sources": list(self.sources),
         }
 
     @classmethod
@@ -127,4 +130,6 @@ class Alert:
             matches=tuple(Match.from_dict(m) for m in data["matches"]),
             created=datetime.fromisoformat(data["created"]),
             scraped=bool(data.get("scraped", True)),
+            story=str(data.get("story", "")),
+            sources=tuple(data.get("sources", ())),
         )

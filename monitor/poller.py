@@ -11,7 +11,10 @@ Rules, in order:
    A document that is no feed at all counts as a failed poll (rule 2).
 4. For feeds that ask for it, the item's page is fetched and its article text extracted;
    when that fails or finds no article, the feed's own title and summary are matched.
-5. The item is marked seen in the same atomic step that queues its alerts.
+5. One story, one alert: an item whose story URL or text (monitor.dedup) matches a story
+   seen within the dedup window is a copy of it; its alerts go only to subscribers that
+   story has not alerted yet, and the story keeps the copy as one more source.
+6. The item is marked seen in the same atomic step that queues its alerts.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor import logs
+from monitor import dedup, logs
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, PermanentFetchError, RetryableFetchError
 from monitor.extract import decode_html, extract
@@ -69,24 +72,64 @@ def alert_key(item_id: str, subscriber: str) -> str:
     return hashlib.sha256(f"{item_id}\0{subscriber}".encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True, slots=True)
+class Story:
+    id: str
+    copy: bool  # a story seen before: this item is one more source of it
+    sources: tuple[str, ...]
+    similarity: float | None = None
+
+
 def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bool,
-               now: datetime) -> list[Alert]:
-    """One alert per subscriber with at least one of its watchlists matched at its minimum."""
+               now: datetime, story: Story | None = None,
+               alerted: frozenset[str] = frozenset()) -> list[Alert]:
+    """One alert per subscriber with at least one of its watchlists matched at its minimum,
+    except subscribers the item's story has already alerted."""
     out = []
     for sub in config.subscribers:
+        if sub.name in alerted:
+            continue
         mine = tuple(m for m in matches if m.watchlist in sub.watchlists and m.score >= sub.min_score)
         if mine:
-            out.append(Alert(alert_key(item.id, sub.name), sub.name, item, mine, now, scraped))
+            out.append(Alert(alert_key(item.id, sub.name), sub.name, item, mine, now, scraped,
+                             story.id if story else item.id, story.sources if story else ()))
     return out
+
+
+async def resolve_story(store: Store, item_id: str, url: str, body: str,
+                        source: dict[str, str], *, window: int, threshold: float) -> Story:
+    """The story an item belongs to: a known one by story URL or by text, else a new one
+    (registered under the item's id)."""
+    key = dedup.url_key(url)
+    sig = await asyncio.to_thread(dedup.signature, body) if body else None
+    bands = dedup.band_keys(sig) if sig is not None else []
+    found, candidates = await store.story_candidates(key, bands, window)
+    score: float | None = 1.0 if found else None
+    if found is None and sig is not None and candidates:
+        signatures = await store.story_signatures(sorted(candidates))
+        scored = [(dedup.similarity(sig, dedup.from_bytes(raw)), sid)
+                  for sid, raw in signatures.items()]
+        best_score, best = max(scored, default=(0.0, ""))
+        if best_score >= threshold:
+            found, score = best, best_score
+    if found is not None:
+        sources = await store.add_source(found, key, source, window)
+        return Story(found, True, tuple(s.get("url", "") for s in sources), score)
+    await store.add_story(item_id, key, bands, dedup.to_bytes(sig) if sig is not None else None,
+                          source, window)
+    return Story(item_id, False, (url,))
 
 
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, *, max_age: float,
-                 scrape_concurrency: int = 8, max_new_items: int = 200) -> None:
+                 scrape_concurrency: int = 8, max_new_items: int = 200,
+                 dedup_window: float = 48 * 3600, dedup_threshold: float = 0.5) -> None:
         self.store = store
         self.fetcher = fetcher
         self.max_age = max_age
         self.max_new_items = max_new_items
+        self.dedup_window = int(dedup_window)
+        self.dedup_threshold = dedup_threshold
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
 
     async def poll(self, feed: FeedConfig, runtime: Runtime) -> PollResult:
@@ -171,16 +214,28 @@ class Poller:
             article_text = await self._scrape(feed, item)
             if article_text:
                 body, scraped = article_text, True
+        story = await self._story(feed, item, body)
+        alerted = frozenset(await self.store.story_alerted(story.id)) if story.copy else frozenset()
         matcher = runtime.matcher
         matches = [m for m in await asyncio.to_thread(matcher.matches, title, body)
                    if feed.watchlists is None or m.watchlist in feed.watchlists]
-        alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC))
-        queued = await self.store.commit_item(item.id, alerts)
+        alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC), story,
+                            alerted)
+        queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window)
+        if story.copy:
+            log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
+                     story=story.id, sources=len(story.sources), similarity=story.similarity,
+                     alerts=max(queued, 0))
         if matches:
             log.info("item matched", feed=feed.name, item=item.url or item.id,
                      watchlist=[m.watchlist for m in matches], alerts=max(queued, 0),
                      scraped=scraped)
         return max(queued, 0)
+
+    async def _story(self, feed: FeedConfig, item: Item, body: str) -> Story:
+        source = {"feed": feed.name, "url": item.url, "title": item.title}
+        return await resolve_story(self.store, item.id, item.url, body, source,
+                                   window=self.dedup_window, threshold=self.dedup_threshold)
 
     async def _scrape(self, feed: FeedConfig, item: Item) -> str:
         async with self._scrapes:

@@ -41,6 +41,7 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
         "item": data["item"],
         "matches": data["matches"],
         "scraped": alert.scraped,
+        "story": {"id": alert.story, "sources": list(alert.sources)},
         "created": data["created"],
     }
 

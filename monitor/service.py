@@ -62,7 +62,9 @@ class Service:
                                per_host=s.http_per_host, allow_private=s.allow_private_urls)
         self.poller = Poller(self.store, self.fetcher, max_age=s.max_age_days * 86400,
                              scrape_concurrency=s.scrape_concurrency,
-                             max_new_items=s.max_new_items)
+                             max_new_items=s.max_new_items,
+                             dedup_window=s.dedup_window_hours * 3600,
+                             dedup_threshold=s.dedup_threshold)
         self._hooks = httpx.AsyncClient(timeout=s.webhook_timeout,
                                         headers={"User-Agent": USER_AGENT})
         password = s.smtp_password.get_secret_value() if s.smtp_password else None

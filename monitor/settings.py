@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         default=200, description="new items taken per poll; the rest wait for the next poll"
     )
     seen_ttl_days: float = 90.0
+    dedup_window_hours: float = Field(
+        default=48.0, description="copies of a story within this window never alert again"
+    )
+    dedup_threshold: float = Field(
+        default=0.5, description="estimated Jaccard similarity above which texts are one story"
+    )
 
     delivery_concurrency: int = 8
     delivery_per_endpoint: int = Field(default=4, description="sends at once to one webhook host")

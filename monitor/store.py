@@ -7,6 +7,7 @@ atomic "mark seen and queue alerts" step needs anyway.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,12 @@ from monitor.models import Alert
 DEFAULT_SEEN_TTL = 90 * 86400
 # One consumer group delivers each alert once across every instance.
 DELIVERY_GROUP = "deliver"
+# Copies of one story arrive within hours (syndication, regional editions); two days
+# catches nearly all and keeps the signatures bounded.
+DEFAULT_STORY_WINDOW = 48 * 3600
+# Band hashes are cut into this many time buckets per window; a bucket expires once the
+# newest story in it is older than the window.
+STORY_BUCKETS_PER_WINDOW = 2
 
 # Returns the ids of feeds due now and pushes each one's score forward by the lease, so no
 # other instance claims it while it is polled; if this instance dies the lease runs out and
@@ -35,17 +42,22 @@ end
 return due
 """
 
-# Marks an item seen and queues its alerts in one step: a crash leaves either both or
-# neither, so an alert is never lost and never queued twice. Returns -1 when the item was
-# already seen (another instance got there first), else the number of alerts queued.
+# Marks an item seen, queues its alerts and records which subscribers its story has
+# alerted, in one step: a crash leaves all or nothing, so an alert is never lost and never
+# queued twice. ARGV: seen TTL, now, story window, n, then n subscriber names and n alert
+# payloads. Returns -1 when the item was already seen (another instance got there first),
+# else the number of alerts queued.
 _COMMIT_ITEM = """
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', tonumber(ARGV[1])) then
   return -1
 end
-for i = 3, #ARGV do
-  redis.call('XADD', KEYS[2], '*', 'alert', ARGV[i])
+local n = tonumber(ARGV[4])
+for i = 1, n do
+  redis.call('SADD', KEYS[3], ARGV[4 + i])
+  redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
 end
-return #ARGV - 2
+if n > 0 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3])) end
+return n
 """
 
 # A confirmed send: acknowledge, delete the entry so the stream stays small, forget errors.
@@ -115,6 +127,28 @@ class Keys:
     def dead(self) -> str:
         """Stream of alerts that failed for good, kept for `monitor alerts replay`."""
         return f"{self._base}:alerts:dead"
+
+    def story_url(self, key: str) -> str:
+        """String: story URL key -> story id, for the dedup window."""
+        return f"{self._base}:story:url:{key}"
+
+    def story_bands(self, bucket: int, index: int) -> str:
+        """Hash: band value -> story id, for band `index` of the stories first seen in time
+        bucket `bucket`. One hash per band and bucket, not one key per story and band: a
+        key costs ~200 bytes of overhead, a field ~70; the bucket expires whole."""
+        return f"{self._base}:story:bands:{bucket}:{index}"
+
+    def story(self, story_id: str) -> str:
+        """Hash: a story's signature, first title and first URL."""
+        return f"{self._base}:story:{story_id}"
+
+    def story_sources(self, story_id: str) -> str:
+        """List: every (feed, url) the story came from, as JSON."""
+        return f"{self._base}:story:{story_id}:sources"
+
+    def story_alerted(self, story_id: str) -> str:
+        """Set: subscribers already alerted about the story."""
+        return f"{self._base}:story:{story_id}:alerted"
 
     @property
     def errors(self) -> str:
@@ -191,14 +225,80 @@ class Store:
             flags = await pipe.execute()
         return [item_id for item_id, flag in zip(item_ids, flags, strict=True) if not flag]
 
-    async def commit_item(self, item_id: str, alerts: Sequence[Alert]) -> int:
-        """Marks the item seen and queues its alerts atomically; -1 if it was already seen."""
+    async def commit_item(self, item_id: str, alerts: Sequence[Alert], story_id: str = "",
+                          window: int = DEFAULT_STORY_WINDOW) -> int:
+        """Marks the item seen, queues its alerts and notes them on its story, atomically;
+        -1 if the item was already seen."""
         payloads = [json.dumps(a.to_dict(), ensure_ascii=False) for a in alerts]
         result = await self._commit(
-            keys=[self.keys.seen(item_id), self.keys.alerts],
-            args=[self.seen_ttl, int(time.time()), *payloads],
+            keys=[self.keys.seen(item_id), self.keys.alerts,
+                  self.keys.story_alerted(story_id or item_id)],
+            args=[self.seen_ttl, int(time.time()), window, len(alerts),
+                  *(a.subscriber for a in alerts), *payloads],
         )
         return int(result)
+
+    # -- stories (cross-feed dedup) -------------------------------------------------------
+
+    def _buckets(self, window: int, now: float) -> list[int]:
+        """The band buckets that can hold stories of the last `window` seconds."""
+        size = max(1, window // STORY_BUCKETS_PER_WINDOW)
+        current = int(now // size)
+        return [current - i for i in range(STORY_BUCKETS_PER_WINDOW + 1)]
+
+    async def story_candidates(self, url_key: str, bands: Sequence[str],
+                               window: int = DEFAULT_STORY_WINDOW) -> tuple[str | None, set[str]]:
+        """The story already known by this URL, and the stories sharing a band with it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.keys.story_url(url_key)) if url_key else pipe.echo("")
+            for bucket in self._buckets(window, time.time()) if bands else ():
+                for index, value in enumerate(bands):
+                    pipe.hget(self.keys.story_bands(bucket, index), value)
+            by_url, *members = await pipe.execute()
+        return by_url or None, {m for m in members if m}
+
+    async def story_signatures(self, story_ids: Sequence[str]) -> dict[str, bytes]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for story_id in story_ids:
+                pipe.hget(self.keys.story(story_id), "sig")
+            found = await pipe.execute()
+        return {sid: base64.b64decode(sig) for sid, sig in zip(story_ids, found, strict=True)
+                if sig}
+
+    async def add_story(self, story_id: str, url_key: str, bands: Sequence[str],
+                        sig: bytes | None, source: dict[str, Any], window: int) -> None:
+        now = time.time()
+        bucket = self._buckets(window, now)[0]
+        size = max(1, window // STORY_BUCKETS_PER_WINDOW)
+        expire_at = int((bucket + 1) * size + window)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if url_key:
+                pipe.set(self.keys.story_url(url_key), story_id, ex=window)
+            for index, value in enumerate(bands):
+                pipe.hset(self.keys.story_bands(bucket, index), value, story_id)
+                pipe.expireat(self.keys.story_bands(bucket, index), expire_at)
+            pipe.hset(self.keys.story(story_id), mapping={
+                "sig": base64.b64encode(sig).decode() if sig else "",
+                "title": source.get("title", ""), "url": source.get("url", ""),
+                "first_seen": time.time()})
+            pipe.expire(self.keys.story(story_id), window)
+            pipe.rpush(self.keys.story_sources(story_id), json.dumps(source, ensure_ascii=False))
+            pipe.expire(self.keys.story_sources(story_id), window)
+            await pipe.execute()
+
+    async def add_source(self, story_id: str, url_key: str, source: dict[str, Any],
+                         window: int) -> list[dict[str, Any]]:
+        """Adds a copy's source to its story; returns every source so far."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if url_key:
+                pipe.set(self.keys.story_url(url_key), story_id, ex=window, nx=True)
+            pipe.rpush(self.keys.story_sources(story_id), json.dumps(source, ensure_ascii=False))
+            pipe.lrange(self.keys.story_sources(story_id), 0, -1)
+            *_, sources = await pipe.execute()
+        return [json.loads(s) for s in sources]
+
+    async def story_alerted(self, story_id: str) -> set[str]:
+        return set(await self.redis.smembers(self.keys.story_alerted(story_id)))
 
     # -- delivery -------------------------------------------------------------------------
 

@@ -1,0 +1,232 @@
+"""One story, one alert: story URLs, MinHash signatures, and the poller across feeds."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from monitor import dedup
+from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
+from monitor.extract import extract, extract_text
+from monitor.feeds import canonical_url
+from monitor.fetch import Fetcher
+from monitor.poller import Poller, Runtime
+from monitor.store import Store
+from tests.daemon import rss
+from tests.servers import HTTPServer, Route
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_TEXT = (ROOT / "seeds" / "000_5789ac1c2e1f81f5.txt").read_text("utf-8")
+SEED_PAGE = (ROOT / "seeds" / "libya-sirte.html").read_bytes()
+SYRIA = (ROOT / "tests" / "data" / "pages_expected" /
+         "newspaper__arabic_article__expected.txt").read_text("utf-8")
+OTHER_SIRTE = "وفي ليبيا، قال متحدث باسم قوات حفتر إن الوضع في سرت هادئ.\n" + SYRIA
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://www.site.org/libya/sirte", "https://site.org/libya/sirte/"),
+        ("https://site.org/libya/sirte/amp/", "https://amp.site.org/libya/sirte"),
+        ("https://m.site.org/libya/sirte?amp=1", "https://site.org/libya/sirte"),
+        ("https://site.org/libya/sirte.amp.html", "https://site.org/libya/sirte.html"),
+        ("https://site.org/a?id=3&outputType=amp", "https://site.org/a?id=3"),
+    ],
+)
+def test_story_urls_agree_across_variants(a: str, b: str) -> None:
+    assert dedup.story_url(a) == dedup.story_url(b)
+    assert dedup.url_key(a) == dedup.url_key(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [("https://site.org/a?id=3", "https://site.org/a?id=4"),
+                                      ("https://site.org/a", "https://other.org/a")])
+def test_different_pages_keep_different_story_urls(a: str, b: str) -> None:
+    assert dedup.url_key(a) != dedup.url_key(b)
+
+
+def test_google_alerts_redirect_links_resolve_to_their_target() -> None:
+    link = ("https://www.google.com/url?rct=j&sa=t&url=https://www.site.org/libya/sirte"
+            "%3Futm_source%3Dalerts&ct=ga&cd=CAIy&usg=AOvVaw")
+    assert canonical_url(link) == "https://www.site.org/libya/sirte"
+
+
+def test_signatures_find_copies_and_keep_stories_apart() -> None:
+    page_text = extract(SEED_PAGE).text  # the article as one site's template gives it
+    raw = dedup.signature(SEED_TEXT)
+    assert raw is not None and dedup.similarity(raw, dedup.signature(SEED_TEXT)) == 1.0
+    assert dedup.similarity(raw, dedup.signature(page_text)) >= 0.9
+    trimmed = "\n".join(SEED_TEXT.splitlines()[:9])  # a regional edition cut short
+    assert dedup.similarity(raw, dedup.signature(trimmed)) >= 0.5
+    assert dedup.similarity(raw, dedup.signature(OTHER_SIRTE)) < 0.1
+    assert dedup.jaccard(raw, dedup.signature(trimmed)) < 0.5  # Jaccard alone would miss it
+    assert dedup.signature("حفتر في سرت") is None  # too short to judge
+    assert len(dedup.band_keys(raw)) == dedup.BANDS
+
+
+def test_signatures_are_stable_across_processes() -> None:
+    import subprocess
+    import sys
+
+    code = ("from monitor import dedup; import sys; "
+            "print(dedup.band_keys(dedup.signature(sys.stdin.read()))[0])")
+    runs = {subprocess.run([sys.executable, "-c", code], input=SEED_TEXT, text=True,
+                           capture_output=True, env={"PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2")}
+    assert len(runs) == 1 and next(iter(runs)).strip()
+
+
+# -- the poller: one story from three feeds --------------------------------------------------
+
+def other_template(text: str, title: str) -> bytes:
+    """The same article as another site sets it: different markup, furniture, headline."""
+    paragraphs = "".join(f"<div class='para'><p>{line}</p></div>" for line in text.splitlines()
+                         if line.strip())
+    return (f"<html lang='ar'><body><div class='topbar'><a href='/'>الرئيسية</a></div>"
+            f"<div class='content'><h1>{title}</h1><section class='body'>{paragraphs}"
+            f"</section></div><div class='footer'><p>جميع الحقوق محفوظة</p></div>"
+            f"</body></html>").encode()
+
+
+def runtime(feeds: list[FeedConfig], analyst_min: float = 0.0) -> Runtime:
+    wl = WatchlistConfig.model_validate({"name": "libya", "threshold": 3, "entities": [
+        {"name": "Haftar", "aliases": ["حفتر"], "weight": 2},
+        {"name": "Sirte", "aliases": ["سرت"], "weight": 2}]})
+    subs = (SubscriberConfig(name="desk", email="desk@example.org", watchlists=("libya",)),
+            SubscriberConfig(name="analyst", email="a@example.org", watchlists=("libya",),
+                             min_score=analyst_min))
+    return Runtime.build(Config(feeds=tuple(feeds), watchlists=(wl,), subscribers=subs))
+
+
+@pytest.fixture
+async def poller(aredis: aioredis.Redis) -> AsyncIterator[Poller]:
+    fetcher = Fetcher(timeout=2.0, allow_private=True)
+    yield Poller(Store(aredis), fetcher, max_age=7 * 86400)
+    await fetcher.close()
+
+
+async def queued(store: Store) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(f["alert"]) for _, f in await store.redis.xrange(store.keys.alerts)]
+
+
+async def test_one_story_in_three_feeds_alerts_once_per_subscriber(
+    poller: Poller, http_server: HTTPServer
+) -> None:
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    seed = extract_text(SEED_TEXT)
+    trimmed = "\n".join(seed.text.splitlines()[:10])
+    http_server.routes["/libya/sirte"] = Route(200, SEED_PAGE, html)
+    http_server.routes["/libya/sirte/amp/"] = Route(200, other_template(seed.text, seed.title),
+                                                    html)
+    http_server.routes["/world/123"] = Route(200, other_template(trimmed, "حفتر يصد هجوما"), html)
+    http_server.routes["/libya/other"] = Route(200, other_template(OTHER_SIRTE, "سوريا"), html)
+    feeds = {
+        "/a.xml": [("a1", seed.title, http_server.url("/libya/sirte"))],
+        # The AMP copy with tracking, under a new GUID, in a second feed.
+        "/b.xml": [("b7", seed.title, http_server.url("/libya/sirte/amp/?utm_source=rss"))],
+        # A wire copy, re-titled and cut short, under another site's URL.
+        "/c.xml": [("c9", "حفتر يصد هجوما على سرت", http_server.url("/world/123")),
+                   ("c10", "وضع سرت هادئ", http_server.url("/libya/other"))],
+    }
+    configs = []
+    for path, items in feeds.items():
+        http_server.routes[path] = Route(200, rss(items))
+        configs.append(FeedConfig(url=http_server.url(path), interval=60, scrape=True))
+    rt = runtime(configs)
+    for feed in configs:
+        await poller.poll(feed, rt)
+
+    alerts = await queued(poller.store)
+    per_story = Counter((a["story"], a["subscriber"]) for a in alerts)
+    assert len(per_story) == 4 and set(per_story.values()) == {1}, per_story
+    stories = {a["story"] for a in alerts}
+    assert len(stories) == 2  # the seed story, and the other Sirte story
+    seed_story = next(a["story"] for a in alerts if a["item"]["title"] == seed.title)
+    sources = await poller.store.redis.lrange(poller.store.keys.story_sources(seed_story), 0, -1)
+    assert [json.loads(s)["url"].split("/", 3)[3] for s in sources] == \
+        ["libya/sirte", "libya/sirte/amp/", "world/123"]
+
+
+async def test_a_later_copy_still_alerts_a_subscriber_the_first_did_not_match(
+    poller: Poller, http_server: HTTPServer
+) -> None:
+    # The first copy (feed text only: Haftar in the title, score 4) reaches the desk but
+    # not the analyst (minimum 5); the full article, the same story by URL, scores more:
+    # it alerts the analyst, and not the desk again.
+    http_server.routes["/full"] = Route(200, SEED_PAGE, {"Content-Type": "text/html"})
+    http_server.routes["/short.xml"] = Route(200, rss([("s1", "حفتر", http_server.url("/full"))]))
+    http_server.routes["/full.xml"] = Route(200, rss([("f1", "سرت", http_server.url("/full"))]))
+    feeds = [FeedConfig(url=http_server.url("/short.xml"), interval=60, scrape=False),
+             FeedConfig(url=http_server.url("/full.xml"), interval=60, scrape=True)]
+    rt = runtime(feeds, analyst_min=5)
+    assert (await poller.poll(feeds[0], rt)).alerts == 1
+    assert (await poller.poll(feeds[1], rt)).alerts == 1
+    assert [a["subscriber"] for a in await queued(poller.store)] == ["desk", "analyst"]
+
+
+def test_daemon_end_to_end_one_alert_per_story(tmp_path: Path, redis_url: str,
+                                               http_server: HTTPServer) -> None:
+    from tests.daemon import Daemon
+    from tests.servers import SMTPServer, wait_for
+    from tests.test_daemon import env_for
+
+    smtp = SMTPServer().start()
+    try:
+        html = {"Content-Type": "text/html; charset=utf-8"}
+        seed = extract_text(SEED_TEXT)
+        trimmed = "\n".join(seed.text.splitlines()[:10])
+        http_server.routes["/libya/sirte"] = Route(200, SEED_PAGE, html)
+        http_server.routes["/libya/sirte/amp/"] = Route(
+            200, other_template(seed.text, seed.title), html)
+        http_server.routes["/world/123"] = Route(200, other_template(trimmed, "حفتر"), html)
+        http_server.routes["/libya/other"] = Route(200, other_template(OTHER_SIRTE, "سوريا"),
+                                                   html)
+        http_server.routes["/hook"] = Route(200, b"ok")
+        feeds = {
+            "/a.xml": [("a1", seed.title, http_server.url("/libya/sirte"))],
+            "/b.xml": [("b7", seed.title, http_server.url("/libya/sirte/amp/?utm_source=x"))],
+            "/c.xml": [("c9", "حفتر يصد هجوما على سرت", http_server.url("/world/123")),
+                       ("c10", "وضع سرت هادئ", http_server.url("/libya/other"))],
+        }
+        for path, items in feeds.items():
+            http_server.routes[path] = Route(200, rss(items))
+        config = tmp_path / "config"
+        (config / "watchlists").mkdir(parents=True)
+        (config / "feeds.yaml").write_text("feeds:\n" + "".join(
+            f"  - {{url: {http_server.url(p)!r}, interval: 1s}}\n" for p in feeds), "utf-8")
+        (config / "watchlists" / "libya.yaml").write_text(
+            "name: libya\nthreshold: 3\nentities:\n"
+            "  - {name: Haftar, aliases: [حفتر], weight: 2}\n"
+            "  - {name: Sirte, aliases: [سرت], weight: 2}\nsubscribers:\n"
+            f"  - {{webhook: {http_server.url('/hook')!r}, secret: s3cret}}\n"
+            "  - {email: desk@example.org}\n", "utf-8")
+        daemon = Daemon(tmp_path, env_for(tmp_path, redis_url, smtp)).start()
+        try:
+            wait_for(lambda: all(len(http_server.received(p, "GET")) >= 3 for p in feeds)
+                     and len(http_server.received("/hook")) >= 2 and len(smtp.messages) >= 2,
+                     timeout=40)
+        finally:
+            assert daemon.stop() == 0, daemon.log
+        hooks = [json.loads(r.body) for r in http_server.received("/hook")]
+        assert len(hooks) == 2 and len(smtp.messages) == 2, daemon.log
+        assert len({h["story"]["id"] for h in hooks}) == 2
+        assert daemon.log.count('"copy of a known story"') == 2
+    finally:
+        smtp.stop()
+
+
+async def test_story_keys_expire_with_the_window(poller: Poller, http_server: HTTPServer) -> None:
+    http_server.routes["/p"] = Route(200, SEED_PAGE, {"Content-Type": "text/html"})
+    http_server.routes["/f.xml"] = Route(200, rss([("g", "x", http_server.url("/p"))]))
+    feed = FeedConfig(url=http_server.url("/f.xml"), interval=60, scrape=True)
+    await poller.poll(feed, runtime([feed]))
+    store = poller.store
+    keys = [k async for k in store.redis.scan_iter(store.keys.story("*"))]
+    assert len(keys) >= dedup.BANDS  # band hashes, the story, its sources, its URL
+    for key in keys:
+        ttl = await store.redis.ttl(key)
+        assert 0 < ttl <= poller.dedup_window * 3 // 2, (key, ttl)
