@@ -173,6 +173,11 @@ class SubscriberConfig(_Model):
     secret: SecretStr | None = None
     watchlists: tuple[str, ...] = ()
     min_score: float = 0.0
+    update_sources: int | None = Field(
+        default=None, ge=1,
+        description="send an update when an alerted story is picked up by this many more sources")
+    update_on_change: bool = Field(
+        default=False, description="alert again when an alerted story's text changes substantially")
 
     @field_validator("email")
     @classmethod

@@ -40,6 +40,9 @@ BANDS = 42
 ROWS = NUM_PERM // BANDS
 SHINGLE = 3
 MIN_WORDS = 30
+# The same page (story URL) whose text now shares less than this with the first version
+# has changed substantially: a developing story, for subscribers who want updates.
+CHANGED_BELOW = 0.7
 _PRIME = (1 << 31) - 1  # a * h + b stays below 2**63 for 31-bit a, b and 32-bit h
 _RNG = np.random.default_rng(20261128)  # fixed: every instance must hash alike
 _A = _RNG.integers(1, _PRIME, NUM_PERM, dtype=np.uint64)

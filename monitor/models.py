@@ -104,6 +104,7 @@ class Alert:
     scraped: bool = True
     story: str = ""  # the story this item is a copy of (its first item's id)
     sources: tuple[str, ...] = ()  # every URL the story came from so far
+    kind: str = "alert"  # or "update": more sources, or the story's text changed
 
     def to_dict(self) -> dict[str, Any]:
         item = asdict(self.item)
@@ -117,6 +118,7 @@ class Alert:
             "scraped": self.scraped,
             "story": self.story,
             "sources": list(self.sources),
+            "kind": self.kind,
         }
 
     @classmethod
@@ -132,4 +134,5 @@ class Alert:
             scraped=bool(data.get("scraped", True)),
             story=str(data.get("story", "")),
             sources=tuple(data.get("sources", ())),
+            kind=str(data.get("kind", "alert")),
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,21 +78,32 @@ class Story:
     copy: bool  # a story seen before: this item is one more source of it
     sources: tuple[str, ...]
     similarity: float | None = None
+    changed: bool = False  # same page (story URL), text changed substantially
 
 
 def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bool,
                now: datetime, story: Story | None = None,
-               alerted: frozenset[str] = frozenset()) -> list[Alert]:
-    """One alert per subscriber with at least one of its watchlists matched at its minimum,
-    except subscribers the item's story has already alerted."""
+               alerted: Mapping[str, int] | None = None) -> list[Alert]:
+    """One alert per subscriber with at least one of its watchlists matched at its minimum.
+    A subscriber the item's story already alerted gets an update only if it asked for one:
+    `update_sources` more sources since its last alert, or `update_on_change` and the
+    story's text changed."""
+    alerted = alerted or {}
     out = []
     for sub in config.subscribers:
+        kind = "alert"
         if sub.name in alerted:
-            continue
+            grown = sub.update_sources is not None and story is not None and \
+                len(story.sources) >= alerted[sub.name] + sub.update_sources
+            changed = sub.update_on_change and story is not None and story.changed
+            if not (grown or changed):
+                continue
+            kind = "update"
         mine = tuple(m for m in matches if m.watchlist in sub.watchlists and m.score >= sub.min_score)
         if mine:
             out.append(Alert(alert_key(item.id, sub.name), sub.name, item, mine, now, scraped,
-                             story.id if story else item.id, story.sources if story else ()))
+                             story.id if story else item.id, story.sources if story else (),
+                             kind))
     return out
 
 
@@ -105,6 +116,12 @@ async def resolve_story(store: Store, item_id: str, url: str, body: str,
     bands = dedup.band_keys(sig) if sig is not None else []
     found, candidates = await store.story_candidates(key, bands, window)
     score: float | None = 1.0 if found else None
+    changed = False
+    if found is not None and sig is not None:
+        stored = (await store.story_signatures([found])).get(found)
+        if stored:  # the same page again: has its text moved on (a developing story)?
+            score = dedup.similarity(sig, dedup.from_bytes(stored))
+            changed = score < dedup.CHANGED_BELOW
     if found is None and sig is not None and candidates:
         signatures = await store.story_signatures(sorted(candidates))
         scored = [(dedup.similarity(sig, dedup.from_bytes(raw)), sid)
@@ -114,7 +131,7 @@ async def resolve_story(store: Store, item_id: str, url: str, body: str,
             found, score = best, best_score
     if found is not None:
         sources = await store.add_source(found, key, source, window)
-        return Story(found, True, tuple(s.get("url", "") for s in sources), score)
+        return Story(found, True, tuple(s.get("url", "") for s in sources), score, changed)
     await store.add_story(item_id, key, bands, dedup.to_bytes(sig) if sig is not None else None,
                           source, window)
     return Story(item_id, False, (url,))
@@ -215,13 +232,14 @@ class Poller:
             if article_text:
                 body, scraped = article_text, True
         story = await self._story(feed, item, body)
-        alerted = frozenset(await self.store.story_alerted(story.id)) if story.copy else frozenset()
+        alerted = await self.store.story_alerted(story.id) if story.copy else {}
         matcher = runtime.matcher
         matches = [m for m in await asyncio.to_thread(matcher.matches, title, body)
                    if feed.watchlists is None or m.watchlist in feed.watchlists]
         alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC), story,
                             alerted)
-        queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window)
+        queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window,
+                                              len(story.sources))
         if story.copy:
             log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
                      story=story.id, sources=len(story.sources), similarity=story.similarity,

@@ -31,7 +31,7 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
     best = best_match(alert)
     data = alert.to_dict()
     return {
-        "event": "alert",
+        "event": alert.kind,
         "id": alert.key,
         "subscriber": alert.subscriber,
         "watchlist": best.watchlist,
@@ -75,7 +75,8 @@ def email_message(alert: Alert, sender: str, recipient: str) -> EmailMessage:
         "highlight": highlight,
     }
     msg = EmailMessage()
-    msg["Subject"] = one_line(f"[{best.watchlist}] {alert.item.title or alert.item.url}")
+    tag = f"{best.watchlist}, update" if alert.kind == "update" else best.watchlist
+    msg["Subject"] = one_line(f"[{tag}] {alert.item.title or alert.item.url}")
     msg["From"] = sender
     msg["To"] = recipient
     msg["Date"] = formatdate(localtime=False)

@@ -42,19 +42,19 @@ end
 return due
 """
 
-# Marks an item seen, queues its alerts and records which subscribers its story has
-# alerted, in one step: a crash leaves all or nothing, so an alert is never lost and never
-# queued twice. ARGV: seen TTL, now, story window, n, then n subscriber names and n alert
-# payloads. Returns -1 when the item was already seen (another instance got there first),
-# else the number of alerts queued.
+# Marks an item seen, queues its alerts and records on its story whom it alerted (with
+# the story's source count then, for updates), in one step: a crash leaves all or nothing,
+# so an alert is never lost and never queued twice. ARGV: seen TTL, now, story window,
+# source count, n, then n subscriber names and n alert payloads. Returns -1 when the item
+# was already seen (another instance got there first), else the number of alerts queued.
 _COMMIT_ITEM = """
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', tonumber(ARGV[1])) then
   return -1
 end
-local n = tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
 for i = 1, n do
-  redis.call('SADD', KEYS[3], ARGV[4 + i])
-  redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
+  redis.call('HSET', KEYS[3], ARGV[5 + i], ARGV[4])
+  redis.call('XADD', KEYS[2], '*', 'alert', ARGV[5 + n + i])
 end
 if n > 0 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3])) end
 return n
@@ -147,7 +147,7 @@ class Keys:
         return f"{self._base}:story:{story_id}:sources"
 
     def story_alerted(self, story_id: str) -> str:
-        """Set: subscribers already alerted about the story."""
+        """Hash: subscriber -> the story's source count when it last alerted them."""
         return f"{self._base}:story:{story_id}:alerted"
 
     @property
@@ -226,14 +226,14 @@ class Store:
         return [item_id for item_id, flag in zip(item_ids, flags, strict=True) if not flag]
 
     async def commit_item(self, item_id: str, alerts: Sequence[Alert], story_id: str = "",
-                          window: int = DEFAULT_STORY_WINDOW) -> int:
+                          window: int = DEFAULT_STORY_WINDOW, sources: int = 1) -> int:
         """Marks the item seen, queues its alerts and notes them on its story, atomically;
         -1 if the item was already seen."""
         payloads = [json.dumps(a.to_dict(), ensure_ascii=False) for a in alerts]
         result = await self._commit(
             keys=[self.keys.seen(item_id), self.keys.alerts,
                   self.keys.story_alerted(story_id or item_id)],
-            args=[self.seen_ttl, int(time.time()), window, len(alerts),
+            args=[self.seen_ttl, int(time.time()), window, sources, len(alerts),
                   *(a.subscriber for a in alerts), *payloads],
         )
         return int(result)
@@ -297,8 +297,10 @@ class Store:
             *_, sources = await pipe.execute()
         return [json.loads(s) for s in sources]
 
-    async def story_alerted(self, story_id: str) -> set[str]:
-        return set(await self.redis.smembers(self.keys.story_alerted(story_id)))
+    async def story_alerted(self, story_id: str) -> dict[str, int]:
+        """Subscribers the story alerted, with its source count at their last alert."""
+        raw = await self.redis.hgetall(self.keys.story_alerted(story_id))
+        return {sub: int(count) for sub, count in raw.items()}
 
     # -- delivery -------------------------------------------------------------------------
 

@@ -230,3 +230,51 @@ async def test_story_keys_expire_with_the_window(poller: Poller, http_server: HT
     for key in keys:
         ttl = await store.redis.ttl(key)
         assert 0 < ttl <= poller.dedup_window * 3 // 2, (key, ttl)
+
+
+def runtime_with(feeds: list[FeedConfig], **options: object) -> Runtime:
+    wl = WatchlistConfig.model_validate({"name": "libya", "threshold": 3, "entities": [
+        {"name": "Haftar", "aliases": ["حفتر"], "weight": 2},
+        {"name": "Sirte", "aliases": ["سرت"], "weight": 2}]})
+    subs = (SubscriberConfig(name="plain", email="p@example.org", watchlists=("libya",)),
+            SubscriberConfig.model_validate({"name": "follows", "email": "f@example.org",
+                                             "watchlists": ["libya"], **options}))
+    return Runtime.build(Config(feeds=tuple(feeds), watchlists=(wl,), subscribers=subs))
+
+
+async def test_update_when_a_story_is_picked_up_by_more_sources(
+    poller: Poller, http_server: HTTPServer
+) -> None:
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    seed = extract_text(SEED_TEXT)
+    feeds = []
+    for n in range(3):
+        http_server.routes[f"/copy{n}"] = Route(200, other_template(seed.text, seed.title), html)
+        http_server.routes[f"/f{n}.xml"] = Route(
+            200, rss([(f"g{n}", seed.title, http_server.url(f"/copy{n}"))]))
+        feeds.append(FeedConfig(url=http_server.url(f"/f{n}.xml"), interval=60, scrape=True))
+    rt = runtime_with(feeds, update_sources=2)
+    for feed in feeds:
+        await poller.poll(feed, rt)
+    alerts = [(a["subscriber"], a["kind"], len(a["sources"])) for a in await queued(poller.store)]
+    # The first copy alerts both; the second (2 sources) nothing; the third (3 = 1 + 2)
+    # sends "follows" an update listing every source.
+    assert alerts == [("plain", "alert", 1), ("follows", "alert", 1), ("follows", "update", 3)]
+
+
+async def test_update_when_the_same_page_changes_substantially(
+    poller: Poller, http_server: HTTPServer
+) -> None:
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    seed = extract_text(SEED_TEXT)
+    http_server.routes["/live"] = Route(200, SEED_PAGE, html)
+    http_server.routes["/f.xml"] = Route(200, rss([("v1", seed.title, http_server.url("/live"))]))
+    feed = FeedConfig(url=http_server.url("/f.xml"), interval=60, scrape=True)
+    rt = runtime_with([feed], update_on_change=True)
+    await poller.poll(feed, rt)
+    # Republished under a new GUID with a rewritten text: a developing story.
+    http_server.routes["/live"] = Route(200, other_template(OTHER_SIRTE, seed.title), html)
+    http_server.routes["/f.xml"] = Route(200, rss([("v2", seed.title, http_server.url("/live"))]))
+    await poller.poll(feed, rt)
+    alerts = [(a["subscriber"], a["kind"]) for a in await queued(poller.store)]
+    assert alerts == [("plain", "alert"), ("follows", "alert"), ("follows", "update")]
