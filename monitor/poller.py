@@ -147,6 +147,12 @@ class Poller:
         self.max_new_items = max_new_items
         self.dedup_window = int(dedup_window)
         self.dedup_threshold = dedup_threshold
+        # Resolving an item's story, reading whom the story alerted and committing the
+        # item's alerts must not interleave with another item's: two copies of one story
+        # polled at once from two feeds would each find no story yet, or no alert yet,
+        # and both alert. Matching runs in between, but it is CPU work that the GIL
+        # serialises anyway. (Across instances a narrow window remains.)
+        self._stories = asyncio.Lock()
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
 
     async def poll(self, feed: FeedConfig, runtime: Runtime) -> PollResult:
@@ -231,15 +237,16 @@ class Poller:
             article_text = await self._scrape(feed, item)
             if article_text:
                 body, scraped = article_text, True
-        story = await self._story(feed, item, body)
-        alerted = await self.store.story_alerted(story.id) if story.copy else {}
         matcher = runtime.matcher
-        matches = [m for m in await asyncio.to_thread(matcher.matches, title, body)
-                   if feed.watchlists is None or m.watchlist in feed.watchlists]
-        alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC), story,
-                            alerted)
-        queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window,
-                                              len(story.sources))
+        async with self._stories:
+            story = await self._story(feed, item, body)
+            alerted = await self.store.story_alerted(story.id) if story.copy else {}
+            matches = [m for m in await asyncio.to_thread(matcher.matches, title, body)
+                       if feed.watchlists is None or m.watchlist in feed.watchlists]
+            alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC),
+                                story, alerted)
+            queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window,
+                                                  len(story.sources))
         if story.copy:
             log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
                      story=story.id, sources=len(story.sources), similarity=story.similarity,
