@@ -149,7 +149,7 @@ class Service:
         free = self.settings.http_concurrency - len(self._polls)
         if free <= 0:
             return
-        lease = self.settings.http_timeout * 3 + 30
+        lease = self.settings.poll_lease_seconds or self.settings.http_timeout * 3 + 30
         try:
             due = await self.store.claim_due(lease, free)
             if self._redis_down:

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     )
 
     tick_seconds: float = Field(default=1.0, description="how often due feeds are claimed")
+    poll_lease_seconds: float | None = Field(
+        default=None,
+        description="how long a claimed feed stays claimed; a crashed instance's feeds come "
+        "due again after it (default: 3 x http_timeout + 30 s)")
     reload_seconds: float = Field(default=2.0, description="how often config/ is checked")
     max_age_days: float = Field(default=7.0, description="older items are not alerted")
     max_new_items: int = Field(
