@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass, field
 
 import aiosmtplib
 import httpx
@@ -75,17 +76,15 @@ class WebhookSender:
         raise PermanentDeliveryError(f"webhook: HTTP {resp.status_code}")
 
 
+@dataclass(frozen=True, kw_only=True)
 class EmailSender:
-    def __init__(self, *, host: str, port: int, sender: str, user: str | None = None,
-                 password: str | None = None, security: str = "none",
-                 timeout: float = 30.0) -> None:
-        self.host = host
-        self.port = port
-        self.sender = sender
-        self.user = user
-        self.password = password
-        self.security = security
-        self.timeout = timeout
+    host: str
+    port: int
+    sender: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or reprs
+    security: str = "none"
+    timeout: float = 30.0
 
     async def send(self, alert: Alert, recipient: str) -> None:
         message = email_message(alert, self.sender, recipient)
