@@ -36,9 +36,16 @@ class RetryableFetchError(FetchError):
 
 
 class PermanentFetchError(FetchError):
-    """Raised on 4xx (other than 408/429), refused URLs and oversized bodies."""
+    """Raised on 4xx (other than 408/429), refused URLs and oversized bodies.
+
+    `status` is the HTTP status when there was one (410 means: gone for good).
+    """
 
     retryable = False
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class DeliveryError(MonitorError):

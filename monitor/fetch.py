@@ -79,6 +79,7 @@ class Response:
     etag: str | None = None
     last_modified: str | None = None
     truncated: bool = False
+    moved_to: str | None = None  # where a permanent redirect (301, 308) sent the request
 
     @property
     def not_modified(self) -> bool:
@@ -164,7 +165,8 @@ class Fetcher:
                 delay = retry_after(resp.headers.get("Retry-After"))
                 raise RetryableFetchError(f"fetch: {url}: HTTP {resp.status_code}", delay)
             if resp.status_code >= 400:
-                raise PermanentFetchError(f"fetch: {url}: HTTP {resp.status_code}")
+                raise PermanentFetchError(f"fetch: {url}: HTTP {resp.status_code}",
+                                          resp.status_code)
             chunks: list[bytes] = []
             size = 0
             truncated = False
@@ -180,6 +182,8 @@ class Fetcher:
     @staticmethod
     def _response(resp: httpx.Response, body: bytes, truncated: bool) -> Response:
         content_type = resp.headers.get("Content-Type")
+        hops = resp.history
+        permanent = bool(hops) and all(h.status_code in (301, 308) for h in hops)
         return Response(
             url=str(resp.url),
             status=resp.status_code,
@@ -189,4 +193,5 @@ class Fetcher:
             etag=resp.headers.get("ETag"),
             last_modified=resp.headers.get("Last-Modified"),
             truncated=truncated,
+            moved_to=str(resp.url) if permanent else None,
         )

@@ -1,9 +1,13 @@
 """Polls one feed: fetch, parse, drop seen and stale items, scrape, match, queue alerts.
 
 Rules, in order:
-1. The feed is fetched with the ETag and Last-Modified of its last poll; 304 ends the poll.
+1. The feed is fetched with the ETag and Last-Modified of its last poll; 304, or a body
+   identical to the last one (servers without validators), ends the poll. A permanent
+   redirect (301, 308) moves the feed: its new URL is kept in its state and polled from
+   then on.
 2. A failed fetch is recorded in the feed's state and pushes its next poll back
-   exponentially (capped), or by the server's Retry-After; the feed is never dropped.
+   exponentially (capped), or by the server's Retry-After; the feed is never dropped,
+   except on 410 Gone, which stops polling it until its URL changes in the config.
 3. An item is new when its id was never committed and it was published within the max
    age (items without a date count as new), so a first poll of an old feed stays quiet.
    At most `max_new_items` are taken per poll, in feed order; the others stay unseen and
@@ -41,6 +45,7 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 MAX_BACKOFF = 24 * 3600.0
 ITEMS_AT_ONCE = 16  # items of one poll scraped, matched and committed concurrently
+GONE_PAUSE = 365 * 86400.0  # 410 Gone: not polled again unless its URL changes
 log = logs.get("monitor.poller")
 
 
@@ -159,23 +164,31 @@ class Poller:
         started = time.monotonic()
         state = await self.store.feed_state(feed.id)
         same_url = state.get("url") == feed.url
+        moved = state.get("moved_to") if same_url else None
         try:
             resp = await self.fetcher.get(
-                feed.url,
+                moved or feed.url,
                 etag=state.get("etag") if same_url else None,
                 last_modified=state.get("last_modified") if same_url else None,
                 accept=FEED_ACCEPT,
             )
         except FetchError as exc:
             return await self._failed(feed, state, exc)
+        body_hash = hashlib.sha256(resp.body).hexdigest()[:16] if resp.body else ""
         base_state: dict[str, Any] = {
             "url": feed.url, "name": feed.name, "last_poll": time.time(), "failures": 0,
             "error": "", "etag": resp.etag or state.get("etag") or "",
             "last_modified": resp.last_modified or state.get("last_modified") or "",
+            "body_hash": body_hash or state.get("body_hash") or "",
+            "moved_to": resp.moved_to or moved or "",
         }
-        if resp.not_modified:
-            await self._finish(feed, {**base_state, "status": "304"}, feed.interval)
-            log.debug("feed not modified", feed=feed.name)
+        if resp.moved_to and resp.moved_to != moved:
+            log.warning("feed moved permanently; polling its new URL (update the config)",
+                        feed=feed.name, url=feed.url, moved_to=resp.moved_to)
+        if resp.not_modified or (body_hash and body_hash == state.get("body_hash") and same_url):
+            status = "304" if resp.not_modified else "unchanged"
+            await self._finish(feed, {**base_state, "status": status}, feed.interval)
+            log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
         parsed = await asyncio.to_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
                                          resp.content_type)
@@ -192,6 +205,7 @@ class Poller:
             log.warning("feed has more new items than one poll takes; the rest come next poll",
                         feed=feed.name, new=len(new_items), taken=self.max_new_items)
             new_items = new_items[: self.max_new_items]
+            base_state["body_hash"] = ""  # the same body must be read again for the rest
         gate = asyncio.Semaphore(ITEMS_AT_ONCE)
 
         async def process(item: Item) -> int:
@@ -210,6 +224,13 @@ class Poller:
     async def _failed(self, feed: FeedConfig, state: dict[str, str],
                       exc: FetchError) -> PollResult:
         failures = int(state.get("failures") or 0) + 1
+        if isinstance(exc, PermanentFetchError) and exc.status == 410:
+            await self._finish(feed, {"url": feed.url, "name": feed.name, "status": "gone",
+                                      "last_poll": time.time(), "error": str(exc),
+                                      "failures": failures}, GONE_PAUSE)
+            log.error("feed is gone (HTTP 410): polling stopped; remove it or change its URL",
+                      feed=feed.name, url=feed.url)
+            return PollResult(feed.name, "gone", error=str(exc))
         delay = min(feed.interval * 2 ** (failures - 1), max(MAX_BACKOFF, feed.interval))
         if isinstance(exc, RetryableFetchError) and exc.delay is not None:
             delay = max(delay, exc.delay)

@@ -182,3 +182,49 @@ async def test_javascript_walls_are_counted_per_feed(poller: Poller,
     assert (await poller.poll(feed, runtime(feed))).alerts == 2
     assert all(a["scraped"] is False for a in await queued(poller.store))
     assert (await poller.store.feed_state(feed.id))["no_article"] == "2"
+
+
+async def test_unchanged_body_is_not_parsed_again(poller: Poller, http_server: HTTPServer) -> None:
+    http_server.routes["/feed"] = Route(200, rss([("g", "Haftar", "")]))  # no ETag
+    feed = feed_at(http_server)
+    first = await poller.poll(feed, runtime(feed))
+    second = await poller.poll(feed, runtime(feed))
+    assert (first.status, first.items) == ("ok", 1)
+    assert second.status == "not-modified"
+    assert (await poller.store.feed_state(feed.id))["status"] == "unchanged"
+
+
+async def test_gone_feed_stops_being_polled(poller: Poller, http_server: HTTPServer) -> None:
+    http_server.routes["/feed"] = Route(410)
+    feed = feed_at(http_server)
+    await poller.store.sync_schedule([feed.id])
+    with capture_logs() as logs:
+        result = await poller.poll(feed, runtime(feed))
+    assert result.status == "gone"
+    state = await poller.store.feed_state(feed.id)
+    assert state["status"] == "gone"
+    due = await poller.store.redis.zscore(poller.store.keys.schedule, feed.id)
+    assert due > datetime.now(UTC).timestamp() + 300 * 86400
+    assert any(e["event"].startswith("feed is gone (HTTP 410)") for e in logs)
+
+
+async def test_permanent_redirect_moves_the_feed(poller: Poller, http_server: HTTPServer) -> None:
+    http_server.routes["/old"] = Route(301, headers={"Location": "/new"})
+    http_server.routes["/new"] = Route(200, rss([("g", "Haftar", "")]), {"ETag": '"1"'})
+    feed = feed_at(http_server, "/old")
+    with capture_logs() as logs:
+        await poller.poll(feed, runtime(feed))
+    assert (await poller.store.feed_state(feed.id))["moved_to"] == http_server.url("/new")
+    assert any(e["event"].startswith("feed moved permanently") for e in logs)
+    await poller.poll(feed, runtime(feed))
+    assert len(http_server.received("/old", "GET")) == 1  # the second poll went straight there
+    assert len(http_server.received("/new", "GET")) == 2
+
+
+async def test_temporary_redirect_does_not_move_the_feed(poller: Poller,
+                                                         http_server: HTTPServer) -> None:
+    http_server.routes["/old"] = Route(302, headers={"Location": "/new"})
+    http_server.routes["/new"] = Route(200, rss([("g", "Haftar", "")]))
+    feed = feed_at(http_server, "/old")
+    await poller.poll(feed, runtime(feed))
+    assert (await poller.store.feed_state(feed.id))["moved_to"] == ""
