@@ -81,11 +81,11 @@ def format_alerts(report: dict[str, Any]) -> str:
 async def replay(store: Store, *, ids: Sequence[str] = (), subscriber: str | None = None,
                  watchlist: str | None = None, everything: bool = False) -> list[str]:
     """Re-queues the dead letters that match every given filter; returns their ids."""
+    if not (everything or ids or subscriber or watchlist):
+        return []  # no filter is not "everything": that takes --all
     chosen = []
     for entry_id, fields in await store.dead_letters(count=100_000):
         dead = _dead(entry_id, fields)
-        if not everything and not (ids or subscriber or watchlist):
-            break
         if ids and entry_id not in ids:
             continue
         if subscriber and dead.subscriber != subscriber:
