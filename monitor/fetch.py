@@ -9,7 +9,8 @@ Rules, in order:
    bomb is cut too); the result says it was truncated.
 5. 408, 429 and 5xx, timeouts and connection errors are retryable (with the server's
    Retry-After when given); other 4xx are permanent.
-6. At most `per_host` requests run against one host at a time.
+6. At most `per_host` requests run against one host at a time, and their starts are at
+   least `host_delay` seconds apart.
 7. A request marked `public_only` (article links, which come from untrusted feeds) and each
    of its redirects must resolve to public addresses only: loopback, private, link-local
    (cloud metadata at 169.254.169.254 included), multicast and reserved addresses are
@@ -107,10 +108,13 @@ class Fetcher:
 
     def __init__(self, *, timeout: float = 20.0, connect_timeout: float = 10.0,
                  max_bytes: int = 10 * 1024 * 1024, concurrency: int = 16, per_host: int = 2,
-                 allow_private: bool = False,
+                 host_delay: float = 0.0, allow_private: bool = False,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.timeout = timeout
         self.allow_private = allow_private
+        self.host_delay = host_delay
+        self._next_start: dict[str, float] = {}
+        self._spacing: dict[str, asyncio.Lock] = {}
         self.max_bytes = max_bytes
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -139,6 +143,7 @@ class Fetcher:
         host = urlsplit(url).netloc.lower()
         gate = self._hosts.setdefault(host, asyncio.Semaphore(self.per_host))
         async with gate:
+            await self._space(host)
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.timeout):
@@ -154,6 +159,16 @@ class Fetcher:
                 raise PermanentFetchError(f"fetch: {url}: {exc}") from exc
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 raise RetryableFetchError(f"fetch: {url}: {type(exc).__name__}: {exc}") from exc
+
+    async def _space(self, host: str) -> None:
+        """Waits until `host_delay` has passed since the last request to `host` started."""
+        if self.host_delay <= 0:
+            return
+        async with self._spacing.setdefault(host, asyncio.Lock()):
+            wait = self._next_start.get(host, 0.0) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_start[host] = time.monotonic() + self.host_delay
 
     async def _get(self, url: str, headers: dict[str, str], public_only: bool) -> Response:
         extensions = {_PUBLIC_ONLY: True} if public_only else None

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     http_max_bytes: int = Field(default=10 * 1024 * 1024, description="body size limit")
     http_concurrency: int = 16
     http_per_host: int = 2
+    http_host_delay: float = Field(
+        default=0.25, description="seconds between the starts of two requests to one host")
     scrape_concurrency: int = 8
     allow_private_urls: bool = Field(
         default=False, description="let article links reach loopback and private addresses"

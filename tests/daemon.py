@@ -20,6 +20,7 @@ FAST_ENV = {
     "MONITOR_DELIVERY_BACKOFF_BASE": "0.2",
     "MONITOR_DELIVERY_VISIBILITY_TIMEOUT": "5",
     "MONITOR_ALLOW_PRIVATE_URLS": "true",  # every test server is on loopback
+    "MONITOR_HTTP_HOST_DELAY": "0",  # ... so every feed and page shares one host
 }
 
 

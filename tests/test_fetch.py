@@ -150,3 +150,17 @@ def test_retry_after_forms() -> None:
     assert retry_after("30") == 30.0
     assert retry_after(None) is None and retry_after("soon") is None
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
+
+
+async def test_requests_to_one_host_are_spaced(http_server: HTTPServer) -> None:
+    import asyncio
+
+    http_server.routes["/p"] = Route(200, b"ok")
+    fetcher = Fetcher(timeout=5.0, per_host=4, host_delay=0.2)
+    try:
+        await asyncio.gather(*(fetcher.get(http_server.url(f"/p?{i}")) for i in range(5)))
+    finally:
+        await fetcher.close()
+    arrivals = sorted(r.at for r in http_server.requests if r.path.startswith("/p?"))
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert len(arrivals) == 5 and min(gaps) >= 0.15, gaps  # politeness, not speed
