@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from monitor import dedup
 from monitor.config import Config
+from monitor.feeds import canonical_url
 from monitor.store import Store
 
 LIST_LIMIT = 1000
@@ -125,4 +127,26 @@ def format_feeds(rows: list[dict[str, Any]]) -> str:
             fails += f", {r['pages_without_article']} pages without article (scraping blocked?)"
         lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items, polled {last}, "
                      f"next {nxt}" + (f"\n    error: {r['error']}" if r["error"] else ""))
+    return "\n".join(lines)
+
+
+async def story_report(store: Store, url: str) -> dict[str, Any] | None:
+    """The story an article URL belongs to: its sources and whom it alerted."""
+    story_id = await store.story_by_url(dedup.url_key(canonical_url(url)))
+    if story_id is None:
+        return None
+    info = await store.story_info(story_id)
+    info["alerted"] = await store.story_alerted(story_id)
+    return info
+
+
+def format_story(info: dict[str, Any]) -> str:
+    first = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info["first_seen"])) \
+        if info["first_seen"] else "?"
+    lines = [f"story {info['id']}: {info['title']}", f"first seen {first}Z at {info['url']}",
+             f"{len(info['sources'])} sources:"]
+    lines += [f"  {s.get('feed', '?')}: {s.get('url', '')}  | {s.get('title', '')[:70]}"
+              for s in info["sources"]]
+    alerted = ", ".join(f"{sub} (at {n} sources)" for sub, n in info["alerted"].items())
+    lines.append(f"alerted: {alerted or 'nobody'}")
     return "\n".join(lines)

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object")
     feeds = sub.add_parser("feeds", help="each feed's polling state: status, errors, next poll")
     feeds.add_argument("--json", action="store_true")
+    story = sub.add_parser("story", help="the story an article URL belongs to: every source")
+    story.add_argument("url", help="the URL of any copy of the article")
+    story.add_argument("--json", action="store_true")
     alerts = sub.add_parser("alerts", help="queued, retrying and dead alerts")
     alerts.add_argument("--json", action="store_true")
     alerts_sub = alerts.add_subparsers(dest="alerts_command")
@@ -56,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(settings, args.once)
         if args.command == "validate":
             return _validate(settings)
-        if args.command in ("feeds", "alerts"):
+        if args.command in ("feeds", "alerts", "story"):
             return asyncio.run(_admin(settings, args))
         return _check(settings, args.target, args.json)
     except ConfigError as exc:
@@ -86,6 +89,15 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
     config = load_config(settings.config_dir) if args.command == "feeds" else None
     async with store_for(settings) as store:
+        if args.command == "story":
+            info = await admin.story_report(store, args.url)
+            if info is None:
+                print(f"story: no story known for {args.url} (within the dedup window)",
+                      file=sys.stderr)
+                return 1
+            print(json.dumps(info, indent=2, ensure_ascii=False) if args.json
+                  else admin.format_story(info))
+            return 0
         if config is not None:
             rows = await admin.feeds_report(store, config)
             print(json.dumps(rows, indent=2) if args.json else admin.format_feeds(rows))

@@ -297,6 +297,19 @@ class Store:
             *_, sources = await pipe.execute()
         return [json.loads(s) for s in sources]
 
+    async def story_by_url(self, url_key: str) -> str | None:
+        return await self.redis.get(self.keys.story_url(url_key)) if url_key else None
+
+    async def story_info(self, story_id: str) -> dict[str, Any]:
+        """A story's first title and URL, when it was first seen, and its sources."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.story(story_id), ["title", "url", "first_seen"])
+            pipe.lrange(self.keys.story_sources(story_id), 0, -1)
+            (title, url, first_seen), sources = await pipe.execute()
+        return {"id": story_id, "title": title or "", "url": url or "",
+                "first_seen": float(first_seen) if first_seen else None,
+                "sources": [json.loads(s) for s in sources]}
+
     async def story_alerted(self, story_id: str) -> dict[str, int]:
         """Subscribers the story alerted, with its source count at their last alert."""
         raw = await self.redis.hgetall(self.keys.story_alerted(story_id))

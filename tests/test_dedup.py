@@ -278,3 +278,25 @@ async def test_update_when_the_same_page_changes_substantially(
     await poller.poll(feed, rt)
     alerts = [(a["subscriber"], a["kind"]) for a in await queued(poller.store)]
     assert alerts == [("plain", "alert"), ("follows", "alert"), ("follows", "update")]
+
+
+async def test_story_command_lists_sources_and_alerted(
+    poller: Poller, http_server: HTTPServer, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import asyncio
+
+    from monitor.cli import main
+
+    await test_one_story_in_three_feeds_alerts_once_per_subscriber(poller, http_server)
+    capsys.readouterr()  # the polls' log lines
+    monkeypatch.setenv("MONITOR_REDIS_URL", redis_url)
+    args = ["--config-dir", str(ROOT / "config"), "story", "--json",
+            http_server.url("/libya/sirte/amp/?utm_source=newsletter")]
+    assert await asyncio.to_thread(main, args) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert len(info["sources"]) == 3 and set(info["alerted"]) == {"desk", "analyst"}
+    assert info["url"] == http_server.url("/libya/sirte")
+    missing = ["--config-dir", str(ROOT / "config"), "story", http_server.url("/nothing")]
+    assert await asyncio.to_thread(main, missing) == 1
+    assert "no story known" in capsys.readouterr().err
