@@ -23,13 +23,12 @@ Rules, in order:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 
@@ -38,6 +37,7 @@ import lxml.etree
 import lxml.html
 import yaml
 
+from monitor.feeds import parse_date
 from monitor.models import Article
 from monitor.text import fold
 
@@ -181,31 +181,17 @@ _DATE_XPATHS = (
 )
 
 
-def _parse_date(value: str) -> datetime | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _published(doc: lxml.html.HtmlElement) -> datetime | None:
     for xpath in _DATE_XPATHS[:4]:
         for value in doc.xpath(xpath):
-            if found := _parse_date(str(value)):
+            if found := parse_date(str(value)):
                 return found
     for script in doc.xpath('//script[@type="application/ld+json"]/text()'):
         match = re.search(r'"datePublished"\s*:\s*("[^"]*")', script)
-        if match and (found := _parse_date(json.loads(match.group(1)))):
+        if match and (found := parse_date(json.loads(match.group(1)))):
             return found
     for value in doc.xpath(_DATE_XPATHS[4]):
-        if found := _parse_date(str(value)):
+        if found := parse_date(str(value)):
             return found
     return None
 
@@ -217,8 +203,8 @@ def _markup_language(doc: lxml.html.HtmlElement) -> str | None:
         for value in doc.xpath(xpath, namespaces={"xml": "http://www.w3.org/XML/1998/namespace"}):
             tag = str(value).strip().replace("_", "-").split(",")[0]
             if re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", tag):
-                return tag.lower() if len(tag) <= 3 else tag.split("-")[0].lower() + tag[
-                    tag.index("-"):]
+                primary, dash, rest = tag.partition("-")
+                return primary.lower() + dash + rest  # "EN-us" -> "en-us", "fr-CA" kept
     return None
 
 

@@ -16,6 +16,7 @@ Rules, in order:
 from __future__ import annotations
 
 import calendar
+import email.utils
 import hashlib
 import json
 from dataclasses import dataclass
@@ -176,17 +177,22 @@ def _parse_json_feed(data: bytes, feed_id: str, feed_name: str,
         items.append(Item(
             id=_item_id(feed_id, str(entry.get("id") or "").strip(), url, title, summary),
             feed_id=feed_id, feed_name=feed_name, title=title, url=url, summary=summary,
-            published=_iso_date(entry.get("date_published") or entry.get("date_modified")),
+            published=parse_date(entry.get("date_published") or entry.get("date_modified")),
             language=entry.get("language") or language,
         ))
     return ParsedFeed(title=plain_text(str(doc.get("title") or "")), items=tuple(items))
 
 
-def _iso_date(value: Any) -> datetime | None:
-    if not isinstance(value, str):
+def parse_date(value: Any) -> datetime | None:
+    """A date from ISO 8601 (Z allowed) or RFC 822 text; naive dates are taken as UTC."""
+    if not isinstance(value, str) or not value.strip():
         return None
+    value = value.strip()
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

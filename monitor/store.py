@@ -250,7 +250,7 @@ class Store:
                                window: int = DEFAULT_STORY_WINDOW) -> tuple[str | None, set[str]]:
         """The story already known by this URL, and the stories sharing a band with it."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self.keys.story_url(url_key)) if url_key else pipe.echo("")
+            pipe.get(self.keys.story_url(url_key))  # "" never set: no URL, no story
             for bucket in self._buckets(window, time.time()) if bands else ():
                 for index, value in enumerate(bands):
                     pipe.hget(self.keys.story_bands(bucket, index), value)
