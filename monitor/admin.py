@@ -113,8 +113,18 @@ async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
             "next_poll_in_s": None if next_poll is None else round(next_poll - now),
             "error": state.get("error") or "",
             "pages_without_article": int(state.get("no_article") or 0),
+            "interval_s": round(float(state["interval"])) if state.get("interval")
+            else round(feed.interval),
+            "feed_hint_s": round(float(state["hint"])) if state.get("hint") else None,
         })
     return rows
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size < size / 10:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
 
 
 def format_feeds(rows: list[dict[str, Any]]) -> str:
@@ -125,8 +135,11 @@ def format_feeds(rows: list[dict[str, Any]]) -> str:
         fails = f", {r['failures']} failures" if r["failures"] else ""
         if r["pages_without_article"]:
             fails += f", {r['pages_without_article']} pages without article (scraping blocked?)"
+        every = f"every {_duration(r['interval_s'])}"
+        if r["feed_hint_s"]:
+            every += f" (feed asks {_duration(r['feed_hint_s'])})"
         lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items, polled {last}, "
-                     f"next {nxt}" + (f"\n    error: {r['error']}" if r["error"] else ""))
+                     f"next {nxt}, {every}" + (f"\n    error: {r['error']}" if r["error"] else ""))
     return "\n".join(lines)
 
 

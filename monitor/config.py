@@ -139,7 +139,15 @@ class Group(_Model):
 class FeedConfig(_Model):
     url: str
     name: str = ""
-    interval: float = Field(default=900.0, description="seconds between polls")
+    interval: float = Field(default=900.0, gt=0, description="seconds between polls")
+    min_interval: float | None = Field(
+        default=None, gt=0, description="adaptive polling never goes below this "
+        "(default: interval / 3, at least 60 s, at most interval)")
+    max_interval: float | None = Field(
+        default=None, gt=0, description="adaptive polling never goes above this "
+        "(default: 4 x interval, at most 1 day unless interval is longer)")
+    adaptive: bool = Field(
+        default=True, description="learn the poll interval from the feed's cadence and hints")
     scrape: bool = True
     watchlists: tuple[str, ...] | None = None
 
@@ -148,17 +156,29 @@ class FeedConfig(_Model):
     def _url(cls, value: str) -> str:
         return _check_http_url(value)
 
-    @field_validator("interval", mode="before")
+    @field_validator("interval", "min_interval", "max_interval", mode="before")
     @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
 
     @_model_validator(mode="after")
     def _default_name(self) -> FeedConfig:
+        low, high = self.bounds
+        if low > high:
+            raise ValueError(f"min_interval ({low:g}s) is above max_interval ({high:g}s)")
         if not self.name:
             parts = urlsplit(self.url)
             object.__setattr__(self, "name", parts.netloc + parts.path.rstrip("/"))
         return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The range adaptive polling keeps to (monitor.cadence rule 4)."""
+        low = self.min_interval if self.min_interval is not None else \
+            min(self.interval, max(self.interval / 3, 60.0))
+        high = self.max_interval if self.max_interval is not None else \
+            max(self.interval, min(self.interval * 4, 86400.0))
+        return low, high
 
     @property
     def id(self) -> str:

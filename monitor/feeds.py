@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import feedparser
 import lxml.html
 
+from monitor.cadence import feed_hint
 from monitor.models import Item
 
 TRACKING_PARAMS = frozenset(
@@ -44,6 +45,7 @@ class ParsedFeed:
     title: str
     items: tuple[Item, ...]
     problem: str | None = None
+    hint: float | None = None  # seconds between useful polls, from the feed (monitor.cadence)
 
 
 _REDIRECTORS = {("google.com", "/url"), ("www.google.com", "/url"), ("news.google.com", "/url")}
@@ -142,8 +144,10 @@ def parse_feed(data: bytes, feed_id: str, feed_name: str, feed_url: str,
         ))
     if not items and problem is None and not parsed.get("version"):
         problem = "parser: not a feed (no RSS, Atom or JSON Feed document found)"
+    hint = feed_hint(parsed.feed.get("ttl"), parsed.feed.get("sy_updateperiod"),
+                     parsed.feed.get("sy_updatefrequency"))
     return ParsedFeed(title=plain_text(parsed.feed.get("title", "")), items=tuple(items),
-                      problem=problem)
+                      problem=problem, hint=hint)
 
 
 def _strip_leading_space(data: bytes) -> bytes:

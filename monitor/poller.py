@@ -19,6 +19,8 @@ Rules, in order:
    seen within the dedup window is a copy of it; its alerts go only to subscribers that
    story has not alerted yet, and the story keeps the copy as one more source.
 6. The item is marked seen in the same atomic step that queues its alerts.
+7. The next poll comes after the interval learned from the feed's cadence and hints
+   (monitor.cadence), kept in its state so that a 304 keeps it too.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor import dedup, logs
+from monitor import cadence, dedup, logs
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, PermanentFetchError, RetryableFetchError
 from monitor.extract import decode_html, extract
-from monitor.feeds import parse_feed
+from monitor.feeds import ParsedFeed, parse_feed
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.models import Alert, Item, Match
@@ -70,6 +72,28 @@ class PollResult:
     new: int = 0
     alerts: int = 0
     error: str | None = None
+
+
+def cadence_state(parsed: ParsedFeed, state: Mapping[str, str], new: int,
+                  now: float) -> dict[str, str]:
+    """What this poll taught about the feed's cadence, as feed-state fields."""
+    dates = cadence.dated((i.published for i in parsed.items), now)
+    observed = cadence.Observed.from_state(state).after_poll(new, now)
+    return {"dated_n": str(dates.count) if dates else "",
+            "dated_oldest": f"{dates.oldest:.0f}" if dates else "",
+            "hint": f"{parsed.hint:.0f}" if parsed.hint else "", **observed.state()}
+
+
+def poll_interval(feed: FeedConfig, state: Mapping[str, str], now: float) -> float:
+    """Seconds to the feed's next poll from the cadence fields of its state."""
+    dates = None
+    if state.get("dated_n") and state.get("dated_oldest"):
+        dates = cadence.Dated(int(state["dated_n"]), float(state["dated_oldest"]))
+    low, high = feed.bounds
+    return cadence.next_interval(
+        interval=feed.interval, low=low, high=high, adaptive=feed.adaptive, dates=dates,
+        observed=cadence.Observed.from_state(state),
+        hint=float(state["hint"]) if state.get("hint") else None, now=now)
 
 
 def alert_key(item_id: str, subscriber: str) -> str:
@@ -187,7 +211,9 @@ class Poller:
                         feed=feed.name, url=feed.url, moved_to=resp.moved_to)
         if resp.not_modified or (body_hash and body_hash == state.get("body_hash") and same_url):
             status = "304" if resp.not_modified else "unchanged"
-            await self._finish(feed, {**base_state, "status": status}, feed.interval)
+            interval = poll_interval(feed, state, time.time())
+            await self._finish(feed, {**base_state, "status": status, "interval": interval},
+                               interval)
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
         parsed = await asyncio.to_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
@@ -201,6 +227,9 @@ class Poller:
             log.warning("feed has problems", feed=feed.name, error=parsed.problem,
                         items=len(parsed.items))
         new_items = await self._new_items(parsed.items)
+        now = time.time()
+        learned = cadence_state(parsed, state, len(new_items), now)
+        interval = poll_interval(feed, learned, now)
         if len(new_items) > self.max_new_items:
             log.warning("feed has more new items than one poll takes; the rest come next poll",
                         feed=feed.name, new=len(new_items), taken=self.max_new_items)
@@ -213,9 +242,9 @@ class Poller:
                 return await self._process(feed, item, runtime)
 
         queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
-        await self._finish(feed, {**base_state, "status": str(resp.status),
-                                  "error": parsed.problem or "", "items": len(parsed.items)},
-                           feed.interval)
+        await self._finish(feed, {**base_state, **learned, "status": str(resp.status),
+                                  "error": parsed.problem or "", "items": len(parsed.items),
+                                  "interval": interval}, interval)
         log.info("feed polled", feed=feed.name, items=len(parsed.items), new=len(new_items),
                  alerts=queued, duration_ms=round((time.monotonic() - started) * 1000))
         return PollResult(feed.name, "ok", len(parsed.items), len(new_items), queued,

@@ -78,3 +78,10 @@ async def test_feeds_command_shows_state(env: None, aredis: aioredis.Redis,
     assert rows[0]["name"] == feed.name and rows[0]["failures"] == 3
     assert rows[0]["error"] == "fetch: timed out"
     assert rows[1]["status"] == "never polled"
+    assert rows[0]["interval_s"] == feed.interval  # nothing learned yet
+
+    await store.set_feed_state(feed.id, {"status": "304", "failures": 0, "error": "",
+                                         "interval": 5400.0, "hint": "3600"})
+    assert await cli(["--config-dir", str(ROOT / "config"), "feeds"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"{feed.name}: 304,") and first.endswith("every 90m (feed asks 1h)")
