@@ -18,8 +18,8 @@ import json
 import time
 from dataclasses import dataclass, field
 
+import aiohttp
 import aiosmtplib
-import httpx
 
 from monitor import USER_AGENT
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
@@ -49,8 +49,31 @@ def verify_signature(secret: str, timestamp: str, body: bytes, signature: str,
 
 
 class WebhookSender:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
+    """Signed POSTs over one aiohttp session (the same client as monitor.fetch)."""
+
+    def __init__(self, timeout: float = 15.0, connections: int = 64) -> None:
+        self.timeout = timeout
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # made on first use, inside the loop that runs it
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.connections),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                cookie_jar=aiohttp.DummyCookieJar(), trust_env=True)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> WebhookSender:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def send(self, alert: Alert, url: str, secret: str) -> None:
         body = json.dumps(webhook_payload(alert), ensure_ascii=False).encode()
@@ -63,17 +86,22 @@ class WebhookSender:
             IDEMPOTENCY_HEADER: alert.key,
         }
         try:
-            resp = await self._client.post(url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise RetryableDeliveryError(f"webhook: timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
+            async with self._client().post(url, data=body, headers=headers,
+                                           allow_redirects=False) as resp:
+                status, after = resp.status, resp.headers.get("Retry-After")
+                await resp.read()  # drain, so the connection is reused
+        except TimeoutError as exc:
+            raise RetryableDeliveryError(f"webhook: timed out after {self.timeout:g}s") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise RetryableDeliveryError(
+                f"webhook: cannot connect to {exc.host}:{exc.port}") from exc
+        except aiohttp.ClientError as exc:
             raise RetryableDeliveryError(f"webhook: {type(exc).__name__}: {exc}") from exc
-        if 200 <= resp.status_code < 300:
+        if 200 <= status < 300:
             return
-        if resp.status_code in RETRYABLE_STATUS:
-            delay = retry_after(resp.headers.get("Retry-After"))
-            raise RetryableDeliveryError(f"webhook: HTTP {resp.status_code}", delay)
-        raise PermanentDeliveryError(f"webhook: HTTP {resp.status_code}")
+        if status in RETRYABLE_STATUS:
+            raise RetryableDeliveryError(f"webhook: HTTP {status}", retry_after(after))
+        raise PermanentDeliveryError(f"webhook: HTTP {status}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -272,8 +272,7 @@ class Poller:
 
     async def _finish(self, feed: FeedConfig, state: dict[str, Any], delay: float) -> None:
         due = time.time() + delay
-        await self.store.set_feed_state(feed.id, {**state, "next_poll": due})
-        await self.store.reschedule(feed.id, due)
+        await self.store.finish_poll(feed.id, {**state, "next_poll": due}, due)
 
     async def _new_items(self, items: Sequence[Item]) -> list[Item]:
         oldest = datetime.now(UTC) - timedelta(seconds=self.max_age)

@@ -20,11 +20,10 @@ from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime
 
-import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
 
-from monitor import USER_AGENT, logs
+from monitor import logs
 from monitor.config import Config, fingerprint, load_config
 from monitor.connect import Connection
 from monitor.deliver import EmailSender, WebhookSender
@@ -48,6 +47,9 @@ class Service:
         self._polls: set[asyncio.Task[PollResult | None]] = set()
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
         self._redis_down = False
+        self._claiming = asyncio.Lock()
+        self._backlog = False  # the last claim filled every slot: more feeds may be due
+        self._refill: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -66,15 +68,14 @@ class Service:
                              max_new_items=s.max_new_items,
                              dedup_window=s.dedup_window_hours * 3600,
                              dedup_threshold=s.dedup_threshold)
-        self._hooks = httpx.AsyncClient(timeout=s.webhook_timeout,
-                                        headers={"User-Agent": USER_AGENT})
+        self._hooks = WebhookSender(timeout=s.webhook_timeout)
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
         self.worker = DeliveryWorker(
             self.store, lambda: self.runtime, consumer=self.consumer,
             email=EmailSender(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_from,
                               user=s.smtp_user, password=password, security=s.smtp_security,
                               timeout=s.smtp_timeout),
-            webhook=WebhookSender(self._hooks),
+            webhook=self._hooks,
             policy=RetryPolicy(s.delivery_max_attempts, s.delivery_backoff_base,
                                s.delivery_backoff_max, s.delivery_visibility_timeout),
             concurrency=s.delivery_concurrency, per_endpoint=s.delivery_per_endpoint,
@@ -90,7 +91,7 @@ class Service:
         with suppress(Exception):
             await self.fetcher.close()
         with suppress(Exception):
-            await self._hooks.aclose()
+            await self._hooks.close()
         await self._connection.close()
 
     async def run(self) -> None:
@@ -145,6 +146,14 @@ class Service:
     # -- jobs -----------------------------------------------------------------------------
 
     async def tick(self) -> None:
+        """Claims due feeds for every free poll slot. When every slot was filled, more feeds
+        may be due: each finished poll claims again at once instead of waiting for the next
+        tick, so a backlog (thousands of feeds due together) drains at the speed of the polls,
+        not of the ticks."""
+        async with self._claiming:
+            await self._claim()
+
+    async def _claim(self) -> None:
         if self.stop_event.is_set():
             return
         free = self.settings.http_concurrency - len(self._polls)
@@ -153,6 +162,7 @@ class Service:
         lease = self.settings.poll_lease_seconds or self.settings.http_timeout * 3 + 30
         try:
             due = await self.store.claim_due(lease, free)
+            self._backlog = len(due) == free
             if self._redis_down:
                 log.info("redis reachable again; polling resumed")
                 self._redis_down = False
@@ -168,7 +178,12 @@ class Service:
                 continue
             task = asyncio.create_task(self._poll(feed_id, runtime))
             self._polls.add(task)
-            task.add_done_callback(self._polls.discard)
+            task.add_done_callback(self._poll_done)
+
+    def _poll_done(self, task: asyncio.Task[PollResult | None]) -> None:
+        self._polls.discard(task)
+        if self._backlog and not self._claiming.locked() and not self.stop_event.is_set():
+            self._refill = asyncio.create_task(self.tick())  # kept: tasks are weakly held
 
     async def _poll(self, feed_id: str, runtime: Runtime) -> PollResult | None:
         feed = runtime.feeds[feed_id]

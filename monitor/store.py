@@ -210,6 +210,14 @@ class Store:
         clean = {k: "" if v is None else str(v) for k, v in fields.items()}
         await self.redis.hset(self.keys.feed(feed_id), mapping=clean)
 
+    async def finish_poll(self, feed_id: str, fields: dict[str, Any], due: float) -> None:
+        """A poll's outcome in the feed's state and its next due time, in one round trip."""
+        clean = {k: "" if v is None else str(v) for k, v in fields.items()}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.keys.feed(feed_id), mapping=clean)
+            pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)
+            await pipe.execute()
+
     async def count_no_article(self, feed_id: str) -> None:
         await self.redis.hincrby(self.keys.feed(feed_id), "no_article", 1)
 

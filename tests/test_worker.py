@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import email
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.policy import default as default_policy
 from pathlib import Path
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -42,23 +42,24 @@ def make_alert(subscriber: str, item_id: str = "item-1") -> Alert:
 
 
 async def worker_for(aredis: aioredis.Redis, http_server: HTTPServer, smtp_port: int,
-                     client: httpx.AsyncClient) -> tuple[Store, DeliveryWorker]:
+                     client: WebhookSender) -> tuple[Store, DeliveryWorker]:
     store = Store(aredis)
     rt = runtime(http_server)
     worker = DeliveryWorker(
         store, lambda: rt, consumer="test-worker",
         email=EmailSender(host="127.0.0.1", port=smtp_port, sender="monitor@example.org",
                           timeout=5),
-        webhook=WebhookSender(client), policy=FAST, retry_scan_seconds=0.02,
+        webhook=client, policy=FAST, retry_scan_seconds=0.02,
     )
     await store.ensure_group()
     return store, worker
 
 
 @pytest.fixture
-async def client() -> httpx.AsyncClient:
-    async with httpx.AsyncClient(timeout=5) as c:
-        yield c
+async def client() -> AsyncIterator[WebhookSender]:
+    sender = WebhookSender(timeout=5)
+    yield sender
+    await sender.close()
 
 
 async def run_until(worker: DeliveryWorker, condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -75,7 +76,7 @@ async def run_until(worker: DeliveryWorker, condition, timeout: float = 10.0) ->
 
 async def test_delivers_signed_webhook_and_email_then_acknowledges(
     aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
-    client: httpx.AsyncClient,
+    client: WebhookSender,
 ) -> None:
     http_server.routes["/hook"] = Route(204)
     store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
@@ -104,7 +105,7 @@ async def test_item_is_committed_once(aredis: aioredis.Redis) -> None:
 
 async def test_500_is_retried_with_the_same_idempotency_key(
     aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
-    client: httpx.AsyncClient,
+    client: WebhookSender,
 ) -> None:
     answers = iter([Route(500), Route(503, headers={"Retry-After": "0"}), Route(200)])
     http_server.routes["/hook"] = lambda request: next(answers)
@@ -119,7 +120,7 @@ async def test_500_is_retried_with_the_same_idempotency_key(
 
 async def test_404_is_permanent_and_goes_to_dead_letters(
     aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
-    client: httpx.AsyncClient,
+    client: WebhookSender,
 ) -> None:
     http_server.routes["/hook"] = Route(404)
     store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
@@ -134,7 +135,7 @@ async def test_404_is_permanent_and_goes_to_dead_letters(
 
 async def test_retries_stop_after_max_attempts(
     aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
-    client: httpx.AsyncClient,
+    client: WebhookSender,
 ) -> None:
     http_server.routes["/hook"] = Route(502)
     store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
@@ -157,7 +158,7 @@ async def test_retries_stop_after_max_attempts(
 
 async def test_smtp_4xx_is_retried_until_accepted(
     aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
-    client: httpx.AsyncClient,
+    client: WebhookSender,
 ) -> None:
     smtp_server.mailbox.reply = "451 4.3.0 try again later"
     store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
@@ -173,7 +174,7 @@ async def test_smtp_4xx_is_retried_until_accepted(
 
 
 async def test_smtp_server_down_then_up(
-    aredis: aioredis.Redis, http_server: HTTPServer, client: httpx.AsyncClient, tmp_path: Path,
+    aredis: aioredis.Redis, http_server: HTTPServer, client: WebhookSender, tmp_path: Path,
 ) -> None:
     down = SMTPServer()
     down.stop()  # never started: nothing listens on its port
@@ -194,10 +195,13 @@ async def test_hanging_webhook_times_out_and_is_retried(
 ) -> None:
     answers = iter([Route(200, delay=2.0), Route(200)])
     http_server.routes["/hook"] = lambda request: next(answers)
-    async with httpx.AsyncClient(timeout=0.5) as short:
+    short = WebhookSender(timeout=0.5)
+    try:
         store, worker = await worker_for(aredis, http_server, smtp_server.port, short)
         await store.commit_item("item-1", [make_alert("hook")])
         await run_until(worker, lambda: worker.sent == 1)
+    finally:
+        await short.close()
     assert len(http_server.received("/hook")) == 2
     assert await store.pending() == []
 
@@ -216,11 +220,11 @@ async def test_a_hung_endpoint_does_not_delay_the_others(
             for name, server in (("slow", slow), ("fast", http_server)))
         rt = Runtime(Config(watchlists=(wl,), subscribers=subs), Matcher((wl,)))
         store = Store(aredis)
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with WebhookSender(timeout=10) as client:
             worker = DeliveryWorker(
                 store, lambda: rt, consumer="w", policy=FAST, concurrency=4, per_endpoint=2,
                 email=EmailSender(host="127.0.0.1", port=smtp_server.port, sender="m@x.org"),
-                webhook=WebhookSender(client), retry_scan_seconds=0.05)
+                webhook=client, retry_scan_seconds=0.05)
             await store.ensure_group()
             for i in range(20):  # the slow endpoint's alerts come first in the stream
                 await store.commit_item(f"s{i}", [make_alert("slow", f"s{i}")])
@@ -246,7 +250,7 @@ async def test_a_hung_endpoint_does_not_delay_the_others(
 
 async def test_smtp_5xx_is_permanent(
     aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
-    client: httpx.AsyncClient,
+    client: WebhookSender,
 ) -> None:
     smtp_server.mailbox.reply = "554 5.7.1 message rejected"
     store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
