@@ -182,7 +182,12 @@ class Service:
 
     def _poll_done(self, task: asyncio.Task[PollResult | None]) -> None:
         self._polls.discard(task)
-        if self._backlog and not self._claiming.locked() and not self.stop_event.is_set():
+        # Claim in small batches rather than one feed per finished poll: each claim is a
+        # script run in Redis.
+        free = self.settings.http_concurrency - len(self._polls)
+        batch = max(1, self.settings.http_concurrency // 8)
+        if self._backlog and free >= batch and not self._claiming.locked() \
+                and not self.stop_event.is_set():
             self._refill = asyncio.create_task(self.tick())  # kept: tasks are weakly held
 
     async def _poll(self, feed_id: str, runtime: Runtime) -> PollResult | None:

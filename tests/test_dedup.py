@@ -226,7 +226,10 @@ async def test_story_keys_expire_with_the_window(poller: Poller, http_server: HT
     await poller.poll(feed, runtime([feed]))
     store = poller.store
     keys = [k async for k in store.redis.scan_iter(store.keys.story("*"))]
-    assert len(keys) >= dedup.BANDS  # band hashes, the story, its sources, its URL
+    kinds = {k.split(":story:")[1].split(":")[0] for k in keys}
+    assert {"bands", "url"} <= kinds and len(keys) >= 4  # + the story and its sources
+    (bands,) = [k for k in keys if ":story:bands:" in k]
+    assert await store.redis.hlen(bands) == dedup.BANDS
     for key in keys:
         ttl = await store.redis.ttl(key)
         assert 0 < ttl <= poller.dedup_window * 3 // 2, (key, ttl)
