@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import aiosmtplib
+from yarl import URL
 
 from monitor import USER_AGENT
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.fetch import RETRYABLE_STATUS, retry_after
+from monitor.fetch import RETRYABLE_STATUS, EnvProxies, retry_after
 from monitor.models import Alert
 from monitor.render import email_message, webhook_payload
 
@@ -55,13 +56,14 @@ class WebhookSender:
         self.timeout = timeout
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self._proxies = EnvProxies()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # made on first use, inside the loop that runs it
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.connections),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
-                cookie_jar=aiohttp.DummyCookieJar(), trust_env=True)
+                cookie_jar=aiohttp.DummyCookieJar())
         return self._session
 
     async def close(self) -> None:
@@ -87,7 +89,8 @@ class WebhookSender:
         }
         try:
             async with self._client().post(url, data=body, headers=headers,
-                                           allow_redirects=False) as resp:
+                                           allow_redirects=False,
+                                           proxy=self._proxies.get(URL(url))) as resp:
                 status, after = resp.status, resp.headers.get("Retry-After")
                 await resp.read()  # drain, so the connection is reused
         except TimeoutError as exc:

@@ -25,6 +25,7 @@ import email.utils
 import ipaddress
 import socket
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -69,6 +70,24 @@ async def _check_public(url: URL) -> None:
             raise PermanentFetchError(
                 f"fetch: {url}: refused: {host} resolves to non-public address "
                 f"{address} (MONITOR_ALLOW_PRIVATE_URLS=true allows it)")
+
+
+class EnvProxies:
+    """HTTP_PROXY / HTTPS_PROXY / NO_PROXY, read once, as most HTTP tools honour them."""
+
+    def __init__(self) -> None:
+        self._proxies = {k: v for k, v in urllib.request.getproxies().items()
+                         if k in ("http", "https")}
+        self._bypass: dict[str, bool] = {}
+
+    def get(self, url: URL) -> str | None:
+        proxy = self._proxies.get(url.scheme)
+        if proxy is None:
+            return None
+        host = url.raw_host or ""
+        if host not in self._bypass:
+            self._bypass[host] = bool(urllib.request.proxy_bypass(host))
+        return None if self._bypass[host] else proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +146,7 @@ class Fetcher:
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._session: aiohttp.ClientSession | None = None
+        self._proxies = EnvProxies()
 
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the event loop that runs it.
@@ -137,7 +157,8 @@ class Fetcher:
                 timeout=aiohttp.ClientTimeout(total=self.timeout,
                                               sock_connect=self.connect_timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # no tracking across sites or polls
-                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as most HTTP tools honour
+                # Proxies come from EnvProxies: aiohttp's trust_env re-reads the
+                # environment and ~/.netrc on every request.
                 max_line_size=MAX_HEADER_LINE, max_field_size=MAX_HEADER_LINE,
             )
         return self._session
@@ -192,8 +213,8 @@ class Fetcher:
                 raise PermanentFetchError(f"fetch: {url}: unsupported URL {target}")
             if public_only:
                 await _check_public(target)
-            async with self._client().get(target, headers=headers,
-                                          allow_redirects=False) as resp:
+            async with self._client().get(target, headers=headers, allow_redirects=False,
+                                          proxy=self._proxies.get(target)) as resp:
                 if resp.status in REDIRECT_STATUS and "Location" in resp.headers:
                     if hop == MAX_REDIRECTS:
                         raise PermanentFetchError(f"fetch: {url}: too many redirects")

@@ -136,12 +136,12 @@ def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bo
     return out
 
 
-async def resolve_story(store: Store, item_id: str, url: str, body: str,
+async def resolve_story(store: Store, item_id: str, url: str, sig: dedup.Signature | None,
                         source: dict[str, str], *, window: int, threshold: float) -> Story:
-    """The story an item belongs to: a known one by story URL or by text, else a new one
-    (registered under the item's id)."""
+    """The story an item belongs to: a known one by story URL or by text (`sig`, the
+    signature of its text, None when too short), else a new one (registered under the
+    item's id)."""
     key = dedup.url_key(url)
-    sig = await asyncio.to_thread(dedup.signature, body) if body else None
     bands = dedup.band_keys(sig) if sig is not None else []
     found, candidates = await store.story_candidates(key, bands, window)
     score: float | None = 1.0 if found else None
@@ -166,6 +166,12 @@ async def resolve_story(store: Store, item_id: str, url: str, body: str,
     return Story(item_id, False, (url,))
 
 
+def _analyse(matcher: Matcher, title: str, body: str) -> tuple[list[Match],
+                                                               dedup.Signature | None]:
+    """An item's watchlist matches and the signature of its text."""
+    return matcher.matches(title, body), dedup.signature(body) if body else None
+
+
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, *, max_age: float,
                  scrape_concurrency: int = 8, max_new_items: int = 200,
@@ -179,8 +185,9 @@ class Poller:
         # Resolving an item's story, reading whom the story alerted and committing the
         # item's alerts must not interleave with another item's: two copies of one story
         # polled at once from two feeds would each find no story yet, or no alert yet,
-        # and both alert. Matching runs in between, but it is CPU work that the GIL
-        # serialises anyway. (Across instances a narrow window remains.)
+        # and both alert. Matching and the text's signature are computed before, outside
+        # the lock; inside are only the few Redis round trips. (Across instances a narrow
+        # window remains.)
         self._stories = asyncio.Lock()
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
 
@@ -286,12 +293,16 @@ class Poller:
             article_text = await self._scrape(feed, item)
             if article_text:
                 body, scraped = article_text, True
-        matcher = runtime.matcher
+        # CPU work first, in a worker thread and outside the story lock, so that items
+        # of many feeds are matched while another item holds the lock for its Redis steps.
+        found, sig = await asyncio.to_thread(_analyse, runtime.matcher, title, body)
+        matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
         async with self._stories:
-            story = await self._story(feed, item, body)
+            source = {"feed": feed.name, "url": item.url, "title": item.title}
+            story = await resolve_story(self.store, item.id, item.url, sig, source,
+                                        window=self.dedup_window,
+                                        threshold=self.dedup_threshold)
             alerted = await self.store.story_alerted(story.id) if story.copy else {}
-            matches = [m for m in await asyncio.to_thread(matcher.matches, title, body)
-                       if feed.watchlists is None or m.watchlist in feed.watchlists]
             alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC),
                                 story, alerted)
             queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window,
@@ -305,11 +316,6 @@ class Poller:
                      watchlist=[m.watchlist for m in matches], alerts=max(queued, 0),
                      scraped=scraped)
         return max(queued, 0)
-
-    async def _story(self, feed: FeedConfig, item: Item, body: str) -> Story:
-        source = {"feed": feed.name, "url": item.url, "title": item.title}
-        return await resolve_story(self.store, item.id, item.url, body, source,
-                                   window=self.dedup_window, threshold=self.dedup_threshold)
 
     async def _scrape(self, feed: FeedConfig, item: Item) -> str:
         async with self._scrapes:

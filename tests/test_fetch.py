@@ -164,3 +164,22 @@ async def test_requests_to_one_host_are_spaced(http_server: HTTPServer) -> None:
     arrivals = sorted(r.at for r in http_server.requests if r.path.startswith("/p?"))
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert len(arrivals) == 5 and min(gaps) >= 0.15, gaps  # politeness, not speed
+
+
+async def test_proxy_from_the_environment(http_server: HTTPServer,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY is honoured (the loopback server plays the proxy: it is sent the whole
+    URL), and NO_PROXY hosts are reached directly."""
+    target = "http://feeds.example.invalid/f.xml"
+    http_server.routes[target] = Route(200, b"<rss/>")
+    http_server.routes["/direct"] = Route(200, b"direct")
+    monkeypatch.setenv("HTTP_PROXY", http_server.url(""))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    fetcher = Fetcher(timeout=2.0, allow_private=True)
+    try:
+        assert (await fetcher.get(target)).body == b"<rss/>"
+        assert http_server.received(target, "GET")
+        assert (await fetcher.get(http_server.url("/direct"))).body == b"direct"
+        assert http_server.received("/direct", "GET")
+    finally:
+        await fetcher.close()
