@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.extract import cases  # noqa: E402
+from monitor import dedup  # noqa: E402
 from monitor.embedded import EmbeddedRedis  # noqa: E402
 from monitor.extract import extract, extract_text  # noqa: E402
 from monitor.poller import resolve_story  # noqa: E402
@@ -82,7 +83,8 @@ async def run() -> None:
         by_kind: dict[str, list[int]] = {}
         started = time.perf_counter()
         for n, doc in enumerate(docs):
-            story = await resolve_story(store, f"{doc.story}#{n}", doc.url, doc.text,
+            sig = dedup.signature(doc.text) if doc.text else None
+            story = await resolve_story(store, f"{doc.story}#{n}", doc.url, sig,
                                         {"url": doc.url, "title": doc.title},
                                         window=DEFAULT_STORY_WINDOW, threshold=THRESHOLD)
             truth = story.id.split("#")[0]
