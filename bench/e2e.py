@@ -53,12 +53,7 @@ def run(instances: int, args: argparse.Namespace, sentences: list[str]) -> dict[
                 started = time.time()
                 cpu = [harness.cpu_seconds(d) for d in daemons]
                 for _ in range(args.rounds):
-                    server.control("_advance")
-                    requests = server.control("_stats").get("feed", 0)
-                    since = time.time()
-                    harness.make_due(client, ids)
-                    harness.wait_polled(client, ids, since, daemons=daemons, server=server,
-                                        requests_before=requests)
+                    harness.next_round(server, client, ids, daemons)
                 expected = args.feeds * args.new * args.rounds
                 deadline = time.monotonic() + 600
                 while server.control("_stats").get("hooked_items", 0) < expected:

@@ -95,6 +95,18 @@ def make_due(client: redis.Redis, ids: list[str], prefix: str = "monitor") -> No
     client.zadd("{" + prefix + "}:schedule", dict.fromkeys(ids, time.time() - 1), xx=True)
 
 
+def next_round(server: FeedServer, client: redis.Redis, ids: list[str],
+               daemons: list[Daemon]) -> float:
+    """Starts the server's next round, makes every feed due and waits until all were
+    polled; returns the seconds that took."""
+    server.control("_advance")
+    requests = server.control("_stats").get("feed", 0)
+    since = time.time()
+    make_due(client, ids)
+    return wait_polled(client, ids, since, daemons=daemons, server=server,
+                       requests_before=requests)
+
+
 def polled_since(client: redis.Redis, ids: list[str], since: float,
                  prefix: str = "monitor") -> int:
     pipe = client.pipeline(transaction=False)

@@ -53,12 +53,7 @@ def daemon_memory(feeds: int, terms: int, sentences: list[str]) -> dict[str, flo
             with harness.instances(root, 1, env) as daemons:
                 harness.wait_polled(client, ids, time.time() - 5, daemons=daemons, server=server)
                 first = proc_kb(daemons[0], "VmRSS")
-                server.control("_advance")
-                requests = server.control("_stats").get("feed", 0)
-                since = time.time()
-                harness.make_due(client, ids)
-                harness.wait_polled(client, ids, since, daemons=daemons, server=server,
-                                    requests_before=requests)
+                harness.next_round(server, client, ids, daemons)
                 expected = len(range(0, feeds, 10)) * server.new
                 deadline = time.monotonic() + 300
                 while server.control("_stats").get("hooked_items", 0) < expected \
