@@ -67,6 +67,14 @@ _STRUCTURE_TAGS = re.compile(
 _INVISIBLE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u200e\u200f\u2060\u00ad"))
 _NOTICE_MAX_CHARS = 300
 _HEADING_MAX_CHARS = 80
+# Class names that sites give the summary under the headline: UK "standfirst", Czech
+# and Slovak "perex", French "chapo"/"chapeau", US "dek"/"lede".
+_STANDFIRST_XPATH = " | ".join(
+    f'//*[contains(concat(" ", normalize-space(@class), " "), " {c} ") or '
+    f'contains(@class, "__{c}") or contains(@class, "-{c}")]'
+    for c in ("standfirst", "perex", "chapo", "chapeau", "dek", "lede"))
+_MIN_LEAD = 100
+_REPEAT_MAX_CHARS = 120  # a heading this long is a sentence of the article, not a title
 _MIN_PARAGRAPH = 25
 
 
@@ -129,12 +137,12 @@ def extract(html: str | bytes, url: str | None = None,
     published = _published(doc)
     title = _title(doc)
     _strip_boilerplate(doc, rules)
-    blocks = [line for part in _article_parts(doc) for line in _blocks(part, rules)]
-    if title and blocks and fold(blocks[0]).strip() != fold(title).strip():
-        headline = _headline(doc)
-        present = {fold(b).strip() for b in blocks}
-        lead = [p for p in _standfirst(doc) if fold(p).strip() not in present]
-        blocks[:0] = [headline or title, *lead]
+    blocks = _drop_repeats([line for part in _article_parts(doc) for line in _blocks(part, rules)])
+    headline = (_headline(doc) or title) if title and blocks else ""
+    if headline and fold(blocks[0]).strip() not in {fold(title).strip(), fold(headline).strip()}:
+        present = " ".join(fold(" ".join(blocks)).split())  # the body repeats it: not added
+        lead = [p for p in _standfirst(doc) if " ".join(fold(p).split()) not in present]
+        blocks[:0] = [headline, *lead]
     if not blocks or _is_redirect(doc, blocks):
         return Article(title=title, text="", language=language, published=published)
     text = "\n".join(blocks)
@@ -269,6 +277,11 @@ def _standfirst(doc: lxml.html.HtmlElement) -> list[str]:
         text = " ".join(sibling.text_content().split())
         if sibling.tag == "p" and len(text) >= 40 and _link_density(sibling) < 0.3:
             out.append(text)
+    if not out:  # the standfirst by its class name, where the site names it plainly
+        for el in doc.xpath(_STANDFIRST_XPATH):
+            text = " ".join(el.text_content().split())
+            if 40 <= len(text) <= 800 and _link_density(el) < 0.3:
+                return [text]
     return out
 
 
@@ -413,11 +426,19 @@ def _family_blocks(doc: lxml.html.HtmlElement, best: lxml.html.HtmlElement,
     if not family:
         return [best]
     blocks = [el for el in doc.iter() if isinstance(el.tag, str)
-              and _class_family(el) == family and scores.get(el, 0.0) > 0
+              and _class_family(el) == family
+              and (scores.get(el, 0.0) > 0 or _lead_chars(el) >= _MIN_LEAD)
               and _link_density(el) < 0.3]
     outer = [el for el in blocks
              if not any(a in blocks for a in el.iterancestors())]
     return outer if best in outer else [best]
+
+
+def _lead_chars(el: lxml.html.HtmlElement) -> int:
+    """Text in headings of sentence length: a block that leads with a whole sentence set
+    as a heading (BuzzFeed's list items) continues the article even without paragraphs."""
+    return sum(len(text) for h in el.iter("h2", "h3", "h4")
+               if len(text := " ".join(h.text_content().split())) >= _MIN_LEAD)
 
 
 def _climb(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
@@ -487,11 +508,7 @@ def _blocks(root: lxml.html.HtmlElement, rules: Boilerplate) -> list[str]:
         is_block = el.tag in _BLOCKS or el.tag == "br"
         if is_block:
             flush()
-        if el.tag in _TEXT_BLOCKS and el.tag != "li" and _link_density(el) > 0.6:
-            pass  # a paragraph of links: a list of other stories
-        elif el.tag in ("ul", "ol") and _link_density(el) > 0.5:
-            pass
-        else:
+        if not _other_stories(el):
             if el.text:
                 pending.append(el.text)
             for child in el:
@@ -505,6 +522,26 @@ def _blocks(root: lxml.html.HtmlElement, rules: Boilerplate) -> list[str]:
     walk(root)
     flush()
     return out
+
+
+def _other_stories(el: lxml.html.HtmlElement) -> bool:
+    """A paragraph or list made of links, or a link wrapping blocks (a card promoting
+    another story): none of it is the article's text."""
+    if el.tag in _TEXT_BLOCKS and el.tag != "li":
+        return _link_density(el) > 0.6
+    if el.tag in ("ul", "ol"):
+        return _link_density(el) > 0.5
+    return el.tag == "a" and any(isinstance(d.tag, str) and d.tag in _BLOCKS
+                                 for d in el.iterdescendants())
+
+
+def _drop_repeats(lines: list[str]) -> list[str]:
+    """Short lines without digits that come three times or more are a gallery's or a
+    widget's labels ("Weather threatens holiday plans" over each photo), not the article's
+    prose (dates and numbers repeat in tables and digests, and stay)."""
+    counts = Counter(line for line in lines
+                     if len(line) <= _REPEAT_MAX_CHARS and not any(c.isdigit() for c in line))
+    return [line for line in lines if counts.get(line, 0) < 3]
 
 
 def _is_boilerplate_line(line: str, rules: Boilerplate) -> bool:
