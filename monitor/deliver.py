@@ -17,6 +17,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 
 import aiohttp
 import aiosmtplib
@@ -107,8 +108,14 @@ class WebhookSender:
         raise PermanentDeliveryError(f"webhook: HTTP {status}")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class EmailSender:
+    """SMTP with a few connections kept open between sends: a burst of alerts costs one
+    connection, greeting and login, not one per message (SMTP servers also limit how
+    many connections a client may open). A kept connection idle longer than
+    `idle_timeout` is closed rather than reused; one that the server closed meanwhile is
+    replaced once, transparently."""
+
     host: str
     port: int
     sender: str
@@ -116,20 +123,21 @@ class EmailSender:
     password: str | None = field(default=None, repr=False)  # never in logs or reprs
     security: str = "none"
     timeout: float = 30.0
+    keep: int = 4  # idle connections kept open
+    idle_timeout: float = 30.0
+    _idle: list[tuple[aiosmtplib.SMTP, float]] = field(default_factory=list, repr=False)
 
     async def send(self, alert: Alert, recipient: str) -> None:
         message = email_message(alert, self.sender, recipient)
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.user,
-                password=self.password,
-                use_tls=self.security == "ssl",
-                start_tls=True if self.security == "starttls" else False,
-                timeout=self.timeout,
-            )
+            client, reused = await self._connection()
+            try:
+                await self._send(client, message)
+            except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                if not reused:
+                    raise
+                client, _ = await self._connection(fresh=True)  # the server hung up idle
+                await self._send(client, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [err.code for err in exc.recipients]
             raise _smtp_error(min(codes) if codes else 550, "recipient refused") from exc
@@ -137,6 +145,45 @@ class EmailSender:
             raise _smtp_error(exc.code, exc.message) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise RetryableDeliveryError(f"email: {type(exc).__name__}: {exc}") from exc
+
+    async def _send(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+        """Sends on `client`, which goes back to the pool on success and is closed on any
+        failure (its state mid-transaction is unknown)."""
+        try:
+            await client.send_message(message)
+        except BaseException:
+            client.close()
+            raise
+        if client.is_connected and len(self._idle) < self.keep:
+            self._idle.append((client, time.monotonic()))
+        else:
+            client.close()
+
+    async def _connection(self, fresh: bool = False) -> tuple[aiosmtplib.SMTP, bool]:
+        now = time.monotonic()
+        while self._idle and not fresh:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < self.idle_timeout:
+                return client, True
+            client.close()
+        client = aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, username=self.user, password=self.password,
+            use_tls=self.security == "ssl", start_tls=self.security == "starttls",
+            timeout=self.timeout)
+        try:
+            await client.connect()
+        except BaseException:
+            client.close()
+            raise
+        return client, False
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
 
 
 def _smtp_error(code: int, message: str) -> RetryableDeliveryError | PermanentDeliveryError:

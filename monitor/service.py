@@ -92,6 +92,8 @@ class Service:
             await self.fetcher.close()
         with suppress(Exception):
             await self._hooks.close()
+        with suppress(Exception):
+            await self.worker.email.close()
         await self._connection.close()
 
     async def run(self) -> None:

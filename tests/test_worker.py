@@ -259,3 +259,33 @@ async def test_smtp_5xx_is_permanent(
     (dead,) = await store.dead_letters()
     assert "554" in dead[1]["error"] and dead[1]["attempts"] == "1"
     assert await store.pending() == []
+
+
+async def test_a_burst_of_email_shares_one_connection(smtp_server: SMTPServer) -> None:
+    sender = EmailSender(host="127.0.0.1", port=smtp_server.port, sender="m@example.org")
+    try:
+        for n in range(5):
+            await sender.send(make_alert("desk", f"item-{n}"), "desk@example.org")
+    finally:
+        await sender.close()
+    assert len(smtp_server.messages) == 5
+    assert smtp_server.mailbox.greetings == 1
+
+
+async def test_a_kept_connection_the_server_dropped_is_replaced() -> None:
+    first = SMTPServer().start()
+    sender = EmailSender(host="127.0.0.1", port=first.port, sender="m@example.org")
+    try:
+        await sender.send(make_alert("desk", "item-1"), "desk@example.org")
+        first.stop()  # the kept connection dies with it
+        second = SMTPServer(port=first.port).start()
+        try:
+            await sender.send(make_alert("desk", "item-2"), "desk@example.org")
+            assert len(second.messages) == 1 and second.mailbox.greetings == 1
+        finally:
+            await sender.close()
+            second.stop()
+    finally:
+        if getattr(first, "_started", False):
+            first.stop()
+    assert len(first.messages) == 1
