@@ -191,9 +191,13 @@ class Poller:
         self._stories = asyncio.Lock()
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
 
-    async def poll(self, feed: FeedConfig, runtime: Runtime) -> PollResult:
+    async def poll(self, feed: FeedConfig, runtime: Runtime,
+                   state: dict[str, str] | None = None) -> PollResult:
+        """Polls `feed`; `state` is its stored state when the caller read it already
+        (with the claim), else it is read here."""
         started = time.monotonic()
-        state = await self.store.feed_state(feed.id)
+        if state is None:
+            state = await self.store.feed_state(feed.id)
         same_url = state.get("url") == feed.url
         moved = state.get("moved_to") if same_url else None
         try:

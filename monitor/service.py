@@ -165,6 +165,9 @@ class Service:
         try:
             due = await self.store.claim_due(lease, free)
             self._backlog = len(due) == free
+            # Their states in one round trip for the batch, not one per poll: the lease
+            # keeps every other poll of these feeds away until they are done.
+            states = await self.store.all_feed_states(due) if due else []
             if self._redis_down:
                 log.info("redis reachable again; polling resumed")
                 self._redis_down = False
@@ -174,11 +177,11 @@ class Service:
                 self._redis_down = True
             return
         runtime = self.runtime
-        for feed_id in due:
+        for feed_id, state in zip(due, states, strict=True):
             feed = runtime.feeds.get(feed_id)
             if feed is None:
                 continue
-            task = asyncio.create_task(self._poll(feed_id, runtime))
+            task = asyncio.create_task(self._poll(feed_id, runtime, state))
             self._polls.add(task)
             task.add_done_callback(self._poll_done)
 
@@ -192,10 +195,11 @@ class Service:
                 and not self.stop_event.is_set():
             self._refill = asyncio.create_task(self.tick())  # kept: tasks are weakly held
 
-    async def _poll(self, feed_id: str, runtime: Runtime) -> PollResult | None:
+    async def _poll(self, feed_id: str, runtime: Runtime,
+                    state: dict[str, str]) -> PollResult | None:
         feed = runtime.feeds[feed_id]
         try:
-            return await self.poller.poll(feed, runtime)
+            return await self.poller.poll(feed, runtime, state)
         except RedisError as exc:
             log.error("redis error during poll; feed will be polled again", feed=feed.name,
                       error=str(exc))
