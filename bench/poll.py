@@ -56,14 +56,10 @@ def bench_monitor(server: FeedServer, feeds: int, root: Path, smtp: SMTPServer,
         with harness.instances(root, count, env) as daemons:
             start = time.time()
             warm = harness.wait_polled(client, ids, start - 5, daemons=daemons, server=server)
-            server.control("_advance")
             sent_before = len(smtp.messages)
-            requests = server.control("_stats").get("feed", 0)
             since = time.time()
             profiler = harness.profile(daemons[0], PROFILE_OUT) if PROFILE else None
-            harness.make_due(client, ids)
-            took = harness.wait_polled(client, ids, since, daemons=daemons, server=server,
-                                       requests_before=requests)
+            took = harness.next_round(server, client, ids, daemons)
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(30)

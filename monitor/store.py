@@ -159,6 +159,11 @@ class Keys:
         return f"{self._base}:alerts:errors"
 
 
+def _as_strings(fields: dict[str, Any]) -> dict[str, str]:
+    """Hash fields as Redis stores them; None becomes the empty string."""
+    return {k: "" if v is None else str(v) for k, v in fields.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     id: str
@@ -201,23 +206,18 @@ class Store:
         result = await self._claim(keys=[self.keys.schedule], args=[now, lease, limit])
         return [str(x) for x in result]
 
-    async def reschedule(self, feed_id: str, due: float) -> None:
-        await self.redis.zadd(self.keys.schedule, {feed_id: due}, xx=True)
-
     # -- feed state -----------------------------------------------------------------------
 
     async def feed_state(self, feed_id: str) -> dict[str, str]:
         return dict(await self.redis.hgetall(self.keys.feed(feed_id)))
 
     async def set_feed_state(self, feed_id: str, fields: dict[str, Any]) -> None:
-        clean = {k: "" if v is None else str(v) for k, v in fields.items()}
-        await self.redis.hset(self.keys.feed(feed_id), mapping=clean)
+        await self.redis.hset(self.keys.feed(feed_id), mapping=_as_strings(fields))
 
     async def finish_poll(self, feed_id: str, fields: dict[str, Any], due: float) -> None:
         """A poll's outcome in the feed's state and its next due time, in one round trip."""
-        clean = {k: "" if v is None else str(v) for k, v in fields.items()}
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.feed(feed_id), mapping=clean)
+            pipe.hset(self.keys.feed(feed_id), mapping=_as_strings(fields))
             pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)
             await pipe.execute()
 
