@@ -50,10 +50,11 @@ _NEVER_CONTENT = (
 _BOILERPLATE_ROLES = {"navigation", "banner", "contentinfo", "complementary", "dialog",
                       "alertdialog", "search", "menu", "menubar"}
 _BOILERPLATE_NAME = re.compile(
-    r"(^|[-_ ])(nav|navbar|navigation|menu|footer|sidebar|share|sharing|social|cookies?|"
+    r"(^|[-_ ])(nav|navbar|navigation|menu|footer|sidebar|share|sharing|share-?bar|social|cookies?|"
     r"consent|gdpr|newsletter|subscribe|subscription|related|recommended|promo|advert|"
     r"advertisement|ads?|ad-slot|breadcrumbs?|comments?|popup|modal|outbrain|taboola|"
-    r"most-?read|most-?popular|trending|tags|byline-share|paywall|signup)([-_ ]|$)",
+    r"most-?read|most-?popular|trending|tags|byline-share|paywall|signup|pagination|pager)"
+    r"([-_ ]|$)",
     re.I,
 )
 _BLOCKS = {"p", "div", "section", "article", "main", "li", "ul", "ol", "h1", "h2", "h3", "h4",
@@ -137,17 +138,21 @@ def extract(html: str | bytes, url: str | None = None,
     published = _published(doc)
     title = _title(doc)
     _strip_boilerplate(doc, rules)
-    blocks = _drop_repeats([line for part in _article_parts(doc) for line in _blocks(part, rules)])
+    blocks = _drop_repeats(_drop_pagers(
+        [line for part in _article_parts(doc) for line in _blocks(part, rules)]))
     headline = (_headline(doc) or title) if title and blocks else ""
     if headline and fold(blocks[0]).strip() not in {fold(title).strip(), fold(headline).strip()}:
         present = " ".join(fold(" ".join(blocks)).split())  # the body repeats it: not added
         lead = [p for p in _standfirst(doc) if " ".join(fold(p).split()) not in present]
         blocks[:0] = [headline, *lead]
+    elif headline:
+        headline = blocks[0]  # the article's own first block is the headline
     if not blocks or _is_redirect(doc, blocks):
         return Article(title=title, text="", language=language, published=published)
     text = "\n".join(blocks)
     return Article(title=title or blocks[0], text=text,
-                   language=language or script_language(text), published=published)
+                   language=language or script_language(text), published=published,
+                   headline=headline)
 
 
 def extract_text(text: str, boilerplate: Boilerplate | None = None) -> Article:
@@ -542,6 +547,31 @@ def _drop_repeats(lines: list[str]) -> list[str]:
     counts = Counter(line for line in lines
                      if len(line) <= _REPEAT_MAX_CHARS and not any(c.isdigit() for c in line))
     return [line for line in lines if counts.get(line, 0) < 3]
+
+
+_PAGER_ARROW = re.compile(r"[<>«»‹›←→…|]{1,3}")
+
+
+def _drop_pagers(lines: list[str]) -> list[str]:
+    """A gallery's or a list's page numbers, one per block ("<<", "<", "1", "2", "3", ">"):
+    a run of lines that are only arrows and consecutive numbers, three numbers or more."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        j, numbers = i, []
+        while j < len(lines) and (lines[j].isdigit() and len(lines[j]) <= 4
+                                  or _PAGER_ARROW.fullmatch(lines[j])):
+            if lines[j].isdigit():
+                numbers.append(int(lines[j]))
+            j += 1
+        pager = len(numbers) >= 3 and all(b == a + 1 for a, b in zip(numbers, numbers[1:],
+                                                                        strict=False))
+        if not pager:
+            out.extend(lines[i:j])
+        if j < len(lines):
+            out.append(lines[j])
+        i = j + 1
+    return out
 
 
 def _is_boilerplate_line(line: str, rules: Boilerplate) -> bool:

@@ -23,12 +23,20 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Article:
-    """What the extractor kept of an article page."""
+    """What the extractor kept of an article page: `text` is the headline (when the page
+    has one), then the standfirst and body; `body` is the same without the headline."""
 
     title: str
     text: str
     language: str | None = None
     published: datetime | None = None
+    headline: str = ""
+
+    @property
+    def body(self) -> str:
+        if self.headline and self.text.startswith(self.headline + "\n"):
+            return self.text[len(self.headline) + 1:]
+        return "" if self.text == self.headline else self.text
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,10 +99,40 @@ def test_real_page_matches_its_ground_truth(stem: str, page: bytes, truth: str) 
 
 
 def test_corpus_f1_does_not_regress() -> None:
-    outputs = [extract(page).text for _, page, _ in GOLDEN]
-    precision, recall, f1, _ = score(outputs, [t for _, _, t in GOLDEN])
+    articles = [extract(page) for _, page, _ in GOLDEN]
+    truths = [t for _, _, t in GOLDEN]
     assert len(GOLDEN) == 45
-    assert f1 >= 0.960, (precision, recall, f1)  # measured 0.963 (bench/extract.py)
+    # The ground truth has no headline on 43 pages, as trafilatura's and readability's
+    # output has none: the body is what compares like with like (bench/extract.py).
+    precision, recall, f1, _ = score([a.body for a in articles], truths)
+    assert f1 >= 0.970, (precision, recall, f1)  # measured 0.974
+    precision, recall, f1, _ = score([a.text for a in articles], truths)
+    assert f1 >= 0.962, (precision, recall, f1)  # measured 0.964
+
+
+def test_text_leads_with_the_headline_and_body_is_the_rest() -> None:
+    page = ("<html><head><title>Storm - CNN</title></head><body><h1>Storm hits the coast</h1>"
+            f"<article>{BODY}</article></body></html>")
+    article = extract(page)
+    assert article.headline == "Storm hits the coast"
+    assert article.text.splitlines()[0] == "Storm hits the coast"
+    assert article.body == article.text.split("\n", 1)[1]
+    assert article.body.startswith("Paragraph 0 of the report")
+    inside = page.replace("<h1>Storm hits the coast</h1><article>",
+                          "<article><h1>Storm hits the coast</h1>")
+    assert extract(inside).body == article.body
+
+
+def test_a_pager_of_numbers_and_arrows_is_dropped_a_numbered_table_is_not() -> None:
+    pager = "".join(f"<div><span>{x}</span></div>" for x in ["&lt;&lt;", "&lt;", *range(1, 15),
+                                                              "&gt;", "&gt;&gt;"])
+    ranks = "<table>" + "".join(f"<tr><td>{n}</td><td>{c}</td></tr>" for n, c in
+                                enumerate(["Finland", "Norway", "Australia"], 1)) + "</table>"
+    page = f"<html><body><h1>Storm</h1><article><div>{pager}</div>{BODY}{ranks}</article></body>" \
+           "</html>"
+    lines = extract(page).text.splitlines()
+    assert not {"<<", "<", ">", ">>", "7", "14"} & set(lines)
+    assert lines[-6:] == ["1", "Finland", "2", "Norway", "3", "Australia"]
 
 
 @pytest.mark.parametrize("name", [
