@@ -6,10 +6,12 @@ removed); format characters (ZWNJ, soft hyphen) removed; white space and punctua
 become a space, except `+ # & @`, which belong to names such as C++ or AT&T. Letters,
 digits and the marks of other scripts stay.
 
-Folding is done by one str.translate over a table filled lazily, one entry per code point
-ever seen, so it runs at C speed. Almost every character folds to exactly one character;
-the few that do not (harakat, tatweel, ß -> ss, ligatures) are tracked, so a folded offset
-maps back to the original text by bisection, and only for texts that have hits.
+Folding is one translation over a table filled lazily, one entry per code point ever
+seen: by the C extension monitor._fold where it was built (about 1 GB/s), else by
+str.translate (about 30 MB/s on non-ASCII text). Almost every character folds to exactly
+one character; the few that do not (harakat, tatweel, ß -> ss, ligatures) are tracked,
+so a folded offset maps back to the original text by bisection, and only for texts that
+have hits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from functools import cached_property
 
 _ARABIC_LETTERS = {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي"}
@@ -77,11 +80,13 @@ class _FoldTable(dict[int, str]):
 _TABLE = _FoldTable()
 
 
+
 _NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
 
 
-def fold(text: str) -> str:
-    """The folded form of `text`, character for character (see the module docstring).
+def fold_translate(text: str) -> str:
+    """The folded form of `text`, character for character (see the module docstring), by
+    str.translate: `fold` where the C extension is missing.
 
     CPython translates an all-ASCII string at C speed but a string with one accent one
     code point at a time, so mostly-ASCII text is folded in runs; the result is the same.
@@ -91,6 +96,19 @@ def fold(text: str) -> str:
     if len(text.encode("utf-8", "surrogatepass")) - len(text) > len(text) // 8:
         return text.translate(_TABLE)  # mostly non-ASCII (Arabic, CJK): one pass is best
     return "".join([piece.translate(_TABLE) for piece in _NON_ASCII_RUN.split(text)])
+
+
+fold: Callable[[str], str]
+try:  # the same translation at C speed, where the extension was built (setup.py)
+    from monitor._fold import fold as _c_fold
+    from monitor._fold import init as _c_init
+except ImportError:  # pragma: no cover - installs without a C compiler
+    fold = fold_translate
+    C_FOLD = False
+else:
+    _c_init(_TABLE)
+    fold = _c_fold
+    C_FOLD = True
 
 
 def fold_term(term: str) -> str:
@@ -135,8 +153,15 @@ class Folded:
             return position + (1 if end else 0)
         return j - shift
 
+    @property
+    def shifted(self) -> bool:
+        """Whether some character folded to other than exactly one (offsets differ)."""
+        return bool(self._shifts[0])
+
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [a, b) of the folded [start, end); b takes in trailing harakat (صدّ)."""
+        if not self._shifts[0]:  # every character folded to exactly one
+            return start, end
         return self._original(start, False), self._original(end, True)
 
     def original_text(self, start: int, end: int) -> str:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor import text as text_module
 from monitor.config import WatchlistConfig
 from monitor.match import Matcher, Result
 from monitor.text import Folded, fold, fold_term
@@ -240,6 +241,19 @@ def test_malformed_rules_are_config_errors(rule: dict[str, Any]) -> None:
 @given(st.text())
 def test_fold_is_idempotent(text: str) -> None:
     assert fold(fold(text)) == fold(text)
+
+
+@pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(
+    alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n"))
+def test_the_c_fold_is_str_translate_by_the_same_table(text: str) -> None:
+    assert fold(text) == text_module.fold_translate(text)
+
+
+def test_the_daemon_folds_in_c_where_it_was_built() -> None:
+    if text_module.C_FOLD:
+        assert fold is not text_module.fold_translate
+    assert fold("Erdoğan, أردوغان… ﬁne") == "erdogan  اردوغان    fine"  # … is three dots
 
 
 words = st.text(alphabet=st.characters(categories=["L"]), min_size=2, max_size=12)
