@@ -26,10 +26,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import ahocorasick_rs
 
@@ -57,8 +57,7 @@ def arabic_common_words() -> frozenset[str]:
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
-@dataclass(frozen=True, slots=True)
-class _Atom:
+class _Atom(NamedTuple):
     """Something that can hit: an entity (all its spellings), a keyword, a phrase, a term."""
 
     watchlist: int
@@ -67,25 +66,12 @@ class _Atom:
     weight: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Pattern:
-    atom: int
-    alias: str
-    lam_only: bool  # the key is the term without its leading ال
-
-
-@dataclass(slots=True)
-class _Entry:
-    """One automaton key: a folded spelling and every atom that spells it so."""
-
-    key: str
-    arabic: bool
-    unspaced_start: bool
-    short_arabic: bool
-    patterns: list[_Pattern] = field(default_factory=list)
-    # (atom, lam_only) pairs already here: Erdoğan and Erdogan fold alike, and one atom
-    # must have one pattern per key or each hit would count twice.
-    owners: set[tuple[int, bool]] = field(default_factory=set)
+# Per automaton key: the atoms that spell it so, as (atom, alias, lam_only) where lam_only
+# says the key is the term without its leading ال. Erdoğan and Erdogan fold alike: one
+# atom has one pattern per key, or each hit would count twice.
+_Pattern = tuple[int, str, bool]
+_Pair = tuple[int, str]  # (atom, alias): what a candidate hits
+_ARABIC, _UNSPACED, _SHORT_ARABIC = 1, 2, 4  # key flags
 
 
 # One candidate that passed the word checks: (atom, field, folded start, folded end, alias)
@@ -131,17 +117,35 @@ class Matcher:
     def __init__(self, watchlists: Sequence[WatchlistConfig]) -> None:
         self.watchlists = tuple(watchlists)
         self._atoms: list[_Atom] = []
-        self._entries: dict[str, _Entry] = {}
+        self._key_index: dict[str, int] = {}
+        self._patterns: list[list[_Pattern]] = []
         self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
-        self._entry_list = list(self._entries.values())
+        keys = list(self._key_index)  # in index order
+        # Per key, for the hot path: its length, its flags, and the (atom, alias) pairs that
+        # hit when the key starts a word and when it follows لل.
+        self._keys = keys
+        self._key_len = [len(key) for key in keys]
+        self._flags = bytes(_key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
+        self._plain: list[tuple[_Pair, ...]] = []
+        self._after_lam: list[tuple[_Pair, ...]] = []
+        for patterns in self._patterns:
+            plain = tuple((atom, alias) for atom, alias, lam_only in patterns if not lam_only)
+            self._plain.append(plain)
+            self._after_lam.append(plain if len(plain) == len(patterns) else
+                                   tuple((atom, alias) for atom, alias, _ in patterns))
+        self._list_of = [atom.watchlist for atom in self._atoms]
+        # The most an atom can add: its weight, times the title's when that is larger.
+        self._most = [max(0.0, atom.weight * max(1.0, self.watchlists[atom.watchlist].title_weight))
+                      for atom in self._atoms]
         # The trailing space makes the automaton check the end of the word itself.
-        keys = [e.key if is_unspaced(e.key[-1]) else e.key + " " for e in self._entry_list]
         self._automaton = ahocorasick_rs.AhoCorasick(
-            keys or [" "], matchkind=ahocorasick_rs.MATCHKIND_STANDARD, store_patterns=False)
+            [key if key[-1] >= "\u0e00" and is_unspaced(key[-1]) else key + " "
+             for key in keys] or [" "],
+            matchkind=ahocorasick_rs.MATCHKIND_STANDARD, store_patterns=False)
 
     @property
     def term_count(self) -> int:
-        return len(self._entries)
+        return len(self._keys)
 
     # -- compiling ------------------------------------------------------------------------
 
@@ -180,25 +184,19 @@ class Matcher:
         key = fold_term(spelling) if key is None else key
         if not key:
             return
-        self._add(key, _Pattern(atom, spelling, False))
+        self._add(key, (atom, spelling, False))
         if key.startswith("ال") and len(key) > 3:
-            self._add(key[2:], _Pattern(atom, spelling, True))
+            self._add(key[2:], (atom, spelling, True))
 
     def _add(self, key: str, pattern: _Pattern) -> None:
-        entry = self._entry(key)
-        owner = (pattern.atom, pattern.lam_only)
-        if owner not in entry.owners:
-            entry.owners.add(owner)
-            entry.patterns.append(pattern)
-
-    def _entry(self, key: str) -> _Entry:
-        entry = self._entries.get(key)
-        if entry is None:
-            arabic = is_arabic(key[0])
-            short = arabic and len(key) <= SHORT_TERM and " " not in key
-            entry = _Entry(key, arabic, is_unspaced(key[0]), short)
-            self._entries[key] = entry
-        return entry
+        index = self._key_index.get(key)
+        if index is None:
+            self._key_index[key] = len(self._patterns)
+            self._patterns.append([pattern])
+            return
+        patterns = self._patterns[index]
+        if not any(p[0] == pattern[0] and p[2] == pattern[2] for p in patterns):
+            patterns.append(pattern)
 
     def _tree(self, watchlist: int, group: Group, names: dict[str, int]) -> _Tree:
         def ref(part: str) -> int:
@@ -220,67 +218,113 @@ class Matcher:
     def find(self, text: str, field: str = "body") -> list[Hit]:
         """Every whole-word occurrence of every term in `text` (for tests and the dry run)."""
         folded = Folded(text)
-        return [self._hit(raw, folded, text, field)
-                for raw in self._scan(folded, FIELDS.index(field))]
+        empty = Folded("")
+        fields = (folded, empty) if field == "title" else (empty, folded)
+        return [self._hit(raw, folded, text, field) for raw in self._scan(fields)]
 
-    def _scan(self, folded: Folded, field: int) -> list[_Raw]:
-        """Candidates that pass the word checks, at most MAX_HITS_PER_TERM per atom."""
-        if not self._entries or not folded.original:
+    def _scan(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
+        """Candidates in the title and the body that pass the word checks, at most
+        MAX_HITS_PER_TERM per atom and field, title first, each in text order.
+
+        Both fields go through the automaton at once, joined by a line break that no key
+        holds, so no phrase spans them."""
+        if not self._keys or not (fields[0].original or fields[1].original):
             return []
-        norm = folded.folded + " "
-        common = arabic_common_words()
-        entries = self._entry_list
+        title = fields[0].folded
+        norm = f"{title} \n {fields[1].folded} "
+        body_at = len(title) + 3
+        plain, key_len = self._plain, self._key_len
         counts: dict[int, int] = {}
         kept: list[_Raw] = []
         for index, start, _ in self._automaton.find_matches_as_indexes(norm, overlapping=True):
-            entry = entries[index]
             if start == 0 or norm[start - 1] == " ":
-                prefix = ""
+                pairs, prefix = plain[index], 0
             else:
-                found_prefix = _prefix(norm, start, entry)
-                if found_prefix is None:
+                found = self._with_prefix(norm, start, index)
+                if found is None:
                     continue
-                prefix = found_prefix
-            lam = prefix in ARABIC_LAM_PROCLITICS
-            if prefix and not lam and entry.short_arabic and prefix + entry.key in common:
-                continue  # the whole word is a common word, not a proclitic + this term
-            for pattern in entry.patterns:
-                if pattern.lam_only and not lam:
-                    continue
-                if not pattern.lam_only and prefix and prefix not in ARABIC_PROCLITICS:
-                    continue
-                seen = counts.get(pattern.atom, 0)
+                pairs, prefix = found
+            field = 0 if start < body_at else 1
+            base = body_at if field else 0
+            for atom, alias in pairs:
+                count_key = atom + atom + field
+                seen = counts.get(count_key, 0)
                 if seen < MAX_HITS_PER_TERM:
-                    counts[pattern.atom] = seen + 1
-                    kept.append((pattern.atom, field, start - len(prefix),
-                                 start + len(entry.key), pattern.alias))
+                    counts[count_key] = seen + 1
+                    kept.append((atom, field, start - prefix - base,
+                                 start + key_len[index] - base, alias))
         return kept
+
+    def _with_prefix(self, norm: str, start: int,
+                     index: int) -> tuple[tuple[_Pair, ...], int] | None:
+        """The patterns that hit where the candidate does not start a word, and the length
+        of the proclitic before it; None when nothing explains the letters before it."""
+        flags = self._flags[index]
+        prefix = _prefix(norm, start, flags)
+        if prefix is None:
+            return None
+        if not prefix:
+            return self._plain[index], 0
+        if prefix in ARABIC_LAM_PROCLITICS:
+            pairs = self._after_lam[index]  # لل + السراج: a term with or without its ال
+            if prefix not in ARABIC_PROCLITICS:
+                pairs = tuple((atom, alias) for atom, alias, lam_only in self._patterns[index]
+                              if lam_only)
+            return pairs, len(prefix)
+        if flags & _SHORT_ARABIC and prefix + self._keys[index] in arabic_common_words():
+            return None  # the whole word is a common word, not a proclitic + this term
+        return self._plain[index], len(prefix)
 
     def _hit(self, raw: _Raw, folded: Folded, text: str, field: str) -> Hit:
         atom = self._atoms[raw[0]]
         a, b = folded.span(raw[2], raw[3])
         return Hit(atom.kind, atom.term, raw[4], text[a:b], field, a, atom.weight)
 
+    def _hits(self, raws: list[_Raw], folded: tuple[Folded, Folded]) -> list[Hit]:
+        atoms = self._atoms
+        exact = [not f.shifted for f in folded]  # folded offsets are the original's
+        out = []
+        for atom_id, field, start, end, alias in raws:
+            atom = atoms[atom_id]
+            text = folded[field]
+            a, b = (start, end) if exact[field] else text.span(start, end)
+            out.append(Hit(atom.kind, atom.term, alias, text.original[a:b], FIELDS[field], a,
+                           atom.weight))
+        return out
+
     def evaluate(self, title: str, body: str, *, only_matched: bool = False) -> list[Result]:
         """One Result per watchlist, in config order; with `only_matched`, only those that
-        matched, whose hits and snippet alone are worked out (the daemon's fast path)."""
+        matched, whose hits, snippet and breakdown alone are worked out (the daemon's fast
+        path)."""
         folded = (Folded(title), Folded(body))
         per_list: dict[int, dict[int, list[_Raw]]] = {}
-        for field_index in (0, 1):
-            for raw in self._scan(folded[field_index], field_index):
-                atoms = per_list.setdefault(self._atoms[raw[0]].watchlist, {})
-                atoms.setdefault(raw[0], []).append(raw)
+        list_of = self._list_of
+        for raw in self._scan(folded):
+            atoms = per_list.get(list_of[raw[0]])
+            if atoms is None:
+                atoms = per_list[list_of[raw[0]]] = {}
+            found = atoms.get(raw[0])
+            if found is None:
+                atoms[raw[0]] = [raw]
+            else:
+                found.append(raw)
         words = _WordIndex(folded)
+        if only_matched:
+            results = []
+            for index in sorted(per_list):
+                compiled = self._lists[index]
+                verdict = self._verdict(compiled, per_list[index], words, quick=True)
+                if verdict.matched:
+                    results.append(self._explain(compiled, per_list[index], verdict, folded))
+            return results
         results = []
         for index, compiled in enumerate(self._lists):
             by_atom = per_list.get(index)
             if by_atom is None:
-                if not only_matched:
-                    wl = compiled.config
-                    results.append(Result(Match(wl.name, 0.0, ()), wl.threshold, False))
-                continue
-            verdict = self._verdict(compiled, by_atom, words)
-            if verdict.matched or not only_matched:
+                wl = compiled.config
+                results.append(Result(Match(wl.name, 0.0, ()), wl.threshold, False))
+            else:
+                verdict = self._verdict(compiled, by_atom, words)
                 results.append(self._explain(compiled, by_atom, verdict, folded))
         return results
 
@@ -290,66 +334,95 @@ class Matcher:
     # -- scoring --------------------------------------------------------------------------
 
     def _verdict(self, compiled: _List, by_atom: dict[int, list[_Raw]],
-                 words: _WordIndex) -> _Verdict:
+                 words: _WordIndex, quick: bool = False) -> _Verdict:
+        """The score and whether it matches; the breakdown's text is left to `_explain`.
+        `quick`: only whether it matches is wanted, so a list that cannot reach its
+        threshold is not scored."""
         wl = compiled.config
-        breakdown: list[Contribution] = []
+        if quick and not compiled.rules and sum(
+                self._most[atom] for atom in by_atom) < wl.threshold:
+            return _NO_MATCH  # even every hit in the title would not reach the threshold
+        parts: list[tuple[int, bool]] = []  # (atom, in title) | (-1 - rule index, False)
+        score = 0.0
         excluded: list[int] = []
         for atom_id in sorted(by_atom):  # atoms are numbered in config order
-            atom = self._atoms[atom_id]
-            if atom.kind == "exclude":
-                excluded.append(atom_id)
-            elif atom_id in compiled.scored:
+            if atom_id in compiled.scored:
                 in_title = any(raw[1] == 0 for raw in by_atom[atom_id])
-                factor = wl.title_weight if in_title else 1.0
-                detail = f"weight {atom.weight:g}" + (
-                    f" x title {wl.title_weight:g}" if in_title else "")
-                breakdown.append(Contribution(f"{atom.kind} {atom.term}", atom.weight * factor,
-                                              detail))
-        for rule in compiled.rules:
+                parts.append((atom_id, in_title))
+                weight = self._atoms[atom_id].weight
+                score += weight * wl.title_weight if in_title else weight
+            elif self._atoms[atom_id].kind == "exclude":
+                excluded.append(atom_id)
+        for rule_index, rule in enumerate(compiled.rules):
             if _holds(rule.tree, by_atom, words):
-                breakdown.append(Contribution(rule.label, rule.weight, rule.describe))
-        required = compiled.require is None or _holds(compiled.require, by_atom, words)
-        score = round(sum(c.points for c in breakdown), 3)
-        matched = bool(breakdown) and score > 0 and score >= wl.threshold and required \
-            and not excluded
-        return _Verdict(score, tuple(breakdown), tuple(excluded), required, matched)
+                parts.append((-1 - rule_index, False))
+                score += rule.weight
+        score = round(score, 3)
+        matched = bool(parts) and score > 0 and score >= wl.threshold and not excluded and (
+            compiled.require is None or _holds(compiled.require, by_atom, words))
+        required = matched or compiled.require is None or _holds(compiled.require, by_atom,
+                                                                   words)
+        return _Verdict(score, tuple(parts), tuple(excluded), required, matched)
+
+    def _breakdown(self, compiled: _List, parts: tuple[tuple[int, bool], ...]
+                   ) -> tuple[Contribution, ...]:
+        wl = compiled.config
+        out = []
+        for ref, in_title in parts:
+            if ref < 0:
+                rule = compiled.rules[-1 - ref]
+                out.append(Contribution(rule.label, rule.weight, rule.describe))
+                continue
+            atom = self._atoms[ref]
+            factor = wl.title_weight if in_title else 1.0
+            detail = f"weight {atom.weight:g}" + (
+                f" x title {wl.title_weight:g}" if in_title else "")
+            out.append(Contribution(f"{atom.kind} {atom.term}", atom.weight * factor, detail))
+        return tuple(out)
 
     def _explain(self, compiled: _List, by_atom: dict[int, list[_Raw]], verdict: _Verdict,
                  folded: tuple[Folded, Folded]) -> Result:
         wl = compiled.config
-        hits = tuple(self._hit(raw, folded[raw[1]], folded[raw[1]].original, FIELDS[raw[1]])
-                     for atom, raws in by_atom.items() if atom not in verdict.excluded
-                     for raw in raws)
-        excluded_by = tuple(dict.fromkeys(
-            self._hit(raw, folded[raw[1]], folded[raw[1]].original, FIELDS[raw[1]]).matched
-            for atom in verdict.excluded for raw in by_atom[atom]))
+        hits = tuple(self._hits([raw for atom, raws in by_atom.items()
+                                 if atom not in verdict.excluded for raw in raws], folded))
+        excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
+            [raw for atom in verdict.excluded for raw in by_atom[atom]], folded)))
         match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, hits),
-                      verdict.breakdown)
+                      self._breakdown(compiled, verdict.parts))
         return Result(match, wl.threshold, verdict.matched, excluded_by, verdict.required)
 
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     score: float
-    breakdown: tuple[Contribution, ...]
+    parts: tuple[tuple[int, bool], ...]
     excluded: tuple[int, ...]
     required: bool
     matched: bool
 
 
-def _prefix(norm: str, start: int, entry: _Entry) -> str | None:
+_NO_MATCH = _Verdict(0.0, (), (), True, False)
+
+
+def _key_flags(key: str) -> int:
+    arabic = is_arabic(key[0])
+    return (_ARABIC if arabic else 0) | (_UNSPACED if is_unspaced(key[0]) else 0) | (
+        _SHORT_ARABIC if arabic and len(key) <= SHORT_TERM and " " not in key else 0)
+
+
+def _prefix(norm: str, start: int, flags: int) -> str | None:
     """What stands between the word's start and the candidate ('' for nothing), or None
     when the candidate does not start a word and no proclitic explains the difference."""
     if start == 0:
         return ""
     before = norm[start - 1]
-    if before == " " or entry.unspaced_start or is_unspaced(before):
+    if before == " " or flags & _UNSPACED or is_unspaced(before):
         return ""
     word_start = norm.rfind(" ", 0, start) + 1
     prefix = norm[word_start:start]
     if _HASH_AT.issuperset(prefix):
         return ""  # #Libya, @Haftar
-    if entry.arabic and (prefix in ARABIC_PROCLITICS or prefix in ARABIC_LAM_PROCLITICS):
+    if flags & _ARABIC and (prefix in ARABIC_PROCLITICS or prefix in ARABIC_LAM_PROCLITICS):
         return prefix
     return None
 
