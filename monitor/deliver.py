@@ -17,7 +17,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.utils import parseaddr
 
 import aiohttp
 import aiosmtplib
@@ -27,7 +27,7 @@ from monitor import USER_AGENT
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.fetch import RETRYABLE_STATUS, EnvProxies, retry_after
 from monitor.models import Alert
-from monitor.render import email_message, webhook_payload
+from monitor.render import email_bytes, webhook_payload
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Monitor-Timestamp"
@@ -128,16 +128,17 @@ class EmailSender:
     _idle: list[tuple[aiosmtplib.SMTP, float]] = field(default_factory=list, repr=False)
 
     async def send(self, alert: Alert, recipient: str) -> None:
-        message = email_message(alert, self.sender, recipient)
+        message = email_bytes(alert, self.sender, recipient)
+        envelope = (parseaddr(self.sender)[1], parseaddr(recipient)[1])
         try:
             client, reused = await self._connection()
             try:
-                await self._send(client, message)
+                await self._send(client, envelope, message)
             except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
                 if not reused:
                     raise
                 client, _ = await self._connection(fresh=True)  # the server hung up idle
-                await self._send(client, message)
+                await self._send(client, envelope, message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [err.code for err in exc.recipients]
             raise _smtp_error(min(codes) if codes else 550, "recipient refused") from exc
@@ -146,11 +147,12 @@ class EmailSender:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise RetryableDeliveryError(f"email: {type(exc).__name__}: {exc}") from exc
 
-    async def _send(self, client: aiosmtplib.SMTP, message: EmailMessage) -> None:
+    async def _send(self, client: aiosmtplib.SMTP, envelope: tuple[str, str],
+                    message: bytes) -> None:
         """Sends on `client`, which goes back to the pool on success and is closed on any
         failure (its state mid-transaction is unknown)."""
         try:
-            await client.send_message(message)
+            await client.sendmail(envelope[0], [envelope[1]], message)
         except BaseException:
             client.close()
             raise

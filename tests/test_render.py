@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 from monitor.deliver import sign, verify_signature
 from monitor.models import Alert, Hit, Item, Match
-from monitor.render import email_message, highlight, one_line, webhook_payload
+from monitor.render import email_bytes, highlight, one_line, webhook_payload
 
 
 def alert(title: str = "Haftar near Sirte",
@@ -43,8 +46,10 @@ def test_signature_verifies_and_tampering_fails() -> None:
 
 
 def test_email_escapes_feed_text_and_highlights_hits() -> None:
-    msg = email_message(alert(title="Haftar <script>alert(1)</script>\r\nBcc: x@evil.org"),
-                        "monitor@example.org", "desk@example.org")
+    raw = email_bytes(alert(title="Haftar <script>alert(1)</script>\r\nBcc: x@evil.org"),
+                      "monitor@example.org", "desk@example.org")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
     assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
     assert msg["Subject"].startswith("[libya] Haftar <script>")
     assert msg["Bcc"] is None
@@ -54,6 +59,20 @@ def test_email_escapes_feed_text_and_highlights_hits() -> None:
     assert "&lt;b&gt;near&lt;/b&gt;" in html
     text = msg.get_body(("plain",)).get_content()
     assert "https://example.org/a" in text and "Khalifa Haftar" in text
+
+
+def test_email_headers_in_any_script_and_names_with_commas() -> None:
+    raw = email_bytes(alert(title="حفتر يتقدم نحو سرت"), "Veille Médias <monitor@example.org>",
+                      '"Desk, Libya" <desk@example.org>')
+    assert raw.isascii()  # headers encoded, bodies in base64
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    assert msg["Subject"] == "[libya] حفتر يتقدم نحو سرت"
+    assert msg["From"].addresses[0].display_name == "Veille Médias"
+    assert msg["To"].addresses[0].addr_spec == "desk@example.org"
+    assert msg["To"].addresses[0].display_name == "Desk, Libya"
+    text = msg.get_body(("plain",))
+    assert text is not None and "حفتر" in text.get_content()
 
 
 def test_one_line_and_highlight() -> None:
