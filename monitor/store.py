@@ -62,6 +62,56 @@ if n > 0 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2])) end
 return n
 """
 
+# The story known by a URL, and the stories sharing a band of a text's signature. KEYS:
+# the URL's key, then the band buckets; ARGV[1]: the band values, space-separated (one
+# argument, not 42 per bucket: packing and parsing them cost the daemon more CPU than
+# Redis spent answering). Returns the story by URL (or false) and the distinct others.
+_STORY_LOOKUP = """
+local fields = {}
+local i = 0
+for band in string.gmatch(ARGV[1], '%S+') do
+  fields[#fields + 1] = i .. ':' .. band
+  i = i + 1
+end
+local found, seen = {}, {}
+if #fields > 0 then
+  for k = 2, #KEYS do
+    for _, id in ipairs(redis.call('HMGET', KEYS[k], unpack(fields))) do
+      if id and not seen[id] then
+        seen[id] = true
+        found[#found + 1] = id
+      end
+    end
+  end
+end
+return {redis.call('GET', KEYS[1]), found}
+"""
+
+# Registers a new story: its URL, its bands in the current bucket, its signature, title
+# and first source. KEYS: URL key, bucket, story hash, story sources. ARGV: story id,
+# window, bucket expiry, bands (space-separated), signature, title, url, first seen,
+# source JSON, and 1 when the item has a story URL.
+_STORY_ADD = """
+local window = tonumber(ARGV[2])
+if ARGV[10] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', window) end
+local i, mapping = 0, {}
+for band in string.gmatch(ARGV[4], '%S+') do
+  mapping[#mapping + 1] = i .. ':' .. band
+  mapping[#mapping + 1] = ARGV[1]
+  i = i + 1
+end
+if #mapping > 0 then
+  redis.call('HSET', KEYS[2], unpack(mapping))
+  redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[3]))
+end
+redis.call('HSET', KEYS[3], 'sig', ARGV[5], 'title', ARGV[6], 'url', ARGV[7],
+           'first_seen', ARGV[8])
+redis.call('EXPIRE', KEYS[3], window)
+redis.call('RPUSH', KEYS[4], ARGV[9])
+redis.call('EXPIRE', KEYS[4], window)
+return 1
+"""
+
 # A confirmed send: acknowledge, delete the entry so the stream stays small, forget errors.
 _DONE = """
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -186,6 +236,8 @@ class Store:
         self._done = client.register_script(_DONE)
         self._dead = client.register_script(_DEAD)
         self._replay = client.register_script(_REPLAY)
+        self._story_lookup = client.register_script(_STORY_LOOKUP)
+        self._story_add = client.register_script(_STORY_ADD)
 
     # -- schedule -------------------------------------------------------------------------
 
@@ -260,13 +312,11 @@ class Store:
     async def story_candidates(self, url_key: str, bands: Sequence[str],
                                window: int = DEFAULT_STORY_WINDOW) -> tuple[str | None, set[str]]:
         """The story already known by this URL, and the stories sharing a band with it."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self.keys.story_url(url_key))  # "" never set: no URL, no story
-            fields = [f"{index}:{value}" for index, value in enumerate(bands)]
-            for bucket in self._buckets(window, time.time()) if bands else ():
-                pipe.hmget(self.keys.story_bands(bucket), fields)
-            by_url, *found = await pipe.execute()
-        return by_url or None, {m for members in found for m in members if m}
+        buckets = [self.keys.story_bands(b) for b in self._buckets(window, time.time())]
+        by_url, found = await self._story_lookup(
+            keys=[self.keys.story_url(url_key), *buckets],  # "" never set: no URL, no story
+            args=[" ".join(bands)])
+        return by_url or None, set(found)
 
     async def story_signatures(self, story_ids: Sequence[str]) -> dict[str, bytes]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -282,22 +332,13 @@ class Store:
         bucket = self._buckets(window, now)[0]
         size = max(1, window // STORY_BUCKETS_PER_WINDOW)
         expire_at = int((bucket + 1) * size + window)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if url_key:
-                pipe.set(self.keys.story_url(url_key), story_id, ex=window)
-            if bands:
-                pipe.hset(self.keys.story_bands(bucket),
-                          mapping={f"{index}:{value}": story_id
-                                   for index, value in enumerate(bands)})
-                pipe.expireat(self.keys.story_bands(bucket), expire_at)
-            pipe.hset(self.keys.story(story_id), mapping={
-                "sig": base64.b64encode(sig).decode() if sig else "",
-                "title": source.get("title", ""), "url": source.get("url", ""),
-                "first_seen": time.time()})
-            pipe.expire(self.keys.story(story_id), window)
-            pipe.rpush(self.keys.story_sources(story_id), json.dumps(source, ensure_ascii=False))
-            pipe.expire(self.keys.story_sources(story_id), window)
-            await pipe.execute()
+        await self._story_add(
+            keys=[self.keys.story_url(url_key), self.keys.story_bands(bucket),
+                  self.keys.story(story_id), self.keys.story_sources(story_id)],
+            args=[story_id, window, expire_at, " ".join(bands),
+                  base64.b64encode(sig).decode() if sig else "", source.get("title", ""),
+                  source.get("url", ""), time.time(), json.dumps(source, ensure_ascii=False),
+                  1 if url_key else 0])
 
     async def add_source(self, story_id: str, url_key: str, source: dict[str, Any],
                          window: int) -> list[dict[str, Any]]:
