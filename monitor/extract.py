@@ -70,10 +70,12 @@ _NOTICE_MAX_CHARS = 300
 _HEADING_MAX_CHARS = 80
 # Class names that sites give the summary under the headline: UK "standfirst", Czech
 # and Slovak "perex", French "chapo"/"chapeau", US "dek"/"lede".
-_STANDFIRST_XPATH = " | ".join(
-    f'//*[contains(concat(" ", normalize-space(@class), " "), " {c} ") or '
-    f'contains(@class, "__{c}") or contains(@class, "-{c}")]'
-    for c in ("standfirst", "perex", "chapo", "chapeau", "dek", "lede"))
+_STANDFIRST_CLASSES = ("standfirst", "perex", "chapo", "chapeau", "dek", "lede")
+# Elements whose class mentions one of them (one cheap pass in C), then checked in Python:
+# the class itself, or a BEM-style `__dek` / `-dek` suffix.
+_STANDFIRST_CANDIDATES = lxml.etree.XPath("//*[" + " or ".join(
+    f'contains(@class, "{c}")' for c in _STANDFIRST_CLASSES) + "]")
+_WITH_NAMES = lxml.etree.XPath("//*[@class or @id or @hidden or @aria-hidden or @style or @role]")
 _MIN_LEAD = 100
 _REPEAT_MAX_CHARS = 120  # a heading this long is a sentence of the article, not a title
 _MIN_PARAGRAPH = 25
@@ -283,7 +285,11 @@ def _standfirst(doc: lxml.html.HtmlElement) -> list[str]:
         if sibling.tag == "p" and len(text) >= 40 and _link_density(sibling) < 0.3:
             out.append(text)
     if not out:  # the standfirst by its class name, where the site names it plainly
-        for el in doc.xpath(_STANDFIRST_XPATH):
+        for el in _STANDFIRST_CANDIDATES(doc):
+            classes = el.get("class", "")
+            if not any(c in classes.split() or f"__{c}" in classes or f"-{c}" in classes
+                       for c in _STANDFIRST_CLASSES):
+                continue
             text = " ".join(el.text_content().split())
             if 40 <= len(text) <= 800 and _link_density(el) < 0.3:
                 return [text]
@@ -327,8 +333,8 @@ def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
         if not any(a.tag in ("article", "main") for a in el.iterancestors()):
             _drop(el)
     page_chars = _paragraph_chars(doc)
-    for el in list(doc.iter()):
-        if not isinstance(el.tag, str) or el.getparent() is None:
+    for el in _WITH_NAMES(doc):  # most elements carry none of these attributes
+        if el.getparent() is None:
             continue
         names = f"{el.get('class', '')} {el.get('id', '')}"
         hidden = el.get("hidden") is not None or el.get("aria-hidden") == "true" or \
