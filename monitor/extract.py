@@ -53,7 +53,8 @@ _BOILERPLATE_NAME = re.compile(
     r"(^|[-_ ])(nav|navbar|navigation|menu|footer|sidebar|share|sharing|share-?bar|social|cookies?|"
     r"consent|gdpr|newsletter|subscribe|subscription|related|recommended|promo|advert|"
     r"advertisement|ads?|ad-slot|breadcrumbs?|comments?|popup|modal|outbrain|taboola|"
-    r"most-?read|most-?popular|trending|tags|byline-share|paywall|signup|pagination|pager)"
+    r"most-?read|most-?popular|trending|tags|byline-share|paywall|signup|pagination|pager|"
+    r"gallery|carousel|slideshow|lightbox)"
     r"([-_ ]|$)",
     re.I,
 )

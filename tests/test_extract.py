@@ -253,6 +253,15 @@ def test_gallery_labels_repeated_three_times_go_dates_stay() -> None:
     assert text.count("March 25, 2015") == 3
 
 
+@pytest.mark.parametrize("name", ["article-gallery", "photo_carousel", "slideshow"])
+def test_photo_galleries_are_captions_not_text(name: str) -> None:
+    gallery = (f"<div class='{name}'><img src='a.jpg'><p>Police officers adjust a barricade "
+               "as people wait in cold weather along the route of the parade.</p></div>")
+    page = f"<html><body><h1>Storm</h1><article>{gallery}{BODY}</article></body></html>"
+    text = extract(page).text
+    assert "barricade" not in text and "Paragraph 5 of the report" in text
+
+
 def test_a_card_linking_another_story_is_not_text() -> None:
     card = ('<a href="/other"><div>Why Are the Streets Always Under Construction?</div>'
             "<time>Aug. 18, 2016</time></a>")
