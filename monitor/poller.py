@@ -28,10 +28,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from monitor import cadence, dedup, logs
 from monitor.config import Config, FeedConfig
@@ -49,6 +50,7 @@ MAX_BACKOFF = 24 * 3600.0
 ITEMS_AT_ONCE = 16  # items of one poll scraped, matched and committed concurrently
 GONE_PAUSE = 365 * 86400.0  # 410 Gone: not polled again unless its URL changes
 log = logs.get("monitor.poller")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,8 @@ def _analyse(matcher: Matcher, title: str, body: str) -> tuple[list[Match],
 class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, *, max_age: float,
                  scrape_concurrency: int = 8, max_new_items: int = 200,
-                 dedup_window: float = 48 * 3600, dedup_threshold: float = 0.5) -> None:
+                 dedup_window: float = 48 * 3600, dedup_threshold: float = 0.5,
+                 cpu_threads: int = 1) -> None:
         self.store = store
         self.fetcher = fetcher
         self.max_age = max_age
@@ -190,6 +193,16 @@ class Poller:
         # window remains.)
         self._stories = asyncio.Lock()
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
+        # Parsing, extraction and matching run here, off the event loop. They hold the GIL,
+        # so threads add no speed; several of them handing it to each other cost 15-20%
+        # more CPU per item than one (bench/e2e.py), so one is the default.
+        self._cpu = ThreadPoolExecutor(cpu_threads, thread_name_prefix="monitor-cpu")
+
+    async def _in_cpu_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)
+
+    def close(self) -> None:
+        self._cpu.shutdown(wait=False, cancel_futures=True)
 
     async def poll(self, feed: FeedConfig, runtime: Runtime,
                    state: dict[str, str] | None = None) -> PollResult:
@@ -227,7 +240,7 @@ class Poller:
                                interval)
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
-        parsed = await asyncio.to_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
+        parsed = await self._in_cpu_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
                                          resp.content_type)
         if resp.truncated:
             log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
@@ -299,7 +312,7 @@ class Poller:
                 body, scraped = article_text, True
         # CPU work first, in a worker thread and outside the story lock, so that items
         # of many feeds are matched while another item holds the lock for its Redis steps.
-        found, sig = await asyncio.to_thread(_analyse, runtime.matcher, title, body)
+        found, sig = await self._in_cpu_thread(_analyse, runtime.matcher, title, body)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
         async with self._stories:
             source = {"feed": feed.name, "url": item.url, "title": item.title}
@@ -331,7 +344,7 @@ class Poller:
                             item=item.url, error=str(exc))
                 return ""
         html = decode_html(resp.body, resp.charset)
-        article = await asyncio.to_thread(extract, html, resp.url)
+        article = await self._in_cpu_thread(extract, html, resp.url)
         if not article.text:
             # A JavaScript wall, a redirect script or a consent wall: count it per feed, so
             # `monitor feeds` shows which sources block scraping.

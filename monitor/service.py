@@ -67,7 +67,7 @@ class Service:
                              scrape_concurrency=s.scrape_concurrency,
                              max_new_items=s.max_new_items,
                              dedup_window=s.dedup_window_hours * 3600,
-                             dedup_threshold=s.dedup_threshold)
+                             dedup_threshold=s.dedup_threshold, cpu_threads=s.cpu_threads)
         self._hooks = WebhookSender(timeout=s.webhook_timeout)
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
         self.worker = DeliveryWorker(
@@ -88,6 +88,8 @@ class Service:
                  consumer=self.consumer)
 
     async def close(self) -> None:
+        with suppress(Exception):
+            self.poller.close()
         with suppress(Exception):
             await self.fetcher.close()
         with suppress(Exception):

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     http_host_delay: float = Field(
         default=0.25, description="seconds between the starts of two requests to one host")
     scrape_concurrency: int = 8
+    cpu_threads: int = Field(
+        default=1, ge=1, description="threads that parse feeds, extract pages and match; "
+        "they share one core, so more only lets a slow page share time with the rest")
     allow_private_urls: bool = Field(
         default=False, description="let article links reach loopback and private addresses"
     )
