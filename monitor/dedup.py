@@ -78,7 +78,7 @@ def signature(text: str) -> Signature | None:
     words = fold(text).split()
     if len(words) < MIN_WORDS:
         return None
-    shingles = {" ".join(words[i:i + SHINGLE]) for i in range(len(words) - SHINGLE + 1)}
+    shingles = set(map(" ".join, zip(*(words[i:] for i in range(SHINGLE)), strict=False)))
     hashes = np.fromiter((zlib.crc32(s.encode()) for s in shingles), dtype=np.uint64,
                          count=len(shingles))
     values = (_A[:, None] * hashes[None, :] + _B[:, None]) % _PRIME
