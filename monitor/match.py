@@ -129,14 +129,20 @@ class Matcher:
         self._plain: list[tuple[_Pair, ...]] = []
         self._after_lam: list[tuple[_Pair, ...]] = []
         for patterns in self._patterns:
+            if len(patterns) == 1:  # nearly every key: one atom spells it
+                atom, alias, lam_only = patterns[0]
+                pair = ((atom, alias),)
+                self._plain.append(() if lam_only else pair)
+                self._after_lam.append(pair)
+                continue
             plain = tuple((atom, alias) for atom, alias, lam_only in patterns if not lam_only)
             self._plain.append(plain)
             self._after_lam.append(plain if len(plain) == len(patterns) else
                                    tuple((atom, alias) for atom, alias, _ in patterns))
         self._list_of = [atom.watchlist for atom in self._atoms]
         # The most an atom can add: its weight, times the title's when that is larger.
-        self._most = [max(0.0, atom.weight * max(1.0, self.watchlists[atom.watchlist].title_weight))
-                      for atom in self._atoms]
+        factors = [max(1.0, wl.title_weight) for wl in self.watchlists]
+        self._most = [max(0.0, atom.weight * factors[atom.watchlist]) for atom in self._atoms]
         # The trailing space makes the automaton check the end of the word itself.
         self._automaton = ahocorasick_rs.AhoCorasick(
             [key if key[-1] >= "\u0e00" and is_unspaced(key[-1]) else key + " "
@@ -152,20 +158,23 @@ class Matcher:
     def _compile(self, index: int, wl: WatchlistConfig) -> _List:
         names: dict[str, int] = {}
         scored: list[int] = []
+        atoms, spell = self._atoms, self._spell  # bound once: this loop runs per term
         for entity in wl.entities:
-            atom = self._atom(index, "entity", entity.name, entity.weight)
+            atom = len(atoms)
+            atoms.append(_Atom(index, "entity", entity.name, entity.weight))
             scored.append(atom)
             for spelling in entity.spellings:
                 key = fold_term(spelling)
                 names.setdefault(key, atom)
-                self._spell(spelling, atom, key)
+                spell(spelling, atom, key)
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
-                atom = self._atom(index, kind, term.term, term.weight)
+                atom = len(atoms)
+                atoms.append(_Atom(index, kind, term.term, term.weight))
                 scored.append(atom)
                 key = fold_term(term.term)
                 names.setdefault(key, atom)
-                self._spell(term.term, atom, key)
+                spell(term.term, atom, key)
         for term in wl.exclude:
             self._spell(term.term, self._atom(index, "exclude", term.term, 0.0))
         rules = tuple(
