@@ -349,8 +349,10 @@ class Matcher:
         threshold is not scored."""
         wl = compiled.config
         if quick and not compiled.rules and sum(
-                self._most[atom] for atom in by_atom) < wl.threshold:
-            return _NO_MATCH  # even every hit in the title would not reach the threshold
+                self._most[atom] for atom in by_atom) + 0.001 < wl.threshold:
+            # Even every hit in the title would not reach the threshold (with room for the
+            # score's rounding to 3 decimals: ten times 0.1 is 0.9999999999999999).
+            return _NO_MATCH
         parts: list[tuple[int, bool]] = []  # (atom, in title) | (-1 - rule index, False)
         score = 0.0
         excluded: list[int] = []

@@ -274,3 +274,14 @@ def test_folded_spans_map_back_into_the_original(text: str) -> None:
     for start in range(len(folded.folded)):
         a, b = folded.span(start, start + 1)
         assert 0 <= a < b <= len(text)
+
+
+def test_the_fast_path_agrees_with_the_full_verdict_at_the_threshold() -> None:
+    # Ten keywords of weight 0.1 sum to 0.9999999999999999, which rounds to the threshold.
+    words = [f"word{chr(97 + i)}" for i in range(10)]
+    m = Matcher([watchlist(keywords=[{"term": w, "weight": 0.1} for w in words],
+                           threshold=1, title_weight=1)])
+    body = " ".join(words)
+    (full,) = m.evaluate("", body)
+    assert full.matched and full.match.score == 1.0
+    assert [r.match.score for r in m.evaluate("", body, only_matched=True)] == [1.0]
