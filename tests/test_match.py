@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor import text as text_module
@@ -285,3 +285,22 @@ def test_the_fast_path_agrees_with_the_full_verdict_at_the_threshold() -> None:
     (full,) = m.evaluate("", body)
     assert full.matched and full.match.score == 1.0
     assert [r.match.score for r in m.evaluate("", body, only_matched=True)] == [1.0]
+
+
+VOCABULARY = ["haftar", "sirte", "trump", "ترامب", "بسرت", "سرت", "libya", "tripoli"]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.tuples(st.sampled_from(VOCABULARY), st.sampled_from([0.1, 0.5, 1, 2, -1])),
+                min_size=1, max_size=6, unique_by=lambda t: t[0]),
+       st.sampled_from([0.3, 1, 1.5, 3]), st.sampled_from([1.0, 2.0]),
+       st.lists(st.sampled_from(VOCABULARY), max_size=8),
+       st.lists(st.sampled_from(VOCABULARY), max_size=30))
+def test_the_daemon_fast_path_matches_what_the_dry_run_matches(
+        terms: list[tuple[str, float]], threshold: float, title_weight: float,
+        title: list[str], body: list[str]) -> None:
+    m = Matcher([watchlist(keywords=[{"term": t, "weight": w} for t, w in terms],
+                           threshold=threshold, title_weight=title_weight)])
+    title_text, body_text = " ".join(title), " ".join(body)
+    dry = [r.match for r in m.evaluate(title_text, body_text) if r.matched]
+    assert m.matches(title_text, body_text) == dry
