@@ -237,7 +237,7 @@ class Poller:
             status = "304" if resp.not_modified else "unchanged"
             interval = poll_interval(feed, state, time.time())
             await self._finish(feed, {**base_state, "status": status, "interval": interval},
-                               interval)
+                               interval, state)
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
         parsed = await self._in_cpu_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
@@ -268,7 +268,7 @@ class Poller:
         queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
         await self._finish(feed, {**base_state, **learned, "status": str(resp.status),
                                   "error": parsed.problem or "", "items": len(parsed.items),
-                                  "interval": interval}, interval)
+                                  "interval": interval}, interval, state)
         log.info("feed polled", feed=feed.name, items=len(parsed.items), new=len(new_items),
                  alerts=queued, duration_ms=round((time.monotonic() - started) * 1000))
         return PollResult(feed.name, "ok", len(parsed.items), len(new_items), queued,
@@ -280,7 +280,7 @@ class Poller:
         if isinstance(exc, PermanentFetchError) and exc.status == 410:
             await self._finish(feed, {"url": feed.url, "name": feed.name, "status": "gone",
                                       "last_poll": time.time(), "error": str(exc),
-                                      "failures": failures}, GONE_PAUSE)
+                                      "failures": failures}, GONE_PAUSE, state)
             log.error("feed is gone (HTTP 410): polling stopped; remove it or change its URL",
                       feed=feed.name, url=feed.url)
             return PollResult(feed.name, "gone", error=str(exc))
@@ -289,14 +289,17 @@ class Poller:
             delay = max(delay, exc.delay)
         await self._finish(feed, {"url": feed.url, "name": feed.name, "last_poll": time.time(),
                                   "status": "error", "error": str(exc), "failures": failures},
-                           delay)
+                           delay, state)
         log.warning("feed poll failed", feed=feed.name, error=str(exc), failures=failures,
                     retry_in_s=round(delay))
         return PollResult(feed.name, "error", error=str(exc))
 
-    async def _finish(self, feed: FeedConfig, state: dict[str, Any], delay: float) -> None:
+    async def _finish(self, feed: FeedConfig, fields: dict[str, Any], delay: float,
+                      previous: Mapping[str, str]) -> None:
+        """Records the poll: the fields that differ from the feed's `previous` state (a
+        304 changes three or four of its dozen), and the next due time."""
         due = time.time() + delay
-        await self.store.finish_poll(feed.id, {**state, "next_poll": due}, due)
+        await self.store.finish_poll(feed.id, {**fields, "next_poll": due}, due, previous)
 
     async def _new_items(self, items: Sequence[Item]) -> list[Item]:
         oldest = datetime.now(UTC) - timedelta(seconds=self.max_age)

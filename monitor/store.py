@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,10 +266,17 @@ class Store:
     async def set_feed_state(self, feed_id: str, fields: dict[str, Any]) -> None:
         await self.redis.hset(self.keys.feed(feed_id), mapping=_as_strings(fields))
 
-    async def finish_poll(self, feed_id: str, fields: dict[str, Any], due: float) -> None:
-        """A poll's outcome in the feed's state and its next due time, in one round trip."""
+    async def finish_poll(self, feed_id: str, fields: dict[str, Any], due: float,
+                          previous: Mapping[str, str] | None = None) -> None:
+        """A poll's outcome in the feed's state and its next due time, in one round trip;
+        with the `previous` state (as read before the poll), only the fields that changed
+        are sent."""
+        changed = _as_strings(fields)
+        if previous:
+            changed = {k: v for k, v in changed.items() if previous.get(k) != v}
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.feed(feed_id), mapping=_as_strings(fields))
+            if changed:
+                pipe.hset(self.keys.feed(feed_id), mapping=changed)
             pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)
             await pipe.execute()
 
