@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 from monitor import __version__, logs
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, FetchError
-from monitor.extract import decode_html, extract, extract_text
+from monitor.extract import extract, extract_text
 from monitor.fetch import Fetcher
 from monitor.match import Matcher, Result
 from monitor.models import Article
+from monitor.page import decode_html
 from monitor.settings import Settings
 
 T = TypeVar("T")

@@ -1,47 +1,43 @@
 """Article HTML (or plain text) -> title and clean article text, boilerplate removed.
 
 Rules, in order:
-1. Bytes are decoded by BOM, then as UTF-8 when they are valid UTF-8 (a page labelled
-   gb2312 that is really UTF-8 decodes right), then by the declared charset when it decodes
-   cleanly, else by charset-normalizer's detection.
+1. Bytes are decoded whatever their charset, and the title, language and date are read
+   from the markup, by monitor.page.
 2. Never content: scripts, styles, forms, navigation, headers and footers outside the
    article, asides, hidden elements, and blocks whose class or id names boilerplate
-   (menu, share, cookie, newsletter, related, comments, ...).
+   (menu, share, cookie, newsletter, related, comments, galleries, pagers, ...).
 3. Notices (`data/boilerplate.yaml`: "Sorry, you need to enable JavaScript...", cookie
    prompts) are removed with their block, and a page that is only a notice, a consent
    wall or a redirect (a script, or a meta refresh with little text) has no article;
    "more from" headings ("المزيد من", "Read also") go with the list of links after them.
 4. The article is the element whose paragraphs score highest (text length, commas), the
    way Readability finds it, preferring an explicit articleBody.
-5. Text is one line per block; blocks that are mostly links are dropped. The headline
-   leads the text, then the standfirst.
-6. Metadata: the language from the markup (html lang, content-language, og:locale), else
-   from the script of the text where the script nearly settles it (Arabic, Urdu, Persian,
-   Chinese, Japanese, Korean, Greek, Hebrew, Thai, ...); the publication date from
-   article:published_time, itemprop=datePublished, JSON-LD or the first <time datetime>.
+5. Text is one line per block; blocks that are mostly links are dropped, and so are
+   pagers and labels repeated three times. The headline leads the text, then the
+   standfirst; `Article.body` is the text without the headline.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from importlib import resources
 
-import charset_normalizer
 import lxml.etree
 import lxml.html
 import yaml
 
-from monitor.feeds import parse_date
 from monitor.models import Article
+from monitor.page import decode_html, markup_language, script_language
+from monitor.page import published as page_published
+from monitor.page import title as page_title
 from monitor.text import fold
 
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+__all__ = ["Boilerplate", "decode_html", "default_boilerplate", "extract", "extract_text",
+           "script_language"]
+
 _NEVER_CONTENT = (
     "script", "style", "noscript", "template", "iframe", "svg", "canvas", "form", "button",
     "input", "select", "textarea", "nav", "aside", "dialog", "object", "embed", "video",
@@ -107,27 +103,6 @@ def default_boilerplate() -> Boilerplate:
     )
 
 
-def decode_html(data: bytes, declared: str | None = None) -> str:
-    """Text of an HTML document whose charset may be missing or wrong (rule 1)."""
-    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"),
-                       (b"\xfe\xff", "utf-16-be")):
-        if data.startswith(bom):
-            return data[len(bom):].decode(codec, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    found = _META_CHARSET.search(data[:4096])
-    for label in (declared, found.group(1).decode("ascii") if found else None):
-        if label:
-            try:
-                return data.decode(label)
-            except (LookupError, UnicodeDecodeError):
-                continue
-    best = charset_normalizer.from_bytes(data).best()
-    return str(best) if best is not None else data.decode("utf-8", errors="replace")
-
-
 def extract(html: str | bytes, url: str | None = None,
             boilerplate: Boilerplate | None = None) -> Article:
     """The article's title and clean text from a page; an empty text when there is none."""
@@ -139,9 +114,9 @@ def extract(html: str | bytes, url: str | None = None,
     doc = _parse(text, url)
     if doc is None:
         return Article(title="", text="")
-    language = _markup_language(doc)
-    published = _published(doc)
-    title = _title(doc)
+    language = markup_language(doc)
+    published = page_published(doc)
+    title = page_title(doc)
     _strip_boilerplate(doc, rules)
     blocks = _drop_repeats(_drop_pagers(
         [line for part in _article_parts(doc) for line in _blocks(part, rules)]))
@@ -187,85 +162,6 @@ def _parse(text: str, url: str | None) -> lxml.html.HtmlElement | None:
             return doc
         text = _STRUCTURE_TAGS.sub(" ", text)
     return None
-
-
-_DATE_XPATHS = (
-    '//meta[@property="article:published_time"]/@content',
-    '//meta[@itemprop="datePublished"]/@content',
-    '//*[@itemprop="datePublished"]/@datetime',
-    '//meta[@name="pubdate" or @name="publishdate" or @name="date" or @name="DC.date.issued"'
-    ' or @name="parsely-pub-date" or @name="sailthru.date" or @name="article.published"]/@content',
-    "//time[@datetime]/@datetime",
-)
-
-
-def _published(doc: lxml.html.HtmlElement) -> datetime | None:
-    for xpath in _DATE_XPATHS[:4]:
-        for value in doc.xpath(xpath):
-            if found := parse_date(str(value)):
-                return found
-    for script in doc.xpath('//script[@type="application/ld+json"]/text()'):
-        match = re.search(r'"datePublished"\s*:\s*("[^"]*")', script)
-        if match and (found := parse_date(json.loads(match.group(1)))):
-            return found
-    for value in doc.xpath(_DATE_XPATHS[4]):
-        if found := parse_date(str(value)):
-            return found
-    return None
-
-
-def _markup_language(doc: lxml.html.HtmlElement) -> str | None:
-    for xpath in ("/html/@lang", "/html/@xml:lang",
-                  '//meta[@http-equiv="content-language" or @http-equiv="Content-Language"]'
-                  "/@content", '//meta[@property="og:locale"]/@content'):
-        for value in doc.xpath(xpath, namespaces={"xml": "http://www.w3.org/XML/1998/namespace"}):
-            tag = str(value).strip().replace("_", "-").split(",")[0]
-            if re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*", tag):
-                primary, dash, rest = tag.partition("-")
-                return primary.lower() + dash + rest  # "EN-us" -> "en-us", "fr-CA" kept
-    return None
-
-
-# Scripts that nearly settle the language: Unicode name prefix -> language.
-_SCRIPT_LANGUAGE = {"ARABIC": "ar", "CJK": "zh", "HIRAGANA": "ja", "KATAKANA": "ja",
-                    "HANGUL": "ko", "GREEK": "el", "HEBREW": "he", "THAI": "th",
-                    "DEVANAGARI": "hi", "BENGALI": "bn", "ARMENIAN": "hy", "GEORGIAN": "ka",
-                    "ETHIOPIC": "am", "KHMER": "km", "TAMIL": "ta", "SINHALA": "si"}
-_URDU_LETTERS = frozenset("ٹڈڑںےۓھ")
-_PERSIAN_LETTERS = frozenset("پچژگ")
-
-
-def script_language(text: str, sample: int = 2000) -> str | None:
-    """A language guessed from the script of `text`; None for Latin and Cyrillic, which
-    many languages share."""
-    scripts: Counter[str] = Counter()
-    letters = [c for c in text[:sample] if c.isalpha()]
-    for c in letters:
-        name = unicodedata.name(c, "").split(" ")[0]
-        scripts[_SCRIPT_LANGUAGE.get(name, name)] += 1
-    if not scripts:
-        return None
-    top, count = scripts.most_common(1)[0]
-    if top == "zh" and (scripts["ja"] > count / 20):
-        top = "ja"  # Japanese mixes kanji with kana
-    if top == "ar":
-        present = set(letters)
-        if present & _URDU_LETTERS:
-            return "ur"
-        if present & _PERSIAN_LETTERS:
-            return "fa"
-    return top if top in _SCRIPT_LANGUAGE.values() else None
-
-
-def _title(doc: lxml.html.HtmlElement) -> str:
-    for xpath in ('//meta[@property="og:title"]/@content', '//meta[@name="twitter:title"]/@content',
-                  "//title/text()", "//h1"):
-        for found in doc.xpath(xpath):
-            value = found.text_content() if hasattr(found, "text_content") else str(found)
-            value = " ".join(value.split())
-            if value:
-                return value
-    return ""
 
 
 def _is_redirect(doc: lxml.html.HtmlElement, blocks: list[str]) -> bool:

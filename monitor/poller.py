@@ -37,11 +37,12 @@ from typing import Any, TypeVar
 from monitor import cadence, dedup, logs
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, PermanentFetchError, RetryableFetchError
-from monitor.extract import decode_html, extract
+from monitor.extract import extract
 from monitor.feeds import ParsedFeed, parse_feed
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.models import Alert, Item, Match
+from monitor.page import decode_html
 from monitor.store import Store
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
