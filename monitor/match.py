@@ -129,12 +129,6 @@ class Matcher:
         self._plain: list[tuple[_Pair, ...]] = []
         self._after_lam: list[tuple[_Pair, ...]] = []
         for patterns in self._patterns:
-            if len(patterns) == 1:  # nearly every key: one atom spells it
-                atom, alias, lam_only = patterns[0]
-                pair = ((atom, alias),)
-                self._plain.append(() if lam_only else pair)
-                self._after_lam.append(pair)
-                continue
             plain = tuple((atom, alias) for atom, alias, lam_only in patterns if not lam_only)
             self._plain.append(plain)
             self._after_lam.append(plain if len(plain) == len(patterns) else
@@ -158,23 +152,20 @@ class Matcher:
     def _compile(self, index: int, wl: WatchlistConfig) -> _List:
         names: dict[str, int] = {}
         scored: list[int] = []
-        atoms, spell = self._atoms, self._spell  # bound once: this loop runs per term
         for entity in wl.entities:
-            atom = len(atoms)
-            atoms.append(_Atom(index, "entity", entity.name, entity.weight))
+            atom = self._atom(index, "entity", entity.name, entity.weight)
             scored.append(atom)
             for spelling in entity.spellings:
                 key = fold_term(spelling)
                 names.setdefault(key, atom)
-                spell(spelling, atom, key)
+                self._spell(spelling, atom, key)
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
-                atom = len(atoms)
-                atoms.append(_Atom(index, kind, term.term, term.weight))
+                atom = self._atom(index, kind, term.term, term.weight)
                 scored.append(atom)
                 key = fold_term(term.term)
                 names.setdefault(key, atom)
-                spell(term.term, atom, key)
+                self._spell(term.term, atom, key)
         for term in wl.exclude:
             self._spell(term.term, self._atom(index, "exclude", term.term, 0.0))
         rules = tuple(
@@ -229,7 +220,7 @@ class Matcher:
         folded = Folded(text)
         empty = Folded("")
         fields = (folded, empty) if field == "title" else (empty, folded)
-        return [self._hit(raw, folded, text, field) for raw in self._scan(fields)]
+        return self._hits(self._scan(fields), fields)
 
     def _scan(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
         """Candidates in the title and the body that pass the word checks, at most
@@ -284,19 +275,13 @@ class Matcher:
             return None  # the whole word is a common word, not a proclitic + this term
         return self._plain[index], len(prefix)
 
-    def _hit(self, raw: _Raw, folded: Folded, text: str, field: str) -> Hit:
-        atom = self._atoms[raw[0]]
-        a, b = folded.span(raw[2], raw[3])
-        return Hit(atom.kind, atom.term, raw[4], text[a:b], field, a, atom.weight)
-
     def _hits(self, raws: list[_Raw], folded: tuple[Folded, Folded]) -> list[Hit]:
         atoms = self._atoms
-        exact = [not f.shifted for f in folded]  # folded offsets are the original's
         out = []
         for atom_id, field, start, end, alias in raws:
             atom = atoms[atom_id]
             text = folded[field]
-            a, b = (start, end) if exact[field] else text.span(start, end)
+            a, b = text.span(start, end)
             out.append(Hit(atom.kind, atom.term, alias, text.original[a:b], FIELDS[field], a,
                            atom.weight))
         return out

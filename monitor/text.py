@@ -80,7 +80,6 @@ class _FoldTable(dict[int, str]):
 _TABLE = _FoldTable()
 
 
-
 _NON_ASCII_RUN = re.compile(r"([^\x00-\x7f]+)")
 
 
@@ -152,11 +151,6 @@ class Folded:
         if j < starts[k] + length:  # inside an expansion such as ß -> ss
             return position + (1 if end else 0)
         return j - shift
-
-    @property
-    def shifted(self) -> bool:
-        """Whether some character folded to other than exactly one (offsets differ)."""
-        return bool(self._shifts[0])
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [a, b) of the folded [start, end); b takes in trailing harakat (صدّ)."""
