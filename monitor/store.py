@@ -63,16 +63,13 @@ return n
 """
 
 # The story known by a URL, and the stories sharing a band of a text's signature. KEYS:
-# the URL's key, then the band buckets; ARGV[1]: the band values, space-separated (one
-# argument, not 42 per bucket: packing and parsing them cost the daemon more CPU than
-# Redis spent answering). Returns the story by URL (or false) and the distinct others.
+# the URL's key, then the band buckets; ARGV[1]: the band fields ("index:value"),
+# space-separated (one argument, not 42 per bucket: packing and parsing them cost the
+# daemon more CPU than Redis spent answering). Returns the story by URL (or false) and
+# the distinct others.
 _STORY_LOOKUP = """
 local fields = {}
-local i = 0
-for band in string.gmatch(ARGV[1], '%S+') do
-  fields[#fields + 1] = i .. ':' .. band
-  i = i + 1
-end
+for field in string.gmatch(ARGV[1], '%S+') do fields[#fields + 1] = field end
 local found, seen = {}, {}
 if #fields > 0 then
   for k = 2, #KEYS do
@@ -89,16 +86,15 @@ return {redis.call('GET', KEYS[1]), found}
 
 # Registers a new story: its URL, its bands in the current bucket, its signature, title
 # and first source. KEYS: URL key, bucket, story hash, story sources. ARGV: story id,
-# window, bucket expiry, bands (space-separated), signature, title, url, first seen,
-# source JSON, and 1 when the item has a story URL.
+# window, bucket expiry, band fields (as for _STORY_LOOKUP), signature, title, url, first
+# seen, source JSON, and 1 when the item has a story URL.
 _STORY_ADD = """
 local window = tonumber(ARGV[2])
 if ARGV[10] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', window) end
-local i, mapping = 0, {}
-for band in string.gmatch(ARGV[4], '%S+') do
-  mapping[#mapping + 1] = i .. ':' .. band
+local mapping = {}
+for field in string.gmatch(ARGV[4], '%S+') do
+  mapping[#mapping + 1] = field
   mapping[#mapping + 1] = ARGV[1]
-  i = i + 1
 end
 if #mapping > 0 then
   redis.call('HSET', KEYS[2], unpack(mapping))
@@ -207,6 +203,11 @@ class Keys:
     def errors(self) -> str:
         """Hash: alert entry id -> its last failed attempt (JSON: attempts, error)."""
         return f"{self._base}:alerts:errors"
+
+
+def _band_fields(bands: Sequence[str]) -> str:
+    """A signature's bands as the fields of a bucket hash ("index:value"), one argument."""
+    return " ".join(f"{index}:{value}" for index, value in enumerate(bands))
 
 
 def _as_strings(fields: dict[str, Any]) -> dict[str, str]:
@@ -322,7 +323,7 @@ class Store:
         buckets = [self.keys.story_bands(b) for b in self._buckets(window, time.time())]
         by_url, found = await self._story_lookup(
             keys=[self.keys.story_url(url_key), *buckets],  # "" never set: no URL, no story
-            args=[" ".join(bands)])
+            args=[_band_fields(bands)])
         return by_url or None, set(found)
 
     async def story_signatures(self, story_ids: Sequence[str]) -> dict[str, bytes]:
@@ -342,9 +343,9 @@ class Store:
         await self._story_add(
             keys=[self.keys.story_url(url_key), self.keys.story_bands(bucket),
                   self.keys.story(story_id), self.keys.story_sources(story_id)],
-            args=[story_id, window, expire_at, " ".join(bands),
+            args=[story_id, window, expire_at, _band_fields(bands),
                   base64.b64encode(sig).decode() if sig else "", source.get("title", ""),
-                  source.get("url", ""), time.time(), json.dumps(source, ensure_ascii=False),
+                  source.get("url", ""), now, json.dumps(source, ensure_ascii=False),
                   1 if url_key else 0])
 
     async def add_source(self, story_id: str, url_key: str, source: dict[str, Any],
