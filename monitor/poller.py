@@ -8,6 +8,8 @@ Rules, in order:
 2. A failed fetch is recorded in the feed's state and pushes its next poll back
    exponentially (capped), or by the server's Retry-After; the feed is never dropped,
    except on 410 Gone, which stops polling it until its URL changes in the config.
+   Items the last poll read are not parsed again (monitor.feeds rule 5): their digests
+   and dates stay in the feed's state.
 3. An item is new when its id was never committed and it was published within the max
    age (items without a date count as new), so a first poll of an old feed stays quiet.
    At most `max_new_items` are taken per poll, in feed order; the others stay unseen and
@@ -50,6 +52,7 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
 MAX_BACKOFF = 24 * 3600.0
 ITEMS_AT_ONCE = 16  # items of one poll scraped, matched and committed concurrently
 GONE_PAUSE = 365 * 86400.0  # 410 Gone: not polled again unless its URL changes
+MAX_KNOWN = 1000  # items whose digests a feed's state keeps (about 27 bytes each)
 log = logs.get("monitor.poller")
 T = TypeVar("T")
 
@@ -80,11 +83,33 @@ class PollResult:
 def cadence_state(parsed: ParsedFeed, state: Mapping[str, str], new: int,
                   now: float) -> dict[str, str]:
     """What this poll taught about the feed's cadence, as feed-state fields."""
-    dates = cadence.dated((i.published for i in parsed.items), now)
+    dates = cadence.dated(parsed.published(), now)
     observed = cadence.Observed.from_state(state).after_poll(new, now)
     return {"dated_n": str(dates.count) if dates else "",
             "dated_oldest": f"{dates.oldest:.0f}" if dates else "",
             "hint": f"{parsed.hint:.0f}" if parsed.hint else "", **observed.state()}
+
+
+def known_items(field: str) -> dict[str, float | None]:
+    """The digests and dates of the items a feed's last poll read, from its state."""
+    known: dict[str, float | None] = {}
+    for entry in field.split():
+        digest, _, at = entry.partition(":")
+        known[digest] = float(at) if at else None
+    return known
+
+
+def known_field(parsed: ParsedFeed, left: Sequence[Item]) -> str:
+    """The feed-state field of the items read by this poll, but for those `left` unread
+    for a later poll; empty when the document's items could not be told apart."""
+    if parsed.digests is None or parsed.count > MAX_KNOWN:
+        return ""
+    unread = {item.id for item in left}
+    entries = [(digest, None if item.published is None else item.published.timestamp())
+               for digest, item in zip(parsed.digests, parsed.items, strict=True)
+               if item.id not in unread]
+    return " ".join(f"{digest}:{'' if at is None else f'{at:.0f}'}"
+                    for digest, at in [*parsed.skipped, *entries])
 
 
 def poll_interval(feed: FeedConfig, state: Mapping[str, str], now: float) -> float:
@@ -241,8 +266,9 @@ class Poller:
                                interval, state)
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
+        known = known_items(state.get("known", "")) if same_url else None
         parsed = await self._in_cpu_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
-                                         resp.content_type)
+                                         resp.content_type, known)
         if resp.truncated:
             log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
         if parsed.problem and not parsed.items:
@@ -255,10 +281,11 @@ class Poller:
         now = time.time()
         learned = cadence_state(parsed, state, len(new_items), now)
         interval = poll_interval(feed, learned, now)
+        left: list[Item] = []
         if len(new_items) > self.max_new_items:
             log.warning("feed has more new items than one poll takes; the rest come next poll",
                         feed=feed.name, new=len(new_items), taken=self.max_new_items)
-            new_items = new_items[: self.max_new_items]
+            new_items, left = new_items[: self.max_new_items], new_items[self.max_new_items:]
             base_state["body_hash"] = ""  # the same body must be read again for the rest
         gate = asyncio.Semaphore(ITEMS_AT_ONCE)
 
@@ -268,12 +295,13 @@ class Poller:
 
         queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
         await self._finish(feed, {**base_state, **learned, "status": str(resp.status),
-                                  "error": parsed.problem or "", "items": len(parsed.items),
-                                  "interval": interval}, interval, state)
-        log.info("feed polled", feed=feed.name, items=len(parsed.items), new=len(new_items),
-                 alerts=queued, duration_ms=round((time.monotonic() - started) * 1000))
-        return PollResult(feed.name, "ok", len(parsed.items), len(new_items), queued,
-                          parsed.problem)
+                                  "error": parsed.problem or "", "items": parsed.count,
+                                  "known": known_field(parsed, left), "interval": interval},
+                           interval, state)
+        log.info("feed polled", feed=feed.name, items=parsed.count, parsed=len(parsed.items),
+                 new=len(new_items), alerts=queued,
+                 duration_ms=round((time.monotonic() - started) * 1000))
+        return PollResult(feed.name, "ok", parsed.count, len(new_items), queued, parsed.problem)
 
     async def _failed(self, feed: FeedConfig, state: dict[str, str],
                       exc: FetchError) -> PollResult:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.feeds import canonical_url, parse_feed
+from monitor.feeds import canonical_url, item_spans, parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 ALL_FEEDS = sorted(FEEDS.iterdir())
@@ -99,3 +99,87 @@ def test_canonical_url(url: str, canonical: str) -> None:
 
 def test_relative_links_resolve_against_the_feed() -> None:
     assert canonical_url("/news/1", base="https://x.org/feed.xml") == "https://x.org/news/1"
+
+
+# -- items already read are not parsed again (rule 5) -------------------------------------
+
+TRUSTED = [p for p in ALL_FEEDS
+           if parse_feed(p.read_bytes(), "f", "f", "https://example.org/").digests]
+
+
+def test_most_corpus_feeds_split_into_their_items() -> None:
+    # The rest are JSON feeds, empty or broken documents, and a UTF-16 one.
+    assert len(TRUSTED) >= 89
+
+
+@pytest.mark.parametrize("path", TRUSTED, ids=lambda p: p.name)
+def test_known_items_are_skipped_and_the_rest_parse_the_same(path: Path) -> None:
+    data = path.read_bytes()
+    full = parse_feed(data, "f", "f", "https://example.org/")
+    assert full.digests is not None
+    # Every other item is known from an earlier poll: only the others are parsed.
+    known = {digest: item.published.timestamp() if item.published else None
+             for digest, item in list(zip(full.digests, full.items, strict=True))[::2]}
+    part = parse_feed(data, "f", "f", "https://example.org/", known=known)
+    # (Some feeds list an item twice: both copies are known.)
+    rest = [(d, item) for d, item in zip(full.digests, full.items, strict=True) if d not in known]
+    assert part.count == full.count
+    assert part.items == tuple(item for _, item in rest)
+    assert part.digests == tuple(d for d, _ in rest)
+    assert dict(part.skipped) == known
+    assert sorted(map(str, part.published())) == sorted(map(str, full.published()))
+    assert (part.title, part.hint) == (full.title, full.hint)
+
+
+def test_a_feed_that_only_changed_its_build_date_parses_no_item() -> None:
+    def feed(build: str, items: int) -> bytes:
+        body = "".join(f"<item><guid>{i}</guid><title>Item {i}</title></item>" for i in range(items))
+        return (f'<rss version="2.0"><channel><title>t</title><lastBuildDate>{build}'
+                f"</lastBuildDate>{body}</channel></rss>").encode()
+    first = parse_feed(feed("Mon, 02 Mar 2026 10:00:00 GMT", 30), "f", "f", "https://x.org/")
+    assert first.digests is not None
+    known = dict.fromkeys(first.digests)
+    again = parse_feed(feed("Mon, 02 Mar 2026 10:05:00 GMT", 30), "f", "f", "https://x.org/",
+                       known=known)
+    assert (again.items, again.count, again.title) == ((), 30, "t")
+    grown = parse_feed(feed("Mon, 02 Mar 2026 10:10:00 GMT", 31), "f", "f", "https://x.org/",
+                       known=known)
+    assert [i.title for i in grown.items] == ["Item 30"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "items"),
+    [
+        # Markup quoted in CDATA or a comment is not a tag.
+        (b"<rss><channel><item><description><![CDATA[a </item> b <item>]]></description>"
+         b"</item><!-- <item> --><item/></channel></rss>",
+         [b"<item><description><![CDATA[a </item> b <item>]]></description></item>", b"<item/>"]),
+        # Any namespace prefix; <items> (RSS 1.0's table of contents) is not an item.
+        (b"<feed><atom:entry x='1'>a</atom:entry><items>no</items><entry >b</entry ></feed>",
+         [b"<atom:entry x='1'>a</atom:entry>", b"<entry >b</entry >"]),
+        (b"<rss><item><item>nested</item></item></rss>", None),
+        (b"<rss><item>a</item></item></rss>", None),
+        (b"<rss><item>cut short", None),
+        ("<rss><item>utf-16</item></rss>".encode("utf-16"), []),
+    ],
+)
+def test_item_spans(doc: bytes, items: list[bytes] | None) -> None:
+    spans = item_spans(doc)
+    assert (None if spans is None else [doc[a:b] for a, b in spans]) == items
+
+
+def test_a_split_that_disagrees_with_feedparser_is_not_trusted() -> None:
+    # An extension element named "item" beside the items: four elements, three items.
+    doc = (b'<rss version="2.0" xmlns:x="urn:x"><channel><title>t</title><x:item>extension'
+           b"</x:item><item><guid>1</guid></item><item><guid>2</guid></item>"
+           b"<item><guid>3</guid></item></channel></rss>")
+    parsed = parse_feed(doc, "f", "f", "https://x.org/")
+    assert len(parsed.items) == 3
+    assert parsed.digests is None
+    # Digests of some other document's items: the item with the same bytes is skipped,
+    # and since the rest no longer split one to one, everything is parsed.
+    other = parse_feed(b'<rss version="2.0"><channel><item><guid>1</guid></item></channel></rss>',
+                       "f", "f", "https://x.org/")
+    assert other.digests is not None
+    again = parse_feed(doc, "f", "f", "https://x.org/", known=dict.fromkeys(other.digests))
+    assert [i.id for i in again.items] == [i.id for i in parsed.items]

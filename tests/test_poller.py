@@ -71,6 +71,22 @@ async def test_thousands_of_items_are_taken_a_batch_per_poll(poller: Poller,
     assert len({a["item"]["id"] for a in await queued(poller.store)}) == 100
 
 
+async def test_items_left_for_the_next_poll_are_parsed_again(poller: Poller,
+                                                            http_server: HTTPServer) -> None:
+    items = [(f"g{i}", f"Haftar item {i}", f"http://example.org/{i}") for i in range(120)]
+    http_server.routes["/feed"] = Route(200, rss(items))
+    feed = feed_at(http_server)
+    taken = []
+    for _ in range(3):
+        with capture_logs() as logs:
+            result = await poller.poll(feed, runtime(feed))
+        (polled,) = [e for e in logs if e["event"] == "feed polled"]
+        taken.append((polled["parsed"], result.new))
+    # Items known from earlier polls are skipped; the ones left unread are not.
+    assert taken == [(120, 50), (70, 50), (20, 20)]
+    assert len({a["item"]["id"] for a in await queued(poller.store)}) == 120
+
+
 async def test_huge_title_is_cut(poller: Poller, http_server: HTTPServer) -> None:
     http_server.routes["/feed"] = Route(200, rss([("g", "Haftar " + "x" * 1_500_000, "")]))
     feed = feed_at(http_server)
@@ -192,6 +208,42 @@ async def test_unchanged_body_is_not_parsed_again(poller: Poller, http_server: H
     assert (first.status, first.items) == ("ok", 1)
     assert second.status == "not-modified"
     assert (await poller.store.feed_state(feed.id))["status"] == "unchanged"
+
+
+async def test_items_read_before_are_not_parsed_again(poller: Poller,
+                                                     http_server: HTTPServer) -> None:
+    start = datetime.now(UTC) - timedelta(days=2)
+
+    def document(build: str, items: int) -> bytes:
+        body = "".join(
+            f"<item><guid>g{i}</guid><title>Haftar {i}</title><pubDate>"
+            f"{format_datetime(start + timedelta(hours=i), usegmt=True)}</pubDate></item>"
+            for i in range(items))
+        return (f'<rss version="2.0"><channel><title>t</title><lastBuildDate>{build}'
+                f"</lastBuildDate>{body}</channel></rss>").encode()
+
+    async def poll(body: bytes) -> tuple[int, int, int]:
+        http_server.routes["/feed"] = Route(200, body)
+        with capture_logs() as logs:
+            result = await poller.poll(feed, runtime(feed))
+        (polled,) = [e for e in logs if e["event"] == "feed polled"]
+        assert polled["items"] == result.items
+        return polled["parsed"], result.new, result.alerts
+
+    feed = feed_at(http_server)
+    assert await poll(document("Mon, 02 Mar 2026 10:00:00 GMT", 20)) == (20, 20, 20)
+    state = await poller.store.feed_state(feed.id)
+    assert len(state["known"].split()) == 20
+    # One more item and a new build date: only the new item is parsed.
+    assert await poll(document("Mon, 02 Mar 2026 10:05:00 GMT", 21)) == (1, 1, 1)
+    # A new build date alone: nothing is parsed.
+    assert await poll(document("Mon, 02 Mar 2026 10:10:00 GMT", 21)) == (0, 0, 0)
+    state = await poller.store.feed_state(feed.id)
+    assert (state["items"], len(state["known"].split())) == ("21", 21)
+    # The cadence still counts every item, parsed or not.
+    assert state["dated_n"] == "21"
+    assert float(state["dated_oldest"]) == pytest.approx(start.timestamp(), abs=1)
+    assert len(await queued(poller.store)) == 21
 
 
 async def test_gone_feed_stops_being_polled(poller: Poller, http_server: HTTPServer) -> None:
