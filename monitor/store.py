@@ -108,12 +108,14 @@ redis.call('EXPIRE', KEYS[4], window)
 return 1
 """
 
-# A confirmed send: acknowledge, delete the entry so the stream stays small, forget errors.
+# Confirmed sends: acknowledge, delete the entries so the stream stays small, forget
+# their errors. ARGV: the group, then the entry ids.
 _DONE = """
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HDEL', KEYS[2], ARGV[2])
-return 1
+local ids = {unpack(ARGV, 2)}
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+redis.call('XDEL', KEYS[1], unpack(ids))
+redis.call('HDEL', KEYS[2], unpack(ids))
+return #ids
 """
 
 # Moves an entry to the dead-letter stream with its last error, atomically.
@@ -437,8 +439,11 @@ class Store:
                               "deferral": deferral})
         await self.redis.hset(self.keys.errors, entry_id, payload)
 
-    async def done(self, entry_id: str) -> None:
-        await self._done(keys=[self.keys.alerts, self.keys.errors], args=[DELIVERY_GROUP, entry_id])
+    async def done(self, entry_ids: Sequence[str]) -> None:
+        """Confirmed sends: acknowledged and deleted, in one round trip."""
+        if entry_ids:
+            await self._done(keys=[self.keys.alerts, self.keys.errors],
+                             args=[DELIVERY_GROUP, *entry_ids])
 
     async def dead_letter(self, entry_id: str, payload: str, error: str, attempts: int) -> None:
         await self._dead(

@@ -1,7 +1,8 @@
 """Delivers queued alerts: reads the stream's consumer group, sends, acknowledges, retries.
 
 Rules, in order:
-1. An entry is acknowledged (and deleted) only after its endpoint confirmed the send.
+1. An entry is acknowledged (and deleted) only after its endpoint confirmed the send; the
+   sends confirmed while one acknowledgement is on its way go together in the next one.
 2. A retryable failure leaves the entry pending with its error recorded; it is tried again
    once it has been idle for the back-off of its attempt count (exponential, with jitter,
    at least the endpoint's Retry-After). Redis counts the attempts, so they survive restarts.
@@ -42,6 +43,7 @@ log = logs.get("monitor.worker")
 RETRY_PAGE = 200
 ENDPOINT_QUEUE = 256  # alerts one endpoint may hold here before further ones are deferred
 READ_AHEAD = 64  # alerts held here in all, per send slot
+ACK_BATCH = 500  # entries acknowledged in one script call at most
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,42 @@ class RetryPolicy:
         delay = min(self.cap, self.base * 2 ** max(0, attempts - 1))
         delay *= random.uniform(0.8, 1.2)
         return float(max(delay, floor or 0.0))
+
+
+class _Acks:
+    """Acknowledgements of confirmed sends, one Redis round trip for all the sends that
+    were confirmed while the previous one was on its way (rule 1): at dozens of sends a
+    second, one script call per alert cost more of the daemon's CPU than the sends."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._ids: list[str] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._flushing = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def ack(self, entry_id: str) -> None:
+        """Returns once the entry is acknowledged; raises what Redis raised if it was not."""
+        self._ids.append(entry_id)
+        if self._batch is None:
+            self._batch = asyncio.get_running_loop().create_future()
+            # Read here too, so that a batch whose senders were all cancelled logs nothing.
+            self._batch.add_done_callback(lambda f: f.cancelled() or f.exception())
+            task = asyncio.create_task(self._flush(self._batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        await asyncio.shield(self._batch)
+
+    async def _flush(self, batch: asyncio.Future[None]) -> None:
+        async with self._flushing:  # the previous batch first; this one grows meanwhile
+            ids, self._ids, self._batch = self._ids, [], None
+            try:
+                for start in range(0, len(ids), ACK_BATCH):
+                    await self.store.done(ids[start:start + ACK_BATCH])
+            except Exception as exc:  # every sender of the batch sees it
+                batch.set_exception(exc)
+            else:
+                batch.set_result(None)
 
 
 class DeliveryWorker:
@@ -76,6 +114,7 @@ class DeliveryWorker:
         self._queued: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._inflight: set[str] = set()
+        self._acks = _Acks(store)
         self.sent = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -208,7 +247,7 @@ class DeliveryWorker:
             return
         finally:
             self._queued[endpoint] -= 1
-        await self.store.done(entry_id)
+        await self._acks.ack(entry_id)
         self.sent += 1
         bound.info("alert delivered", channel=sub.channel,
                    duration_ms=round((time.monotonic() - started) * 1000))

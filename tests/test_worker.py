@@ -289,3 +289,44 @@ async def test_a_kept_connection_the_server_dropped_is_replaced() -> None:
         if getattr(first, "_started", False):
             first.stop()
     assert len(first.messages) == 1
+
+
+async def test_sends_confirmed_together_are_acknowledged_together(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: WebhookSender,
+) -> None:
+    http_server.routes["/hook"] = Route(204)
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    for i in range(60):
+        await store.commit_item(f"item-{i}", [make_alert("hook", f"item-{i}")])
+    first_id = (await aredis.xrange(store.keys.alerts, count=1))[0][0]
+    await store.record_error(first_id, 1, "a failure an earlier attempt left")
+    acks_before = (await aredis.info("commandstats")).get("cmdstat_xack", {}).get("calls", 0)
+    await worker.drain()
+
+    assert len(http_server.received("/hook")) == 60 and worker.sent == 60
+    assert await store.queue_length() == 0
+    assert await store.pending() == []
+    acks = (await aredis.info("commandstats"))["cmdstat_xack"]["calls"] - acks_before
+    assert 1 <= acks <= 30  # four sends at once to this host: confirmations share trips
+    assert await store.last_error(first_id) is None
+
+
+async def test_an_acknowledgement_lost_to_redis_leaves_the_alert_pending(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: WebhookSender, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    http_server.routes["/hook"] = Route(204)
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    await store.commit_item("item-1", [make_alert("hook")])
+
+    async def redis_down(entry_ids: list[str]) -> None:
+        raise aioredis.ConnectionError("connection refused")
+
+    monkeypatch.setattr(store, "done", redis_down)
+    await worker.drain()
+    assert len(http_server.received("/hook")) == 1 and worker.sent == 0
+    # Sent but not acknowledged: it stays pending, and is sent again (same idempotency
+    # key, which receivers use to drop the repeat) once Redis answers.
+    (pending,) = await store.pending()
+    assert pending.deliveries == 1
