@@ -8,7 +8,8 @@ re-titled under a syndicator's URL, cut to its first half, and its own URL with 
 tracking parameters and an AMP path. Distinct articles must stay apart, among them two
 Arabic news stories from the region (the corpus holds one Libya article, the seed; the
 other is CNN Arabic on Syria). Decisions go through
-monitor.poller.resolve_story against a real (embedded) Redis.
+monitor.poller.resolve_story against a real (embedded) Redis, and new stories are
+registered by Store.commit_item, as in the daemon.
 
 Precision: of the items merged into an earlier story, the share merged into the right
 one. Recall: of the copies, the share merged into their story.
@@ -84,9 +85,12 @@ async def run() -> None:
         started = time.perf_counter()
         for n, doc in enumerate(docs):
             sig = dedup.signature(doc.text) if doc.text else None
-            story = await resolve_story(store, f"{doc.story}#{n}", doc.url, sig,
+            item_id = f"{doc.story}#{n}"
+            story = await resolve_story(store, item_id, doc.url, sig,
                                         {"url": doc.url, "title": doc.title},
                                         window=DEFAULT_STORY_WINDOW, threshold=THRESHOLD)
+            if story.new is not None:  # registered with the item, as the poller does
+                await store.commit_item(item_id, [], story.id, DEFAULT_STORY_WINDOW, 1, story.new)
             truth = story.id.split("#")[0]
             is_copy = doc.kind != "first"
             copies += is_copy

@@ -45,7 +45,7 @@ from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.models import Alert, Item, Match
 from monitor.page import decode_html
-from monitor.store import Store
+from monitor.store import NewStory, Store
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
@@ -136,6 +136,7 @@ class Story:
     sources: tuple[str, ...]
     similarity: float | None = None
     changed: bool = False  # same page (story URL), text changed substantially
+    new: NewStory | None = None  # a story first seen now, registered with the item's commit
 
 
 def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bool,
@@ -167,8 +168,8 @@ def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bo
 async def resolve_story(store: Store, item_id: str, url: str, sig: dedup.Signature | None,
                         source: dict[str, str], *, window: int, threshold: float) -> Story:
     """The story an item belongs to: a known one by story URL or by text (`sig`, the
-    signature of its text, None when too short), else a new one (registered under the
-    item's id)."""
+    signature of its text, None when too short), else a new one, under the item's id,
+    which `Store.commit_item` registers with the item."""
     key = dedup.url_key(url)
     bands = dedup.band_keys(sig) if sig is not None else []
     found, candidates = await store.story_candidates(key, bands, window)
@@ -189,9 +190,8 @@ async def resolve_story(store: Store, item_id: str, url: str, sig: dedup.Signatu
     if found is not None:
         sources = await store.add_source(found, key, source, window)
         return Story(found, True, tuple(s.get("url", "") for s in sources), score, changed)
-    await store.add_story(item_id, key, bands, dedup.to_bytes(sig) if sig is not None else None,
-                          source, window)
-    return Story(item_id, False, (url,))
+    new = NewStory(key, tuple(bands), dedup.to_bytes(sig) if sig is not None else None, source)
+    return Story(item_id, False, (url,), new=new)
 
 
 def _analyse(matcher: Matcher, title: str, body: str) -> tuple[list[Match],
@@ -355,7 +355,7 @@ class Poller:
             alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC),
                                 story, alerted)
             queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window,
-                                                  len(story.sources))
+                                                  len(story.sources), story.new)
         if story.copy:
             log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
                      story=story.id, sources=len(story.sources), similarity=story.similarity,

@@ -42,23 +42,46 @@ end
 return due
 """
 
-# Marks an item seen, queues its alerts and records on its story whom it alerted (with
-# the story's source count then, for updates), in one step: a crash leaves all or nothing,
-# so an alert is never lost and never queued twice. ARGV: seen TTL, story window, source
-# count, n, then n subscriber names and n alert payloads. Returns -1 when the item was
-# already seen (another instance got there first), else the number of alerts queued.
+# Marks an item seen, queues its alerts, records on its story whom it alerted (with the
+# story's source count then, for updates), and registers the story when it is new, in one
+# step: a crash leaves all or nothing, so an alert is never lost and never queued twice,
+# and an item another instance committed first registers nothing. KEYS: seen marker,
+# alert stream, story's alerted hash, then for a new story its URL key, band bucket, story
+# hash and sources list. ARGV: seen TTL, story window, source count, n, n subscriber
+# names, n alert payloads, then for a new story: story id, bucket expiry, band fields (as
+# for _STORY_LOOKUP), signature, title, url, first seen, source JSON, and 1 when the item
+# has a story URL. Returns -1 when the item was already seen, else the alerts queued.
 # The seen marker's value is 1, which Redis keeps as a shared integer: a timestamp there
 # cost 25 more bytes per item (bench/memory.py), and nothing reads it.
 _COMMIT_ITEM = """
 if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then
   return -1
 end
+local window = tonumber(ARGV[2])
 local n = tonumber(ARGV[4])
 for i = 1, n do
   redis.call('HSET', KEYS[3], ARGV[4 + i], ARGV[3])
   redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
 end
-if n > 0 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[2])) end
+if n > 0 then redis.call('EXPIRE', KEYS[3], window) end
+if #KEYS == 7 then
+  local story = {unpack(ARGV, 5 + 2 * n)}
+  if story[9] == '1' then redis.call('SET', KEYS[4], story[1], 'EX', window) end
+  local mapping = {}
+  for field in string.gmatch(story[3], '%S+') do
+    mapping[#mapping + 1] = field
+    mapping[#mapping + 1] = story[1]
+  end
+  if #mapping > 0 then
+    redis.call('HSET', KEYS[5], unpack(mapping))
+    redis.call('EXPIREAT', KEYS[5], tonumber(story[2]))
+  end
+  redis.call('HSET', KEYS[6], 'sig', story[4], 'title', story[5], 'url', story[6],
+             'first_seen', story[7])
+  redis.call('EXPIRE', KEYS[6], window)
+  redis.call('RPUSH', KEYS[7], story[8])
+  redis.call('EXPIRE', KEYS[7], window)
+end
 return n
 """
 
@@ -82,30 +105,6 @@ if #fields > 0 then
   end
 end
 return {redis.call('GET', KEYS[1]), found}
-"""
-
-# Registers a new story: its URL, its bands in the current bucket, its signature, title
-# and first source. KEYS: URL key, bucket, story hash, story sources. ARGV: story id,
-# window, bucket expiry, band fields (as for _STORY_LOOKUP), signature, title, url, first
-# seen, source JSON, and 1 when the item has a story URL.
-_STORY_ADD = """
-local window = tonumber(ARGV[2])
-if ARGV[10] == '1' then redis.call('SET', KEYS[1], ARGV[1], 'EX', window) end
-local mapping = {}
-for field in string.gmatch(ARGV[4], '%S+') do
-  mapping[#mapping + 1] = field
-  mapping[#mapping + 1] = ARGV[1]
-end
-if #mapping > 0 then
-  redis.call('HSET', KEYS[2], unpack(mapping))
-  redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[3]))
-end
-redis.call('HSET', KEYS[3], 'sig', ARGV[5], 'title', ARGV[6], 'url', ARGV[7],
-           'first_seen', ARGV[8])
-redis.call('EXPIRE', KEYS[3], window)
-redis.call('RPUSH', KEYS[4], ARGV[9])
-redis.call('EXPIRE', KEYS[4], window)
-return 1
 """
 
 # Confirmed sends: acknowledge, delete the entries so the stream stays small, forget
@@ -218,6 +217,17 @@ def _as_strings(fields: dict[str, Any]) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class NewStory:
+    """A story first seen with this item, registered when the item is committed: its
+    story URL key, the bands and bytes of its text's signature, and its first source."""
+
+    url_key: str
+    bands: tuple[str, ...]
+    sig: bytes | None
+    source: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Pending:
     id: str
     consumer: str
@@ -240,7 +250,6 @@ class Store:
         self._dead = client.register_script(_DEAD)
         self._replay = client.register_script(_REPLAY)
         self._story_lookup = client.register_script(_STORY_LOOKUP)
-        self._story_add = client.register_script(_STORY_ADD)
 
     # -- schedule -------------------------------------------------------------------------
 
@@ -299,17 +308,27 @@ class Store:
         return [item_id for item_id, flag in zip(item_ids, flags, strict=True) if not flag]
 
     async def commit_item(self, item_id: str, alerts: Sequence[Alert], story_id: str = "",
-                          window: int = DEFAULT_STORY_WINDOW, sources: int = 1) -> int:
-        """Marks the item seen, queues its alerts and notes them on its story, atomically;
-        -1 if the item was already seen."""
+                          window: int = DEFAULT_STORY_WINDOW, sources: int = 1,
+                          new_story: NewStory | None = None) -> int:
+        """Marks the item seen, queues its alerts, notes them on its story and registers
+        `new_story` under `story_id`, atomically; -1 if the item was already seen."""
+        story_id = story_id or item_id
         payloads = [json.dumps(a.to_dict(), ensure_ascii=False) for a in alerts]
-        result = await self._commit(
-            keys=[self.keys.seen(item_id), self.keys.alerts,
-                  self.keys.story_alerted(story_id or item_id)],
-            args=[self.seen_ttl, window, sources, len(alerts),
-                  *(a.subscriber for a in alerts), *payloads],
-        )
-        return int(result)
+        keys = [self.keys.seen(item_id), self.keys.alerts, self.keys.story_alerted(story_id)]
+        args: list[Any] = [self.seen_ttl, window, sources, len(alerts),
+                           *(a.subscriber for a in alerts), *payloads]
+        if new_story is not None:
+            now = time.time()
+            bucket = self._buckets(window, now)[0]
+            size = max(1, window // STORY_BUCKETS_PER_WINDOW)
+            source = new_story.source
+            keys += [self.keys.story_url(new_story.url_key), self.keys.story_bands(bucket),
+                     self.keys.story(story_id), self.keys.story_sources(story_id)]
+            args += [story_id, int((bucket + 1) * size + window), _band_fields(new_story.bands),
+                     base64.b64encode(new_story.sig).decode() if new_story.sig else "",
+                     source.get("title", ""), source.get("url", ""), now,
+                     json.dumps(source, ensure_ascii=False), 1 if new_story.url_key else 0]
+        return int(await self._commit(keys=keys, args=args))
 
     # -- stories (cross-feed dedup) -------------------------------------------------------
 
@@ -335,20 +354,6 @@ class Store:
             found = await pipe.execute()
         return {sid: base64.b64decode(sig) for sid, sig in zip(story_ids, found, strict=True)
                 if sig}
-
-    async def add_story(self, story_id: str, url_key: str, bands: Sequence[str],
-                        sig: bytes | None, source: dict[str, Any], window: int) -> None:
-        now = time.time()
-        bucket = self._buckets(window, now)[0]
-        size = max(1, window // STORY_BUCKETS_PER_WINDOW)
-        expire_at = int((bucket + 1) * size + window)
-        await self._story_add(
-            keys=[self.keys.story_url(url_key), self.keys.story_bands(bucket),
-                  self.keys.story(story_id), self.keys.story_sources(story_id)],
-            args=[story_id, window, expire_at, _band_fields(bands),
-                  base64.b64encode(sig).decode() if sig else "", source.get("title", ""),
-                  source.get("url", ""), now, json.dumps(source, ensure_ascii=False),
-                  1 if url_key else 0])
 
     async def add_source(self, story_id: str, url_key: str, source: dict[str, Any],
                          window: int) -> list[dict[str, Any]]:
