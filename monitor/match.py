@@ -23,9 +23,11 @@ Rules, in order:
 
 from __future__ import annotations
 
+import gc
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -51,6 +53,19 @@ _WORD = re.compile(r"\S+")
 _HASH_AT = frozenset("#@")
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Compiling 100k terms makes about a million small objects, none of them garbage;
+    the collector's passes over them took a fifth of the build (bench/match.py)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @lru_cache(maxsize=1)
 def arabic_common_words() -> frozenset[str]:
     text = resources.files("monitor").joinpath("data/arabic_common.txt").read_text("utf-8")
@@ -66,10 +81,6 @@ class _Atom(NamedTuple):
     weight: float
 
 
-# Per automaton key: the atoms that spell it so, as (atom, alias, lam_only) where lam_only
-# says the key is the term without its leading ال. Erdoğan and Erdogan fold alike: one
-# atom has one pattern per key, or each hit would count twice.
-_Pattern = tuple[int, str, bool]
 _Pair = tuple[int, str]  # (atom, alias): what a candidate hits
 _ARABIC, _UNSPACED, _SHORT_ARABIC = 1, 2, 4  # key flags
 
@@ -117,22 +128,25 @@ class Matcher:
     def __init__(self, watchlists: Sequence[WatchlistConfig]) -> None:
         self.watchlists = tuple(watchlists)
         self._atoms: list[_Atom] = []
-        self._key_index: dict[str, int] = {}
-        self._patterns: list[list[_Pattern]] = []
-        self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
-        keys = list(self._key_index)  # in index order
-        # Per key, for the hot path: its length, its flags, and the (atom, alias) pairs that
-        # hit when the key starts a word and when it follows لل.
-        self._keys = keys
+        # Per key, in the order first spelled: the (atom, alias) pairs that hit where it
+        # starts a word; and, for keys that are a term without its leading ال, those that
+        # hit only after لل (للسراج is السراج).
+        self._spelled: dict[str, list[_Pair]] = {}
+        self._lam_only: dict[str, list[_Pair]] = {}
+        with _gc_paused():
+            self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
+            self._build()
+
+    def _build(self) -> None:
+        """The hot path's flat tables, one entry per automaton key, and the automaton."""
+        keys = self._keys = list(self._spelled)
         self._key_len = [len(key) for key in keys]
         self._flags = bytes(_key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
-        self._plain: list[tuple[_Pair, ...]] = []
-        self._after_lam: list[tuple[_Pair, ...]] = []
-        for patterns in self._patterns:
-            plain = tuple((atom, alias) for atom, alias, lam_only in patterns if not lam_only)
-            self._plain.append(plain)
-            self._after_lam.append(plain if len(plain) == len(patterns) else
-                                   tuple((atom, alias) for atom, alias, _ in patterns))
+        self._plain = [tuple(pairs) for pairs in self._spelled.values()]
+        self._after_lam = list(self._plain)
+        for index, key in enumerate(keys):
+            if key in self._lam_only:
+                self._after_lam[index] = (*self._plain[index], *self._lam_only[key])
         self._list_of = [atom.watchlist for atom in self._atoms]
         # The most an atom can add: its weight, times the title's when that is larger.
         factors = [max(1.0, wl.title_weight) for wl in self.watchlists]
@@ -181,22 +195,24 @@ class Matcher:
         return len(self._atoms) - 1
 
     def _spell(self, spelling: str, atom: int, key: str | None = None) -> None:
+        """Adds the (atom, alias) pair to its key. Atoms are numbered as they are compiled
+        and spelled one after the other, so an atom spelled twice alike (Erdoğan, Erdogan)
+        is the last pair of its key: it is kept once, or each hit would count twice."""
         key = fold_term(spelling) if key is None else key
         if not key:
             return
-        self._add(key, (atom, spelling, False))
+        pairs = self._spelled.get(key)
+        if pairs is None:
+            pairs = self._spelled[key] = []
+        if not pairs or pairs[-1][0] != atom:
+            pairs.append((atom, spelling))
         if key.startswith("ال") and len(key) > 3:
-            self._add(key[2:], (atom, spelling, True))
-
-    def _add(self, key: str, pattern: _Pattern) -> None:
-        index = self._key_index.get(key)
-        if index is None:
-            self._key_index[key] = len(self._patterns)
-            self._patterns.append([pattern])
-            return
-        patterns = self._patterns[index]
-        if not any(p[0] == pattern[0] and p[2] == pattern[2] for p in patterns):
-            patterns.append(pattern)
+            stripped = key[2:]
+            if stripped not in self._spelled:
+                self._spelled[stripped] = []
+            pairs = self._lam_only.setdefault(stripped, [])
+            if not pairs or pairs[-1][0] != atom:
+                pairs.append((atom, spelling))
 
     def _tree(self, watchlist: int, group: Group, names: dict[str, int]) -> _Tree:
         def ref(part: str) -> int:
@@ -265,12 +281,8 @@ class Matcher:
             return None
         if not prefix:
             return self._plain[index], 0
-        if prefix in ARABIC_LAM_PROCLITICS:
-            pairs = self._after_lam[index]  # لل + السراج: a term with or without its ال
-            if prefix not in ARABIC_PROCLITICS:
-                pairs = tuple((atom, alias) for atom, alias, lam_only in self._patterns[index]
-                              if lam_only)
-            return pairs, len(prefix)
+        if prefix in ARABIC_LAM_PROCLITICS:  # لل + السراج: a term with or without its ال
+            return self._after_lam[index], len(prefix)
         if flags & _SHORT_ARABIC and prefix + self._keys[index] in arabic_common_words():
             return None  # the whole word is a common word, not a proclitic + this term
         return self._plain[index], len(prefix)
