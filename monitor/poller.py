@@ -66,8 +66,14 @@ class Runtime:
     feeds: dict[str, FeedConfig] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, config: Config) -> Runtime:
-        return cls(config, Matcher(config.watchlists), {f.id: f for f in config.feeds})
+    def build(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+        """The runtime of `config`; the `previous` one's matcher is kept when the
+        watchlists did not change, since compiling 100k terms takes a second or two."""
+        if previous is not None and previous.config.watchlists == config.watchlists:
+            matcher = previous.matcher
+        else:
+            matcher = Matcher(config.watchlists)
+        return cls(config, matcher, {f.id: f for f in config.feeds})
 
 
 @dataclass(frozen=True, slots=True)

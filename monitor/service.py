@@ -4,7 +4,8 @@ Jobs, on APScheduler's asyncio scheduler:
 - `tick` claims due feeds from the Redis schedule (with a lease) and polls each in a task,
   never more at once than the HTTP concurrency allows.
 - `reload` re-reads config/ when a file changed; an invalid edit is logged with its
-  location and the last good config stays in force.
+  location and the last good config stays in force. The watchlists are compiled again
+  only when they changed.
 The delivery worker runs beside them. SIGTERM/SIGINT stop new work, let polls and sends in
 flight finish (an unfinished send stays pending in Redis and is retried), then exit.
 """
@@ -220,7 +221,8 @@ class Service:
             for problem in exc.problems:
                 log.error("config invalid; keeping the last good config", problem=problem)
             return None
-        self.runtime = Runtime.build(config)
+        # In a thread: a large watchlist compiles for seconds, and the loop keeps polling.
+        self.runtime = await asyncio.to_thread(Runtime.build, config, self.runtime)
         try:
             await self.store.sync_schedule(self.runtime.feeds)
         except RedisError as exc:

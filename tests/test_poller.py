@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -280,3 +281,17 @@ async def test_temporary_redirect_does_not_move_the_feed(poller: Poller,
     feed = feed_at(http_server, "/old")
     await poller.poll(feed, runtime(feed))
     assert (await poller.store.feed_state(feed.id))["moved_to"] == ""
+
+
+def test_reloads_compile_the_watchlists_only_when_they_changed() -> None:
+    feed = FeedConfig(url="https://example.org/feed", interval=60)
+    first = runtime(feed)
+    other_feed = FeedConfig(url="https://example.org/other", interval=60)
+    same_lists = Runtime.build(replace(first.config, feeds=(feed, other_feed)),
+                               first)
+    assert same_lists.matcher is first.matcher
+    assert set(same_lists.feeds) == {feed.id, other_feed.id}
+    wl = WatchlistConfig.model_validate({"name": "libya", "keywords": ["Haftar", "سرت"]})
+    new_lists = Runtime.build(replace(first.config, watchlists=(wl,)), first)
+    assert new_lists.matcher is not first.matcher
+    assert [m.watchlist for m in new_lists.matcher.matches("", "في سرت")] == ["libya"]
