@@ -9,7 +9,9 @@ the subscriber is a signed webhook on the same server. After a warm-up poll of e
 feed (its old items alert nothing), `--rounds` rounds each make every feed due; the
 rate is the new items delivered over the time from the first round's start to the last
 delivery. The delay of an item runs from the moment the server first listed it in a
-feed response to the moment its webhook arrived.
+feed response to the moment its webhook arrived. The CPU the feed server and Redis spend
+per item is printed too: they share this machine's cores with the instances, and the
+"ceiling" is the rate at which every core would be busy at the measured CPU per item.
 
 Run: pip install -e '.[bench]' && python bench/e2e.py [--feeds 100 --new 5 --rounds 4]
 """
@@ -52,6 +54,9 @@ def run(instances: int, args: argparse.Namespace, sentences: list[str]) -> dict[
                                            / "monitor-e2e-profile.txt") if args.profile else None
                 started = time.time()
                 cpu = [harness.cpu_seconds(d) for d in daemons]
+                assert redis_server.proc is not None
+                others = [server.pid, redis_server.proc.pid]  # what shares the machine
+                cpu_others = [harness.cpu_seconds(pid) for pid in others]
                 for _ in range(args.rounds):
                     harness.next_round(server, client, ids, daemons)
                 expected = args.feeds * args.new * args.rounds
@@ -62,6 +67,8 @@ def run(instances: int, args: argparse.Namespace, sentences: list[str]) -> dict[
                     time.sleep(0.05)
                 elapsed = time.time() - started
                 cpu_used = sum(harness.cpu_seconds(d) - c for d, c in zip(daemons, cpu, strict=True))
+                server_cpu, redis_cpu = (harness.cpu_seconds(pid) - c
+                                         for pid, c in zip(others, cpu_others, strict=True))
                 if profiler is not None:
                     profiler.send_signal(signal.SIGINT)
                     profiler.wait(30)
@@ -72,7 +79,9 @@ def run(instances: int, args: argparse.Namespace, sentences: list[str]) -> dict[
             "p50": statistics.median(delays), "p99": delays[int(len(delays) * 0.99) - 1],
             "max": delays[-1], "articles": stats.get("article", 0),
             "cpu_ms_per_item": cpu_used * 1000 / stats["hooked_items"],
-            "cpu_share": cpu_used / elapsed / instances}
+            "cpu_share": cpu_used / elapsed / instances,
+            "server_ms_per_item": server_cpu * 1000 / stats["hooked_items"],
+            "redis_ms_per_item": redis_cpu * 1000 / stats["hooked_items"]}
 
 
 def main() -> None:
@@ -91,11 +100,17 @@ def main() -> None:
     print(f"\n{args.feeds} feeds x {args.new} new items x {args.rounds} rounds, scraped, "
           f"matched against {args.terms + 5} terms, delivered as signed webhooks")
     print(f"{'instances':>9} {'items':>6} {'seconds':>8} {'items/s':>8} {'p50 s':>6} "
-          f"{'p99 s':>6} {'max s':>6} {'repeats':>8} {'CPU ms/item':>12} {'CPU busy':>9}")
+          f"{'p99 s':>6} {'max s':>6} {'repeats':>8} {'CPU ms/item':>12} {'CPU busy':>9} "
+          f"{'server+redis ms/item':>21} {'ceiling items/s':>16}")
+    cores = os.cpu_count() or 1
     for count, r in ((1, one), (2, two)):
+        shared = r["server_ms_per_item"] + r["redis_ms_per_item"]
+        # What this machine's cores could deliver, at this CPU per item, all of them busy.
+        ceiling = cores * 1000 / (r["cpu_ms_per_item"] + shared)
         print(f"{count:>9} {r['items']:>6} {r['seconds']:8.2f} {r['rate']:8.1f} {r['p50']:6.2f} "
               f"{r['p99']:6.2f} {r['max']:6.2f} {r['hooks'] - r['items']:>8} "
-              f"{r['cpu_ms_per_item']:12.1f} {r['cpu_share']:8.0%}")
+              f"{r['cpu_ms_per_item']:12.1f} {r['cpu_share']:8.0%} "
+              f"{r['server_ms_per_item']:>9.1f} + {r['redis_ms_per_item']:<9.1f} {ceiling:>16.0f}")
     print(f"two instances: {two['rate'] / one['rate']:.2f}x one")
 
 

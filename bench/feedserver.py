@@ -230,6 +230,11 @@ class FeedServer:
         self._proc.terminate()
         self._proc.join(5)
 
+    @property
+    def pid(self) -> int:
+        assert self._proc.pid is not None
+        return self._proc.pid
+
     def url(self, n: int) -> str:
         return f"http://{host(n, self.hosts)}:{self.port}/feed/{n}.xml"
 

@@ -115,10 +115,12 @@ def polled_since(client: redis.Redis, ids: list[str], since: float,
     return sum(1 for v in pipe.execute() if v and float(v) >= since)
 
 
-def cpu_seconds(daemon: Daemon) -> float:
-    """User + system CPU time the daemon process has used so far."""
-    assert daemon.proc is not None
-    fields = Path(f"/proc/{daemon.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(daemon: Daemon | int) -> float:
+    """User + system CPU time a daemon (or the process of a pid) has used so far."""
+    if isinstance(daemon, Daemon):
+        assert daemon.proc is not None
+        daemon = daemon.proc.pid
+    fields = Path(f"/proc/{daemon}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
