@@ -1,8 +1,7 @@
-"""Every Redis key, script and TTL of monitor: dedup, feed schedule and state, alert streams.
+"""Redis access for every stage: dedup, feed schedule and state, stories, alert streams.
 
-All keys share one hash tag (`{prefix}`), so every multi-key script also runs on Redis
-Cluster; the price is that one monitor deployment lives in one slot, which is what its
-atomic "mark seen and queue alerts" step needs anyway.
+Key names and TTLs are in `monitor.store.keys`, scripts in `monitor.store.scripts`; this
+module is the thin async wrapper the stages call.
 """
 
 from __future__ import annotations
@@ -18,192 +17,24 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from monitor.models import Alert
+from monitor.store.keys import (
+    DEFAULT_SEEN_TTL,
+    DEFAULT_STORY_WINDOW,
+    DELIVERY_GROUP,
+    STORY_BUCKETS_PER_WINDOW,
+    Keys,
+)
+from monitor.store.scripts import (
+    CLAIM_DUE,
+    COMMIT_ITEM,
+    DEAD,
+    DONE,
+    REPLAY,
+    STORY_LOOKUP,
+)
 
-# Seen item ids live this long: longer than any feed keeps an item listed, so an item
-# never comes back as new, yet memory stays bounded.
-DEFAULT_SEEN_TTL = 90 * 86400
-# One consumer group delivers each alert once across every instance.
-DELIVERY_GROUP = "deliver"
-# Copies of one story arrive within hours (syndication, regional editions); two days
-# catches nearly all and keeps the signatures bounded.
-DEFAULT_STORY_WINDOW = 48 * 3600
-# Band hashes are cut into this many time buckets per window; a bucket expires once the
-# newest story in it is older than the window.
-STORY_BUCKETS_PER_WINDOW = 2
-
-# Returns the ids of feeds due now and pushes each one's score forward by the lease, so no
-# other instance claims it while it is polled; if this instance dies the lease runs out and
-# the feed comes due again.
-_CLAIM_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(due) do
-  redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]) + tonumber(ARGV[2]), id)
-end
-return due
-"""
-
-# Marks an item seen, queues its alerts, records on its story whom it alerted (with the
-# story's source count then, for updates), and registers the story when it is new, in one
-# step: a crash leaves all or nothing, so an alert is never lost and never queued twice,
-# and an item another instance committed first registers nothing. KEYS: seen marker,
-# alert stream, story's alerted hash, then for a new story its URL key, band bucket, story
-# hash and sources list. ARGV: seen TTL, story window, source count, n, n subscriber
-# names, n alert payloads, then for a new story: story id, bucket expiry, band fields (as
-# for _STORY_LOOKUP), signature, title, url, first seen, source JSON, and 1 when the item
-# has a story URL. Returns -1 when the item was already seen, else the alerts queued.
-# The seen marker's value is 1, which Redis keeps as a shared integer: a timestamp there
-# cost 25 more bytes per item (bench/memory.py), and nothing reads it.
-_COMMIT_ITEM = """
-if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then
-  return -1
-end
-local window = tonumber(ARGV[2])
-local n = tonumber(ARGV[4])
-for i = 1, n do
-  redis.call('HSET', KEYS[3], ARGV[4 + i], ARGV[3])
-  redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
-end
-if n > 0 then redis.call('EXPIRE', KEYS[3], window) end
-if #KEYS == 7 then
-  local story = {unpack(ARGV, 5 + 2 * n)}
-  if story[9] == '1' then redis.call('SET', KEYS[4], story[1], 'EX', window) end
-  local mapping = {}
-  for field in string.gmatch(story[3], '%S+') do
-    mapping[#mapping + 1] = field
-    mapping[#mapping + 1] = story[1]
-  end
-  if #mapping > 0 then
-    redis.call('HSET', KEYS[5], unpack(mapping))
-    redis.call('EXPIREAT', KEYS[5], tonumber(story[2]))
-  end
-  redis.call('HSET', KEYS[6], 'sig', story[4], 'title', story[5], 'url', story[6],
-             'first_seen', story[7])
-  redis.call('EXPIRE', KEYS[6], window)
-  redis.call('RPUSH', KEYS[7], story[8])
-  redis.call('EXPIRE', KEYS[7], window)
-end
-return n
-"""
-
-# The story known by a URL, and the stories sharing a band of a text's signature. KEYS:
-# the URL's key, then the band buckets; ARGV[1]: the band fields ("index:value"),
-# space-separated (one argument, not 42 per bucket: packing and parsing them cost the
-# daemon more CPU than Redis spent answering). Returns the story by URL (or false) and
-# the distinct others.
-_STORY_LOOKUP = """
-local fields = {}
-for field in string.gmatch(ARGV[1], '%S+') do fields[#fields + 1] = field end
-local found, seen = {}, {}
-if #fields > 0 then
-  for k = 2, #KEYS do
-    for _, id in ipairs(redis.call('HMGET', KEYS[k], unpack(fields))) do
-      if id and not seen[id] then
-        seen[id] = true
-        found[#found + 1] = id
-      end
-    end
-  end
-end
-return {redis.call('GET', KEYS[1]), found}
-"""
-
-# Confirmed sends: acknowledge, delete the entries so the stream stays small, forget
-# their errors. ARGV: the group, then the entry ids.
-_DONE = """
-local ids = {unpack(ARGV, 2)}
-redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-redis.call('XDEL', KEYS[1], unpack(ids))
-redis.call('HDEL', KEYS[2], unpack(ids))
-return #ids
-"""
-
-# Moves an entry to the dead-letter stream with its last error, atomically.
-_DEAD = """
-redis.call('XADD', KEYS[2], '*', 'alert', ARGV[3], 'error', ARGV[4], 'attempts', ARGV[5],
-           'failed_at', ARGV[6], 'source_id', ARGV[2])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HDEL', KEYS[3], ARGV[2])
-return 1
-"""
-
-
-# Puts a dead letter back on the alert stream as a new entry (attempts start again; the
-# idempotency key inside the payload is unchanged, so receivers still drop repeats).
-_REPLAY = """
-local entry = redis.call('XRANGE', KEYS[2], ARGV[1], ARGV[1])
-if #entry == 0 then return 0 end
-local fields = entry[1][2]
-for i = 1, #fields, 2 do
-  if fields[i] == 'alert' then
-    redis.call('XADD', KEYS[1], '*', 'alert', fields[i + 1])
-    redis.call('XDEL', KEYS[2], ARGV[1])
-    return 1
-  end
-end
-return 0
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class Keys:
-    """Key names, built from one prefix; nothing else in monitor spells a key."""
-
-    prefix: str = "monitor"
-
-    @property
-    def _base(self) -> str:
-        return "{" + self.prefix + "}"
-
-    def seen(self, item_id: str) -> str:
-        return f"{self._base}:seen:{item_id}"
-
-    @property
-    def schedule(self) -> str:
-        """Sorted set: feed id -> unix time it is next due."""
-        return f"{self._base}:schedule"
-
-    def feed(self, feed_id: str) -> str:
-        """Hash of one feed's polling state (ETag, Last-Modified, status, failures)."""
-        return f"{self._base}:feed:{feed_id}"
-
-    @property
-    def alerts(self) -> str:
-        """Stream of alerts waiting for delivery, read by DELIVERY_GROUP."""
-        return f"{self._base}:alerts"
-
-    @property
-    def dead(self) -> str:
-        """Stream of alerts that failed for good, kept for `monitor alerts replay`."""
-        return f"{self._base}:alerts:dead"
-
-    def story_url(self, key: str) -> str:
-        """String: story URL key -> story id, for the dedup window."""
-        return f"{self._base}:story:url:{key}"
-
-    def story_bands(self, bucket: int) -> str:
-        """Hash: "band index:band value" -> story id, for the stories first seen in time
-        bucket `bucket`. One hash per bucket, not one key per story and band (a key costs
-        ~200 bytes of overhead, a field ~70), nor one per band: a story's 42 bands are then
-        read with one HMGET and written with one HSET, not 42 commands each."""
-        return f"{self._base}:story:bands:{bucket}"
-
-    def story(self, story_id: str) -> str:
-        """Hash: a story's signature, first title and first URL."""
-        return f"{self._base}:story:{story_id}"
-
-    def story_sources(self, story_id: str) -> str:
-        """List: every (feed, url) the story came from, as JSON."""
-        return f"{self._base}:story:{story_id}:sources"
-
-    def story_alerted(self, story_id: str) -> str:
-        """Hash: subscriber -> the story's source count when it last alerted them."""
-        return f"{self._base}:story:{story_id}:alerted"
-
-    @property
-    def errors(self) -> str:
-        """Hash: alert entry id -> its last failed attempt (JSON: attempts, error)."""
-        return f"{self._base}:alerts:errors"
+__all__ = ["DEFAULT_SEEN_TTL", "DEFAULT_STORY_WINDOW", "DELIVERY_GROUP",
+           "STORY_BUCKETS_PER_WINDOW", "Keys", "NewStory", "Pending", "QueueSummary", "Store"]
 
 
 def _band_fields(bands: Sequence[str]) -> str:
@@ -244,12 +75,12 @@ class Store:
         self.redis: Any = client
         self.keys = Keys(prefix)
         self.seen_ttl = seen_ttl
-        self._claim = client.register_script(_CLAIM_DUE)
-        self._commit = client.register_script(_COMMIT_ITEM)
-        self._done = client.register_script(_DONE)
-        self._dead = client.register_script(_DEAD)
-        self._replay = client.register_script(_REPLAY)
-        self._story_lookup = client.register_script(_STORY_LOOKUP)
+        self._claim = client.register_script(CLAIM_DUE)
+        self._commit = client.register_script(COMMIT_ITEM)
+        self._done = client.register_script(DONE)
+        self._dead = client.register_script(DEAD)
+        self._replay = client.register_script(REPLAY)
+        self._story_lookup = client.register_script(STORY_LOOKUP)
 
     # -- schedule -------------------------------------------------------------------------
 

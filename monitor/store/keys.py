@@ -1,0 +1,83 @@
+"""Every Redis key name and TTL of monitor, with why each value is what it is.
+
+All keys share one hash tag (`{prefix}`), so every multi-key script also runs on Redis
+Cluster; the price is that one monitor deployment lives in one slot, which is what its
+atomic "mark seen and queue alerts" step needs anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Seen item ids live this long: longer than any feed keeps an item listed, so an item
+# never comes back as new, yet memory stays bounded.
+DEFAULT_SEEN_TTL = 90 * 86400
+# One consumer group delivers each alert once across every instance.
+DELIVERY_GROUP = "deliver"
+# Copies of one story arrive within hours (syndication, regional editions); two days
+# catches nearly all and keeps the signatures bounded.
+DEFAULT_STORY_WINDOW = 48 * 3600
+# Band hashes are cut into this many time buckets per window; a bucket expires once the
+# newest story in it is older than the window.
+STORY_BUCKETS_PER_WINDOW = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names, built from one prefix; nothing else in monitor spells a key."""
+
+    prefix: str = "monitor"
+
+    @property
+    def _base(self) -> str:
+        return "{" + self.prefix + "}"
+
+    def seen(self, item_id: str) -> str:
+        return f"{self._base}:seen:{item_id}"
+
+    @property
+    def schedule(self) -> str:
+        """Sorted set: feed id -> unix time it is next due."""
+        return f"{self._base}:schedule"
+
+    def feed(self, feed_id: str) -> str:
+        """Hash of one feed's polling state (ETag, Last-Modified, status, failures)."""
+        return f"{self._base}:feed:{feed_id}"
+
+    @property
+    def alerts(self) -> str:
+        """Stream of alerts waiting for delivery, read by DELIVERY_GROUP."""
+        return f"{self._base}:alerts"
+
+    @property
+    def dead(self) -> str:
+        """Stream of alerts that failed for good, kept for `monitor alerts replay`."""
+        return f"{self._base}:alerts:dead"
+
+    def story_url(self, key: str) -> str:
+        """String: story URL key -> story id, for the dedup window."""
+        return f"{self._base}:story:url:{key}"
+
+    def story_bands(self, bucket: int) -> str:
+        """Hash: "band index:band value" -> story id, for the stories first seen in time
+        bucket `bucket`. One hash per bucket, not one key per story and band (a key costs
+        ~200 bytes of overhead, a field ~70), nor one per band: a story's 42 bands are then
+        read with one HMGET and written with one HSET, not 42 commands each."""
+        return f"{self._base}:story:bands:{bucket}"
+
+    def story(self, story_id: str) -> str:
+        """Hash: a story's signature, first title and first URL."""
+        return f"{self._base}:story:{story_id}"
+
+    def story_sources(self, story_id: str) -> str:
+        """List: every (feed, url) the story came from, as JSON."""
+        return f"{self._base}:story:{story_id}:sources"
+
+    def story_alerted(self, story_id: str) -> str:
+        """Hash: subscriber -> the story's source count when it last alerted them."""
+        return f"{self._base}:story:{story_id}:alerted"
+
+    @property
+    def errors(self) -> str:
+        """Hash: alert entry id -> its last failed attempt (JSON: attempts, error)."""
+        return f"{self._base}:alerts:errors"
