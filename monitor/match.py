@@ -8,12 +8,12 @@ Rules, in order:
    crate, through ahocorasick-rs), built once per config,
    each followed by a space: the automaton itself finds only occurrences that end a word,
    and the cost of matching grows with the text, not with the number of terms.
-3. The start of each candidate is checked: it must start a word, except that an Arabic
-   term may carry proclitics (و ف ب ك ل ال and their combinations: بسرت is سرت) and a
-   term starting with ال also matches after لل (للسراج is السراج). For a term of three
-   letters or fewer, a proclitic reading loses when the whole word is a common word in
-   its own right (بلد is not ب + لد): see data/arabic_common.txt. Scripts written without
-   spaces (CJK, Thai) have no word boundaries: their terms match anywhere.
+3. The start of each candidate is checked (monitor.words): it must start a word, except
+   that an Arabic term may carry proclitics (و ف ب ك ل ال and their combinations: بسرت
+   is سرت) and a term starting with ال also matches after لل (للسراج is السراج). For a
+   term of three letters or fewer, a proclitic reading loses when the whole word is a
+   common word in its own right (بلد is not ب + لد). Scripts written without spaces
+   (CJK, Thai) have no word boundaries: their terms match anywhere.
 4. Score: each entity, keyword and phrase adds its weight once, times the watchlist's
    title weight when it hits the title; each rule (all_of / any_of / none_of / near,
    nestable) adds its weight when it holds. An exclusion hit or an unmet `require` vetoes
@@ -24,33 +24,27 @@ Rules, in order:
 from __future__ import annotations
 
 import gc
-import re
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from typing import Any, NamedTuple
 
 import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
 from monitor.models import Contribution, Hit, Match
-from monitor.text import Folded, fold_term, is_arabic, is_unspaced
-
-# Proclitics that may stand before an Arabic name or noun, folded (أ is ا after folding).
-ARABIC_PROCLITICS = frozenset(
-    {"و", "ف", "ب", "ك", "ل", "ال", "وال", "فال", "بال", "كال", "وب", "فب", "ول", "فل", "وك",
-     "فك", "وبال", "فبال", "وكال", "فكال", "لل", "ولل", "فلل"}
+from monitor.text import Folded, fold_term, is_unspaced
+from monitor.words import (
+    ARABIC_LAM_PROCLITICS,
+    SHORT_ARABIC,
+    WordIndex,
+    arabic_common_words,
+    key_flags,
+    word_prefix,
 )
-# Before a term whose article ال was absorbed: ل + ال is written لل.
-ARABIC_LAM_PROCLITICS = frozenset({"لل", "ولل", "فلل"})
-SHORT_TERM = 3
+
 MAX_HITS_PER_TERM = 10
 SNIPPET_CHARS = 240
-_WORD = re.compile(r"\S+")
-_HASH_AT = frozenset("#@")
 
 
 @contextmanager
@@ -66,12 +60,6 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@lru_cache(maxsize=1)
-def arabic_common_words() -> frozenset[str]:
-    text = resources.files("monitor").joinpath("data/arabic_common.txt").read_text("utf-8")
-    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
-
-
 class _Atom(NamedTuple):
     """Something that can hit: an entity (all its spellings), a keyword, a phrase, a term."""
 
@@ -82,7 +70,6 @@ class _Atom(NamedTuple):
 
 
 _Pair = tuple[int, str]  # (atom, alias): what a candidate hits
-_ARABIC, _UNSPACED, _SHORT_ARABIC = 1, 2, 4  # key flags
 
 
 # One candidate that passed the word checks: (atom, field, folded start, folded end, alias)
@@ -141,7 +128,7 @@ class Matcher:
         """The hot path's flat tables, one entry per automaton key, and the automaton."""
         keys = self._keys = list(self._spelled)
         self._key_len = [len(key) for key in keys]
-        self._flags = bytes(_key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
+        self._flags = bytes(key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
         self._plain = [tuple(pairs) for pairs in self._spelled.values()]
         self._after_lam = list(self._plain)
         for index, key in enumerate(keys):
@@ -276,14 +263,14 @@ class Matcher:
         """The patterns that hit where the candidate does not start a word, and the length
         of the proclitic before it; None when nothing explains the letters before it."""
         flags = self._flags[index]
-        prefix = _prefix(norm, start, flags)
+        prefix = word_prefix(norm, start, flags)
         if prefix is None:
             return None
         if not prefix:
             return self._plain[index], 0
         if prefix in ARABIC_LAM_PROCLITICS:  # لل + السراج: a term with or without its ال
             return self._after_lam[index], len(prefix)
-        if flags & _SHORT_ARABIC and prefix + self._keys[index] in arabic_common_words():
+        if flags & SHORT_ARABIC and prefix + self._keys[index] in arabic_common_words():
             return None  # the whole word is a common word, not a proclitic + this term
         return self._plain[index], len(prefix)
 
@@ -314,7 +301,7 @@ class Matcher:
                 atoms[raw[0]] = [raw]
             else:
                 found.append(raw)
-        words = _WordIndex(folded)
+        words = WordIndex(folded)
         if only_matched:
             results = []
             for index in sorted(per_list):
@@ -340,7 +327,7 @@ class Matcher:
     # -- scoring --------------------------------------------------------------------------
 
     def _verdict(self, compiled: _List, by_atom: dict[int, list[_Raw]],
-                 words: _WordIndex, quick: bool = False) -> _Verdict:
+                 words: WordIndex, quick: bool = False) -> _Verdict:
         """The score and whether it matches; the breakdown's text is left to `_explain`.
         `quick`: only whether it matches is wanted, so a list that cannot reach its
         threshold is not scored."""
@@ -412,45 +399,7 @@ class _Verdict:
 _NO_MATCH = _Verdict(0.0, (), (), True, False)
 
 
-def _key_flags(key: str) -> int:
-    arabic = is_arabic(key[0])
-    return (_ARABIC if arabic else 0) | (_UNSPACED if is_unspaced(key[0]) else 0) | (
-        _SHORT_ARABIC if arabic and len(key) <= SHORT_TERM and " " not in key else 0)
-
-
-def _prefix(norm: str, start: int, flags: int) -> str | None:
-    """What stands between the word's start and the candidate ('' for nothing), or None
-    when the candidate does not start a word and no proclitic explains the difference."""
-    if start == 0:
-        return ""
-    before = norm[start - 1]
-    if before == " " or flags & _UNSPACED or is_unspaced(before):
-        return ""
-    word_start = norm.rfind(" ", 0, start) + 1
-    prefix = norm[word_start:start]
-    if _HASH_AT.issuperset(prefix):
-        return ""  # #Libya, @Haftar
-    if flags & _ARABIC and (prefix in ARABIC_PROCLITICS or prefix in ARABIC_LAM_PROCLITICS):
-        return prefix
-    return None
-
-
-class _WordIndex:
-    """Word numbers of folded offsets per field, computed only when a `near` rule asks."""
-
-    def __init__(self, fields: tuple[Folded, Folded]) -> None:
-        self._fields = fields
-        self._starts: dict[int, list[int]] = {}
-
-    def word(self, field: int, offset: int) -> int:
-        starts = self._starts.get(field)
-        if starts is None:
-            text = self._fields[field].folded
-            starts = self._starts[field] = [m.start() for m in _WORD.finditer(text)]
-        return bisect_right(starts, offset) - 1
-
-
-def _holds(tree: _Tree, by_atom: dict[int, list[_Raw]], words: _WordIndex) -> bool:
+def _holds(tree: _Tree, by_atom: dict[int, list[_Raw]], words: WordIndex) -> bool:
     kind = tree[0]
     if kind == "atom":
         return tree[1] in by_atom
@@ -464,7 +413,7 @@ def _holds(tree: _Tree, by_atom: dict[int, list[_Raw]], words: _WordIndex) -> bo
 
 
 def _near(atoms: tuple[int, ...], within: int, by_atom: dict[int, list[_Raw]],
-          words: _WordIndex) -> bool:
+          words: WordIndex) -> bool:
     """Some occurrence of the first term has every other term within `within` words."""
     if not all(a in by_atom for a in atoms):
         return False

@@ -1,0 +1,82 @@
+"""Where a watchlist term may start in folded text: word boundaries, Arabic proclitics.
+
+Rules, in order (monitor.match rule 3):
+1. A term starts a word: at the start of the text or after a space (folded text has
+   spaces for all white space and punctuation); `#` and `@` before it count as nothing
+   (#Libya, @Haftar).
+2. An Arabic term may carry proclitics: و ف ب ك ل ال and their combinations (بسرت is
+   سرت); a term starting with ال also matches after لل (للسراج is السراج).
+3. For a term of three letters or fewer, a proclitic reading loses when the whole word is
+   a common word in its own right (بلد is not ب + لد): see data/arabic_common.txt.
+4. Scripts written without spaces (CJK, Thai) have no word boundaries: every character
+   starts a word.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from functools import lru_cache
+from importlib import resources
+
+from monitor.text import Folded, is_arabic, is_unspaced
+
+# Proclitics that may stand before an Arabic name or noun, folded (أ is ا after folding).
+ARABIC_PROCLITICS = frozenset(
+    {"و", "ف", "ب", "ك", "ل", "ال", "وال", "فال", "بال", "كال", "وب", "فب", "ول", "فل", "وك",
+     "فك", "وبال", "فبال", "وكال", "فكال", "لل", "ولل", "فلل"}
+)
+# Before a term whose article ال was absorbed: ل + ال is written لل.
+ARABIC_LAM_PROCLITICS = frozenset({"لل", "ولل", "فلل"})
+SHORT_TERM = 3
+_HASH_AT = frozenset("#@")
+_WORD = re.compile(r"\S+")
+# Flags of an automaton key, worked out once per key: which of the rules above apply.
+ARABIC, UNSPACED, SHORT_ARABIC = 1, 2, 4
+
+
+@lru_cache(maxsize=1)
+def arabic_common_words() -> frozenset[str]:
+    """Rule 3's words."""
+    text = resources.files("monitor").joinpath("data/arabic_common.txt").read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def key_flags(key: str) -> int:
+    """The flags of a folded term: Arabic (rule 2), unspaced (rule 4), short Arabic (3)."""
+    arabic = is_arabic(key[0])
+    return (ARABIC if arabic else 0) | (UNSPACED if is_unspaced(key[0]) else 0) | (
+        SHORT_ARABIC if arabic and len(key) <= SHORT_TERM and " " not in key else 0)
+
+
+def word_prefix(norm: str, start: int, flags: int) -> str | None:
+    """What stands between the word's start and a candidate at `start` of the folded
+    `norm` ('' for nothing), or None when the candidate does not start a word and no
+    proclitic explains the difference (rules 1, 2 and 4; rule 3 needs the term's table)."""
+    if start == 0:
+        return ""
+    before = norm[start - 1]
+    if before == " " or flags & UNSPACED or is_unspaced(before):
+        return ""
+    word_start = norm.rfind(" ", 0, start) + 1
+    prefix = norm[word_start:start]
+    if _HASH_AT.issuperset(prefix):
+        return ""  # #Libya, @Haftar
+    if flags & ARABIC and (prefix in ARABIC_PROCLITICS or prefix in ARABIC_LAM_PROCLITICS):
+        return prefix
+    return None
+
+
+class WordIndex:
+    """Word numbers of folded offsets per field, computed only when a `near` rule asks."""
+
+    def __init__(self, fields: tuple[Folded, Folded]) -> None:
+        self._fields = fields
+        self._starts: dict[int, list[int]] = {}
+
+    def word(self, field: int, offset: int) -> int:
+        starts = self._starts.get(field)
+        if starts is None:
+            text = self._fields[field].folded
+            starts = self._starts[field] = [m.start() for m in _WORD.finditer(text)]
+        return bisect_right(starts, offset) - 1

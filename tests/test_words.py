@@ -1,0 +1,39 @@
+"""Where a term may start: word boundaries and Arabic proclitics, without the automaton."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.text import fold_term
+from monitor.words import ARABIC, SHORT_ARABIC, UNSPACED, key_flags, word_prefix
+
+
+@pytest.mark.parametrize(
+    ("term", "text", "prefix"),
+    [
+        ("haftar", "said haftar", ""),
+        ("haftar", "#haftar", ""),
+        ("haftar", "@haftar", ""),
+        ("haftar", "khaftar", None),  # inside a longer word
+        ("سرت", "بسرت", "ب"),
+        ("أنقرة", "وأنقرة", "و"),
+        ("السراج", "للسراج", "لل"),  # the term's own ال absorbed: matched as سراج after لل
+        ("القيادة", "وبالقيادة", "وب"),
+        ("سرت", "أسرت", None),  # ا is no proclitic
+        ("東京", "在東京", ""),  # no spaces in CJK: every character starts a word
+    ],
+)
+def test_word_prefix(term: str, text: str, prefix: str | None) -> None:
+    key, norm = fold_term(term), fold_term(text)
+    if prefix == "لل":
+        key = key[2:]
+    start = norm.rindex(key)
+    assert word_prefix(norm, start, key_flags(key)) == prefix
+
+
+def test_key_flags() -> None:
+    assert key_flags("haftar") == 0
+    assert key_flags(fold_term("حفتر")) == ARABIC
+    assert key_flags(fold_term("سرت")) == ARABIC | SHORT_ARABIC
+    assert key_flags(fold_term("إعلان القاهرة")) == ARABIC
+    assert key_flags("東京") == UNSPACED
