@@ -5,7 +5,7 @@ per seen item, each beside a baseline measured in the same run.
    items each; every tenth gains 2 new items per round, alerted as webhooks) and a
    watchlist of `--terms` terms. RSS (VmRSS) and peak (VmHWM) are read from /proc after a
    first poll of every feed and after one round of new items. Baseline: the same daemon
-   with 10 feeds and 10 terms.
+   with 10 feeds and 10 terms. Also printed: the Redis bytes of a feed's state.
 2. Redis bytes per seen item: `--items` items committed through Store.commit_item (the
    daemon's own path: one key per item, with its TTL) into an empty Redis; bytes are the
    growth of INFO used_memory over the count, and MEMORY USAGE of one key. Baseline: the
@@ -60,9 +60,16 @@ def daemon_memory(feeds: int, terms: int, sentences: list[str]) -> dict[str, flo
                         and time.monotonic() < deadline:
                     time.sleep(0.1)
                 time.sleep(1.0)
+                # A feed's state (validators, cadence) and, beside it, the digests and
+                # dates of the 20 items it lists (so a changed feed parses only new items).
+                sample = ids[::max(1, len(ids) // 100)]
+                state = sum((client.memory_usage("{monitor}:feed:" + fid) or 0)
+                            + (client.memory_usage("{monitor}:feed:" + fid + ":known") or 0)
+                            for fid in sample) / len(sample)
                 return {"after_first": first / 1024, "rss": proc_kb(daemons[0], "VmRSS") / 1024,
                         "peak": proc_kb(daemons[0], "VmHWM") / 1024,
-                        "alerts": server.control("_stats").get("hooked_items", 0)}
+                        "alerts": server.control("_stats").get("hooked_items", 0),
+                        "state": state}
 
 
 async def redis_per_item(count: int) -> dict[str, float]:
@@ -106,6 +113,8 @@ def main() -> None:
         print(f"{name:32} {r['after_first']:15.1f} MB {r['rss']:17.1f} MB {r['peak']:5.1f} MB "
               f"{r['alerts']:7.0f}")
     print(f"ratio: {big['rss'] / base['rss']:.2f}x the baseline's RSS")
+    print(f"Redis per feed state (20 items listed): {big['state']:.0f} bytes (MEMORY USAGE, "
+          f"mean of {min(100, args.feeds)} feeds)")
     print(f"\nRedis, {args.items} seen items: {per_item['seen']:.1f} bytes per item "
           f"(INFO used_memory), MEMORY USAGE of one seen key {per_item['memory_usage']:.0f}; "
           f"baseline one set of the same ids: {per_item['set']:.1f} bytes per item "

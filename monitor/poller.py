@@ -9,7 +9,7 @@ Rules, in order:
    exponentially (capped), or by the server's Retry-After; the feed is never dropped,
    except on 410 Gone, which stops polling it until its URL changes in the config.
    Items the last poll read are not parsed again (monitor.feeds rule 5): their digests
-   and dates stay in the feed's state.
+   and dates are kept beside the feed's state.
 3. An item is new when its id was never committed and it was published within the max
    age (items without a date count as new), so a first poll of an old feed stays quiet.
    At most `max_new_items` are taken per poll, in feed order; the others stay unseen and
@@ -272,7 +272,7 @@ class Poller:
                                interval, state)
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
-        known = known_items(state.get("known", "")) if same_url else None
+        known = known_items(await self.store.feed_known(feed.id)) if same_url else None
         parsed = await self._in_cpu_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
                                          resp.content_type, known)
         if resp.truncated:
@@ -302,8 +302,8 @@ class Poller:
         queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
         await self._finish(feed, {**base_state, **learned, "status": str(resp.status),
                                   "error": parsed.problem or "", "items": parsed.count,
-                                  "known": known_field(parsed, left), "interval": interval},
-                           interval, state)
+                                  "interval": interval},
+                           interval, state, known_field(parsed, left))
         log.info("feed polled", feed=feed.name, items=parsed.count, parsed=len(parsed.items),
                  new=len(new_items), alerts=queued,
                  duration_ms=round((time.monotonic() - started) * 1000))
@@ -330,11 +330,12 @@ class Poller:
         return PollResult(feed.name, "error", error=str(exc))
 
     async def _finish(self, feed: FeedConfig, fields: dict[str, Any], delay: float,
-                      previous: Mapping[str, str]) -> None:
+                      previous: Mapping[str, str], known: str | None = None) -> None:
         """Records the poll: the fields that differ from the feed's `previous` state (a
-        304 changes three or four of its dozen), and the next due time."""
+        304 changes three or four of its dozen), the items it read, and the next due time."""
         due = time.time() + delay
-        await self.store.finish_poll(feed.id, {**fields, "next_poll": due}, due, previous)
+        await self.store.finish_poll(feed.id, {**fields, "next_poll": due}, due, previous,
+                                     known)
 
     async def _new_items(self, items: Sequence[Item]) -> list[Item]:
         oldest = datetime.now(UTC) - timedelta(seconds=self.max_age)

@@ -110,18 +110,25 @@ class Store:
         await self.redis.hset(self.keys.feed(feed_id), mapping=_as_strings(fields))
 
     async def finish_poll(self, feed_id: str, fields: dict[str, Any], due: float,
-                          previous: Mapping[str, str] | None = None) -> None:
+                          previous: Mapping[str, str] | None = None,
+                          known: str | None = None) -> None:
         """A poll's outcome in the feed's state and its next due time, in one round trip;
         with the `previous` state (as read before the poll), only the fields that changed
-        are sent."""
+        are sent. `known`: the items the poll read (see `feed_known`), when it read any."""
         changed = _as_strings(fields)
         if previous:
             changed = {k: v for k, v in changed.items() if previous.get(k) != v}
         async with self.redis.pipeline(transaction=False) as pipe:
             if changed:
                 pipe.hset(self.keys.feed(feed_id), mapping=changed)
+            if known is not None:
+                pipe.set(self.keys.feed_known(feed_id), known)
             pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)
             await pipe.execute()
+
+    async def feed_known(self, feed_id: str) -> str:
+        """The digests and dates of the items the feed's last poll read ("" if none)."""
+        return str(await self.redis.get(self.keys.feed_known(feed_id)) or "")
 
     async def count_no_article(self, feed_id: str) -> None:
         await self.redis.hincrby(self.keys.feed(feed_id), "no_article", 1)

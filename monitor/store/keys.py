@@ -44,6 +44,12 @@ class Keys:
         """Hash of one feed's polling state (ETag, Last-Modified, status, failures)."""
         return f"{self._base}:feed:{feed_id}"
 
+    def feed_known(self, feed_id: str) -> str:
+        """String: digests and dates of the items the feed's last poll read. Not a field of
+        the state hash: a value over 64 bytes turns Redis's compact encoding of the whole
+        hash into a hash table, 394 -> 2,033 bytes per feed; apart, 394 + 632."""
+        return f"{self._base}:feed:{feed_id}:known"
+
     @property
     def alerts(self) -> str:
         """Stream of alerts waiting for delivery, read by DELIVERY_GROUP."""
