@@ -51,6 +51,7 @@ class Service:
         self._claiming = asyncio.Lock()
         self._backlog = False  # the last claim filled every slot: more feeds may be due
         self._refill: asyncio.Task[None] | None = None
+        self._claim_batch = max(1, settings.http_concurrency // 8)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -151,17 +152,20 @@ class Service:
     # -- jobs -----------------------------------------------------------------------------
 
     async def tick(self) -> None:
-        """Claims due feeds for every free poll slot. When every slot was filled, more feeds
-        may be due: each finished poll claims again at once instead of waiting for the next
-        tick, so a backlog (thousands of feeds due together) drains at the speed of the polls,
-        not of the ticks."""
+        """Claims due feeds for free poll slots, a small batch at a time. When a batch came
+        back full, more feeds may be due: each finished poll claims again at once instead
+        of waiting for the next tick, so a backlog (thousands of feeds due together) drains
+        at the speed of the polls, not of the ticks. Small batches share a backlog between
+        instances by how fast each finishes its polls (a poll ends when its new items are
+        matched and queued): one claim of every free slot took 64 of 100 busy feeds for one
+        instance and 36 for the other, which then sat idle (bench/e2e.py)."""
         async with self._claiming:
             await self._claim()
 
     async def _claim(self) -> None:
         if self.stop_event.is_set():
             return
-        free = self.settings.http_concurrency - len(self._polls)
+        free = min(self.settings.http_concurrency - len(self._polls), self._claim_batch)
         if free <= 0:
             return
         lease = self.settings.poll_lease_seconds or self.settings.http_timeout * 3 + 30
@@ -193,8 +197,7 @@ class Service:
         # Claim in small batches rather than one feed per finished poll: each claim is a
         # script run in Redis.
         free = self.settings.http_concurrency - len(self._polls)
-        batch = max(1, self.settings.http_concurrency // 8)
-        if self._backlog and free >= batch and not self._claiming.locked() \
+        if self._backlog and free >= self._claim_batch and not self._claiming.locked() \
                 and not self.stop_event.is_set():
             self._refill = asyncio.create_task(self.tick())  # kept: tasks are weakly held
 
