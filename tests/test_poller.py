@@ -248,6 +248,12 @@ async def test_items_read_before_are_not_parsed_again(poller: Poller,
     assert state["dated_n"] == "21"
     assert float(state["dated_oldest"]) == pytest.approx(start.timestamp(), abs=1)
     assert len(await queued(poller.store)) == 21
+    # A document whose items cannot be told apart (an extension element named "item"):
+    # parsed whole, and nothing is kept for the next poll.
+    odd = document("Mon, 02 Mar 2026 10:15:00 GMT", 21).replace(
+        b"<title>t</title>", b'<title>t</title><x:item xmlns:x="urn:x">ext</x:item>')
+    assert await poll(odd) == (21, 0, 0)
+    assert not await poller.store.redis.exists(poller.store.keys.feed_known(feed.id))
 
 
 async def test_gone_feed_stops_being_polled(poller: Poller, http_server: HTTPServer) -> None:

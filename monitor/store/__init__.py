@@ -121,8 +121,10 @@ class Store:
         async with self.redis.pipeline(transaction=False) as pipe:
             if changed:
                 pipe.hset(self.keys.feed(feed_id), mapping=changed)
-            if known is not None:
+            if known:
                 pipe.set(self.keys.feed_known(feed_id), known)
+            elif known is not None:  # the items could not be told apart: parse it all
+                pipe.delete(self.keys.feed_known(feed_id))
             pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)
             await pipe.execute()
 
