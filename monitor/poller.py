@@ -4,12 +4,11 @@ Rules, in order:
 1. The feed is fetched with the ETag and Last-Modified of its last poll; 304, or a body
    identical to the last one (servers without validators), ends the poll. A permanent
    redirect (301, 308) moves the feed: its new URL is kept in its state and polled from
-   then on.
+   then on. Items the last poll read are not parsed again (monitor.feeds rule 5): their
+   digests and dates are kept beside the feed's state.
 2. A failed fetch is recorded in the feed's state and pushes its next poll back
    exponentially (capped), or by the server's Retry-After; the feed is never dropped,
    except on 410 Gone, which stops polling it until its URL changes in the config.
-   Items the last poll read are not parsed again (monitor.feeds rule 5): their digests
-   and dates are kept beside the feed's state.
 3. An item is new when its id was never committed and it was published within the max
    age (items without a date count as new), so a first poll of an old feed stays quiet.
    At most `max_new_items` are taken per poll, in feed order; the others stay unseen and
@@ -52,7 +51,7 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
 MAX_BACKOFF = 24 * 3600.0
 ITEMS_AT_ONCE = 16  # items of one poll scraped, matched and committed concurrently
 GONE_PAUSE = 365 * 86400.0  # 410 Gone: not polled again unless its URL changes
-MAX_KNOWN = 1000  # items whose digests a feed's state keeps (about 27 bytes each)
+MAX_KNOWN = 1000  # listed items whose digests are kept per feed (about 28 bytes each)
 log = logs.get("monitor.poller")
 T = TypeVar("T")
 
@@ -96,17 +95,21 @@ def cadence_state(parsed: ParsedFeed, state: Mapping[str, str], new: int,
             "hint": f"{parsed.hint:.0f}" if parsed.hint else "", **observed.state()}
 
 
-def known_items(field: str) -> dict[str, float | None]:
-    """The digests and dates of the items a feed's last poll read, from its state."""
+def known_items(value: str) -> dict[str, float | None]:
+    """The digests and dates of the items a feed's last poll read, as `known_field` wrote
+    them; an entry that does not read as one is left out (its item is parsed again)."""
     known: dict[str, float | None] = {}
-    for entry in field.split():
+    for entry in value.split():
         digest, _, at = entry.partition(":")
-        known[digest] = float(at) if at else None
+        try:
+            known[digest] = float(at) if at else None
+        except ValueError:
+            continue
     return known
 
 
 def known_field(parsed: ParsedFeed, left: Sequence[Item]) -> str:
-    """The feed-state field of the items read by this poll, but for those `left` unread
+    """The items this poll read, as "digest:published" words, but for those `left` unread
     for a later poll; empty when the document's items could not be told apart."""
     if parsed.digests is None or parsed.count > MAX_KNOWN:
         return ""

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.fetch import Fetcher
-from monitor.poller import Poller, Runtime
+from monitor.poller import Poller, Runtime, known_items
 from monitor.store import Store
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route
@@ -304,3 +304,8 @@ def test_reloads_compile_the_watchlists_only_when_they_changed() -> None:
     new_lists = Runtime.build(replace(first.config, watchlists=(wl,)), first)
     assert new_lists.matcher is not first.matcher
     assert [m.watchlist for m in new_lists.matcher.matches("", "في سرت")] == ["libya"]
+
+
+def test_known_items_that_do_not_read_are_parsed_again() -> None:
+    assert known_items("a1:1764400000 b2: c3:garbage d4:12.5") == {
+        "a1": 1764400000.0, "b2": None, "d4": 12.5}
