@@ -143,6 +143,8 @@ class Service:
             await self.close()
 
     async def _wait_polls(self) -> None:
+        if self._refill is not None:  # a claim under way starts no poll once stopping
+            await asyncio.gather(self._refill, return_exceptions=True)
         if not self._polls:
             return
         _, late = await asyncio.wait(self._polls, timeout=SHUTDOWN_GRACE)
@@ -183,6 +185,8 @@ class Service:
                 log.error("redis unreachable; polling paused", error=str(exc))
                 self._redis_down = True
             return
+        if self.stop_event.is_set():
+            return  # stopping: these feeds come due again when their leases end
         runtime = self.runtime
         for feed_id, state in zip(due, states, strict=True):
             feed = runtime.feeds.get(feed_id)
