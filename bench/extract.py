@@ -31,7 +31,8 @@ import lxml.html
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.extract import decode_html, extract  # noqa: E402
+from monitor.extract import extract  # noqa: E402
+from monitor.page import decode_html  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 BLOCKS = {"p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "br",

@@ -35,9 +35,6 @@ from monitor.page import published as page_published
 from monitor.page import title as page_title
 from monitor.text import fold
 
-__all__ = ["Boilerplate", "decode_html", "default_boilerplate", "extract", "extract_text",
-           "script_language"]
-
 _NEVER_CONTENT = (
     "script", "style", "noscript", "template", "iframe", "svg", "canvas", "form", "button",
     "input", "select", "textarea", "nav", "aside", "dialog", "object", "embed", "video",

@@ -188,18 +188,11 @@ class Matcher:
         key = fold_term(spelling) if key is None else key
         if not key:
             return
-        pairs = self._spelled.get(key)
-        if pairs is None:
-            pairs = self._spelled[key] = []
-        if not pairs or pairs[-1][0] != atom:
-            pairs.append((atom, spelling))
+        _add_pair(self._spelled, key, atom, spelling)
         if key.startswith("ال") and len(key) > 3:
             stripped = key[2:]
-            if stripped not in self._spelled:
-                self._spelled[stripped] = []
-            pairs = self._lam_only.setdefault(stripped, [])
-            if not pairs or pairs[-1][0] != atom:
-                pairs.append((atom, spelling))
+            self._spelled.setdefault(stripped, [])  # an automaton key, hitting only after لل
+            _add_pair(self._lam_only, stripped, atom, spelling)
 
     def _tree(self, watchlist: int, group: Group, names: dict[str, int]) -> _Tree:
         def ref(part: str) -> int:
@@ -353,10 +346,9 @@ class Matcher:
                 parts.append((-1 - rule_index, False))
                 score += rule.weight
         score = round(score, 3)
-        matched = bool(parts) and score > 0 and score >= wl.threshold and not excluded and (
-            compiled.require is None or _holds(compiled.require, by_atom, words))
-        required = matched or compiled.require is None or _holds(compiled.require, by_atom,
-                                                                   words)
+        required = compiled.require is None or _holds(compiled.require, by_atom, words)
+        matched = bool(parts) and score > 0 and score >= wl.threshold and not excluded and \
+            required
         return _Verdict(score, tuple(parts), tuple(excluded), required, matched)
 
     def _breakdown(self, compiled: _List, parts: tuple[tuple[int, bool], ...]
@@ -385,6 +377,13 @@ class Matcher:
         match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, hits),
                       self._breakdown(compiled, verdict.parts))
         return Result(match, wl.threshold, verdict.matched, excluded_by, verdict.required)
+
+
+def _add_pair(table: dict[str, list[_Pair]], key: str, atom: int, spelling: str) -> None:
+    """Adds (atom, spelling) to the key's pairs unless that atom is already its last."""
+    pairs = table.setdefault(key, [])
+    if not pairs or pairs[-1][0] != atom:
+        pairs.append((atom, spelling))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.extract import decode_html, extract, extract_text
+from monitor.extract import extract, extract_text
+from monitor.page import decode_html
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 SEED_TEXT = SEEDS / "000_5789ac1c2e1f81f5.txt"

@@ -42,6 +42,11 @@ def _band_fields(bands: Sequence[str]) -> str:
     return " ".join(f"{index}:{value}" for index, value in enumerate(bands))
 
 
+def _bucket_size(window: int) -> int:
+    """Seconds of one band bucket: STORY_BUCKETS_PER_WINDOW of them span the window."""
+    return max(1, window // STORY_BUCKETS_PER_WINDOW)
+
+
 def _as_strings(fields: dict[str, Any]) -> dict[str, str]:
     """Hash fields as Redis stores them; None becomes the empty string."""
     return {k: "" if v is None else str(v) for k, v in fields.items()}
@@ -160,11 +165,11 @@ class Store:
         if new_story is not None:
             now = time.time()
             bucket = self._buckets(window, now)[0]
-            size = max(1, window // STORY_BUCKETS_PER_WINDOW)
             source = new_story.source
             keys += [self.keys.story_url(new_story.url_key), self.keys.story_bands(bucket),
                      self.keys.story(story_id), self.keys.story_sources(story_id)]
-            args += [story_id, int((bucket + 1) * size + window), _band_fields(new_story.bands),
+            expire_at = int((bucket + 1) * _bucket_size(window) + window)
+            args += [story_id, expire_at, _band_fields(new_story.bands),
                      base64.b64encode(new_story.sig).decode() if new_story.sig else "",
                      source.get("title", ""), source.get("url", ""), now,
                      json.dumps(source, ensure_ascii=False), 1 if new_story.url_key else 0]
@@ -174,8 +179,7 @@ class Store:
 
     def _buckets(self, window: int, now: float) -> list[int]:
         """The band buckets that can hold stories of the last `window` seconds."""
-        size = max(1, window // STORY_BUCKETS_PER_WINDOW)
-        current = int(now // size)
+        current = int(now // _bucket_size(window))
         return [current - i for i in range(STORY_BUCKETS_PER_WINDOW + 1)]
 
     async def story_candidates(self, url_key: str, bands: Sequence[str],
