@@ -93,7 +93,6 @@ class _Rule:
 @dataclass(frozen=True, slots=True)
 class _List:
     config: WatchlistConfig
-    scored: frozenset[int]
     rules: tuple[_Rule, ...]
     require: _Tree | None
 
@@ -135,6 +134,10 @@ class Matcher:
             if key in self._lam_only:
                 self._after_lam[index] = (*self._plain[index], *self._lam_only[key])
         self._list_of = [atom.watchlist for atom in self._atoms]
+        self._weight = [atom.weight for atom in self._atoms]
+        self._role = bytes(_ROLES.get(atom.kind, _TERM) for atom in self._atoms)
+        # Each breakdown line is the same whenever its atom scores: made once, on first use.
+        self._lines: dict[tuple[int, bool], Contribution] = {}
         # The most an atom can add: its weight, times the title's when that is larger.
         factors = [max(1.0, wl.title_weight) for wl in self.watchlists]
         self._most = [max(0.0, atom.weight * factors[atom.watchlist]) for atom in self._atoms]
@@ -152,10 +155,8 @@ class Matcher:
 
     def _compile(self, index: int, wl: WatchlistConfig) -> _List:
         names: dict[str, int] = {}
-        scored: list[int] = []
         for entity in wl.entities:
             atom = self._atom(index, "entity", entity.name, entity.weight)
-            scored.append(atom)
             for spelling in entity.spellings:
                 key = fold_term(spelling)
                 names.setdefault(key, atom)
@@ -163,7 +164,6 @@ class Matcher:
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
                 atom = self._atom(index, kind, term.term, term.weight)
-                scored.append(atom)
                 key = fold_term(term.term)
                 names.setdefault(key, atom)
                 self._spell(term.term, atom, key)
@@ -175,7 +175,7 @@ class Matcher:
             for group in wl.rules
         )
         require = self._tree(index, wl.require, names) if wl.require else None
-        return _List(wl, frozenset(scored), rules, require)
+        return _List(wl, rules, require)
 
     def _atom(self, watchlist: int, kind: str, term: str, weight: float) -> int:
         self._atoms.append(_Atom(watchlist, kind, term, weight))
@@ -333,13 +333,14 @@ class Matcher:
         parts: list[tuple[int, bool]] = []  # (atom, in title) | (-1 - rule index, False)
         score = 0.0
         excluded: list[int] = []
+        role, weights, title_weight = self._role, self._weight, wl.title_weight
         for atom_id in sorted(by_atom):  # atoms are numbered in config order
-            if atom_id in compiled.scored:
-                in_title = any(raw[1] == 0 for raw in by_atom[atom_id])
+            kind = role[atom_id]
+            if kind == _SCORED:
+                in_title = by_atom[atom_id][0][1] == 0  # title hits come first (_scan)
                 parts.append((atom_id, in_title))
-                weight = self._atoms[atom_id].weight
-                score += weight * wl.title_weight if in_title else weight
-            elif self._atoms[atom_id].kind == "exclude":
+                score += weights[atom_id] * title_weight if in_title else weights[atom_id]
+            elif kind == _EXCLUDE:
                 excluded.append(atom_id)
         for rule_index, rule in enumerate(compiled.rules):
             if _holds(rule.tree, by_atom, words):
@@ -353,19 +354,24 @@ class Matcher:
 
     def _breakdown(self, compiled: _List, parts: tuple[tuple[int, bool], ...]
                    ) -> tuple[Contribution, ...]:
-        wl = compiled.config
         out = []
+        lines = self._lines
         for ref, in_title in parts:
             if ref < 0:
                 rule = compiled.rules[-1 - ref]
                 out.append(Contribution(rule.label, rule.weight, rule.describe))
                 continue
-            atom = self._atoms[ref]
-            factor = wl.title_weight if in_title else 1.0
-            detail = f"weight {atom.weight:g}" + (
-                f" x title {wl.title_weight:g}" if in_title else "")
-            out.append(Contribution(f"{atom.kind} {atom.term}", atom.weight * factor, detail))
+            line = lines.get((ref, in_title))
+            if line is None:
+                line = lines[ref, in_title] = self._line(compiled.config, ref, in_title)
+            out.append(line)
         return tuple(out)
+
+    def _line(self, wl: WatchlistConfig, ref: int, in_title: bool) -> Contribution:
+        atom = self._atoms[ref]
+        factor = wl.title_weight if in_title else 1.0
+        detail = f"weight {atom.weight:g}" + (f" x title {wl.title_weight:g}" if in_title else "")
+        return Contribution(f"{atom.kind} {atom.term}", atom.weight * factor, detail)
 
     def _explain(self, compiled: _List, by_atom: dict[int, list[_Raw]], verdict: _Verdict,
                  folded: tuple[Folded, Folded]) -> Result:
@@ -396,6 +402,11 @@ class _Verdict:
 
 
 _NO_MATCH = _Verdict(0.0, (), (), True, False)
+
+# What an atom does to its watchlist's score: adds its weight, vetoes it, or neither (a
+# word named only inside a rule).
+_TERM, _SCORED, _EXCLUDE = 0, 1, 2
+_ROLES = {"entity": _SCORED, "keyword": _SCORED, "phrase": _SCORED, "exclude": _EXCLUDE}
 
 
 def _holds(tree: _Tree, by_atom: dict[int, list[_Raw]], words: WordIndex) -> bool:
