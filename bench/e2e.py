@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness  # noqa: E402
@@ -52,6 +54,7 @@ def run(instances: int, args: argparse.Namespace, sentences: list[str]) -> dict[
                 harness.wait_polled(client, ids, time.time() - 5, daemons=daemons, server=server)
                 profiler = harness.profile(daemons[0], Path(tempfile.gettempdir())
                                            / "monitor-e2e-profile.txt") if args.profile else None
+                client.config_resetstat()  # commands counted from the first round on
                 started = time.time()
                 cpu = [harness.cpu_seconds(d) for d in daemons]
                 assert redis_server.proc is not None
@@ -74,6 +77,8 @@ def run(instances: int, args: argparse.Namespace, sentences: list[str]) -> dict[
                     profiler.wait(30)
                 stats = server.control("_stats")
                 delays = sorted(server.control("_hooks"))
+                if args.commands:
+                    print_commands(client, stats["hooked_items"], instances)
     return {"items": stats["hooked_items"], "hooks": stats["hooks"], "seconds": elapsed,
             "rate": stats["hooked_items"] / elapsed,
             "p50": statistics.median(delays), "p99": delays[int(len(delays) * 0.99) - 1],
@@ -82,6 +87,19 @@ def run(instances: int, args: argparse.Namespace, sentences: list[str]) -> dict[
             "cpu_share": cpu_used / elapsed / instances,
             "server_ms_per_item": server_cpu * 1000 / stats["hooked_items"],
             "redis_ms_per_item": redis_cpu * 1000 / stats["hooked_items"]}
+
+
+def print_commands(client: redis.Redis, items: int, instances: int) -> None:
+    """Redis commands per delivered item, most frequent first (INFO commandstats): each is
+    a round trip, and a script call runs its commands inside one."""
+    rows = sorted(((name.removeprefix("cmdstat_"), row["calls"], row["usec"])
+                   for name, row in client.info("commandstats").items()),
+                  key=lambda r: -r[1])
+    print(f"\nRedis commands per item, {instances} instance(s), {items} items")
+    print(f"{'command':>18} {'calls/item':>11} {'server us/item':>15}")
+    for name, calls, usec in rows:
+        if calls >= items / 100:
+            print(f"{name:>18} {calls / items:11.2f} {usec / items:15.1f}")
 
 
 def main() -> None:
@@ -93,6 +111,8 @@ def main() -> None:
     parser.add_argument("--one", action="store_true", help="one instance only")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the first instance during the rounds (needs py-spy)")
+    parser.add_argument("--commands", action="store_true",
+                        help="print the Redis commands per item of each run")
     args = parser.parse_args()
     sentences = harness.sentences()
     one = run(1, args, sentences)

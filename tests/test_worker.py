@@ -330,3 +330,37 @@ async def test_an_acknowledgement_lost_to_redis_leaves_the_alert_pending(
     # key, which receivers use to drop the repeat) once Redis answers.
     (pending,) = await store.pending()
     assert pending.deliveries == 1
+
+
+async def test_alerts_arriving_one_by_one_share_reads_and_acknowledgements(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: WebhookSender, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Items finish one at a time, so their alerts reach the stream one at a time; the
+    worker still reads and acknowledges several per round trip (monitor.worker rule 1)."""
+    monkeypatch.setattr("monitor.worker.READ_LINGER", 0.05)
+    monkeypatch.setattr("monitor.worker.ACK_LINGER", 0.05)
+    http_server.routes["/hook"] = Route(204)
+    store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+
+    def calls(stats: dict[str, dict[str, int]], command: str) -> int:
+        return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
+
+    before = await aredis.info("commandstats")
+
+    async def trickle() -> None:
+        for i in range(40):
+            await store.commit_item(f"item-{i}", [make_alert("hook", f"item-{i}")])
+            await asyncio.sleep(0.005)
+
+    feeding = asyncio.create_task(trickle())
+    await run_until(worker, lambda: worker.sent == 40)
+    await feeding
+    after = await aredis.info("commandstats")
+
+    assert len(http_server.received("/hook")) == 40
+    assert await store.queue_length() == 0 and await store.pending() == []
+    # One read and one acknowledgement per alert without the pauses; the bounds leave
+    # room for a slow machine, whose commits come further apart.
+    assert calls(after, "xreadgroup") - calls(before, "xreadgroup") <= 20
+    assert calls(after, "xack") - calls(before, "xack") <= 20
