@@ -82,7 +82,10 @@ def email_bytes(alert: Alert, sender: str, recipient: str) -> bytes:
         "matches": sorted(alert.matches, key=lambda m: -m.score),
         "highlight": highlight,
     }
-    msg = MIMEMultipart("alternative")
+    # Both parts are base64 (UTF-8 text), whose lines never hold "-": a boundary starting
+    # with one cannot occur in them. Without it, the generator picks a random boundary and
+    # compiles a regular expression to check the parts for it, 15% of each email's CPU.
+    msg = MIMEMultipart("alternative", boundary=f"--monitor-{alert.key[:32]}")
     tag = f"{best.watchlist}, update" if alert.kind == "update" else best.watchlist
     msg["Subject"] = _header(one_line(f"[{tag}] {alert.item.title or alert.item.url}"))
     msg["From"] = _address(sender)

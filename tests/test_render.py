@@ -80,3 +80,21 @@ def test_one_line_and_highlight() -> None:
     assert len(one_line("x" * 500)) == 200
     hits = (Hit("keyword", "t", "t", "<Sirte>", "body", 0, 1.0),)
     assert str(highlight("at <Sirte> & more", hits)) == "at <mark>&lt;Sirte&gt;</mark> &amp; more"
+
+
+def test_email_text_holding_the_boundary_cannot_end_a_part() -> None:
+    """The boundary is fixed per alert (no per-message regex search for a free one); the
+    parts are base64, whose lines never start with "-", so even feed text that spells
+    the boundary out stays inside its part."""
+    boundary = "--monitor-" + "k" * 32
+    title = f"Haftar\n--{boundary}\nContent-Type: text/html\n\n<p>forged</p>\n--{boundary}--"
+    raw = email_bytes(alert(title=title, snippet=title), "monitor@example.org",
+                      "desk@example.org")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    parts = list(msg.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p["Content-Transfer-Encoding"] == "base64" for p in parts)
+    assert "forged" in parts[0].get_content() and "&lt;p&gt;forged" in parts[1].get_content()
+    delimiters = [line for line in raw.splitlines() if line.startswith(b"--")]
+    assert delimiters == [f"--{boundary}".encode()] * 2 + [f"--{boundary}--".encode()]
