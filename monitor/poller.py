@@ -213,7 +213,7 @@ class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, *, max_age: float,
                  scrape_concurrency: int = 8, max_new_items: int = 200,
                  dedup_window: float = 48 * 3600, dedup_threshold: float = 0.5,
-                 cpu_threads: int = 1) -> None:
+                 cpu_threads: int = 0) -> None:
         self.store = store
         self.fetcher = fetcher
         self.max_age = max_age
@@ -228,16 +228,22 @@ class Poller:
         # window remains.)
         self._stories = asyncio.Lock()
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
-        # Parsing, extraction and matching run here, off the event loop. They hold the GIL,
-        # so threads add no speed; several of them handing it to each other cost 15-20%
-        # more CPU per item than one (bench/e2e.py), so one is the default.
-        self._cpu = ThreadPoolExecutor(cpu_threads, thread_name_prefix="monitor-cpu")
+        # Parsing, extraction and matching hold the GIL, so threads add no speed: several
+        # handing it to each other cost 15-20% more CPU per item than one, and one thread
+        # handing it to the event loop 5-20% more than none (bench/e2e.py). So by default
+        # they run on the loop itself; `cpu_threads` gives them threads, which let one slow
+        # page share time with the polls instead of holding them up for its duration.
+        self._cpu = (ThreadPoolExecutor(cpu_threads, thread_name_prefix="monitor-cpu")
+                     if cpu_threads else None)
 
-    async def _in_cpu_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _compute(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._cpu is None:
+            return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)
 
     def close(self) -> None:
-        self._cpu.shutdown(wait=False, cancel_futures=True)
+        if self._cpu is not None:
+            self._cpu.shutdown(wait=False, cancel_futures=True)
 
     async def poll(self, feed: FeedConfig, runtime: Runtime,
                    state: dict[str, str] | None = None) -> PollResult:
@@ -276,7 +282,7 @@ class Poller:
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
         known = known_items(await self.store.feed_known(feed.id)) if same_url else None
-        parsed = await self._in_cpu_thread(parse_feed, resp.body, feed.id, feed.name, feed.url,
+        parsed = await self._compute(parse_feed, resp.body, feed.id, feed.name, feed.url,
                                          resp.content_type, known)
         if resp.truncated:
             log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
@@ -354,7 +360,7 @@ class Poller:
                 body, scraped = article_text, True
         # CPU work first, in a worker thread and outside the story lock, so that items
         # of many feeds are matched while another item holds the lock for its Redis steps.
-        found, sig = await self._in_cpu_thread(_analyse, runtime.matcher, title, body)
+        found, sig = await self._compute(_analyse, runtime.matcher, title, body)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
         async with self._stories:
             source = {"feed": feed.name, "url": item.url, "title": item.title}
@@ -386,7 +392,7 @@ class Poller:
                             item=item.url, error=str(exc))
                 return ""
         html = decode_html(resp.body, resp.charset)
-        article = await self._in_cpu_thread(extract, html, resp.url)
+        article = await self._compute(extract, html, resp.url)
         if not article.text:
             # A JavaScript wall, a redirect script or a consent wall: count it per feed, so
             # `monitor feeds` shows which sources block scraping.

@@ -42,8 +42,9 @@ class Settings(BaseSettings):
         default=0.25, description="seconds between the starts of two requests to one host")
     scrape_concurrency: int = 8
     cpu_threads: int = Field(
-        default=1, ge=1, description="threads that parse feeds, extract pages and match; "
-        "they share one core, so more only lets a slow page share time with the rest")
+        default=0, ge=0, description="threads that parse feeds, extract pages and match; "
+        "0 runs them on the event loop, which costs the least CPU; threads share one core, "
+        "so they only let a slow page share time with the polls")
     allow_private_urls: bool = Field(
         default=False, description="let article links reach loopback and private addresses"
     )

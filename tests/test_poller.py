@@ -187,6 +187,29 @@ async def test_article_links_to_private_addresses_are_refused_by_default(
     assert "non-public address 127.0.0.1" in event["error"]
 
 
+@pytest.mark.parametrize("threads", [0, 1])
+async def test_parsing_extraction_and_matching_run_on_the_loop_or_a_thread(
+    aredis: aioredis.Redis, http_server: HTTPServer, threads: int
+) -> None:
+    """MONITOR_CPU_THREADS: 0 (the default) runs the CPU work on the event loop, 1 on a
+    thread of its own; the seed article is scraped, matched and alerted alike."""
+    http_server.routes["/feed"] = Route(200, rss([("g", "Libya", http_server.url("/a"))]))
+    http_server.routes["/a"] = Route(200, SEED_PAGE.read_bytes(), {"Content-Type": "text/html"})
+    fetcher = Fetcher(timeout=2.0, allow_private=True)
+    poller = Poller(Store(aredis), fetcher, max_age=10 * 365 * 86400, cpu_threads=threads)
+    try:
+        feed = feed_at(http_server, scrape=True)
+        assert (await poller.poll(feed, runtime(feed))).alerts == 1
+    finally:
+        poller.close()
+        await fetcher.close()
+    (alert,) = await queued(poller.store)
+    assert alert["scraped"] is True
+    (match,) = alert["matches"]
+    assert {hit["matched"] for hit in match["hits"]} == {"حفتر"}
+    assert (poller._cpu is None) == (threads == 0)
+
+
 async def test_javascript_walls_are_counted_per_feed(poller: Poller,
                                                      http_server: HTTPServer) -> None:
     wall = (b"<html><body><noscript>Sorry, you need to enable JavaScript to visit this "
