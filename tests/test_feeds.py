@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,20 @@ def test_a_split_that_disagrees_with_feedparser_is_not_trusted() -> None:
     assert other.digests is not None
     again = parse_feed(doc, "f", "f", "https://x.org/", known=dict.fromkeys(other.digests))
     assert [i.id for i in again.items] == [i.id for i in parsed.items]
+
+
+def test_parsing_looks_for_no_other_xml_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """feedparser would ask for the drv_libxml2 driver on every parse, and the failed
+    import searched sys.path each time (monitor.feeds); expat parses alone."""
+    asked: list[str] = []
+
+    class Recorder:
+        @staticmethod
+        def find_spec(name: str, *args: object) -> None:
+            asked.append(name)
+
+    monkeypatch.setattr(sys, "meta_path", [Recorder(), *sys.meta_path])
+    feed = FEEDS / "feedjira__AmazonWebServicesBlog.xml"
+    parsed = parse_feed(feed.read_bytes(), "f1", "feed", "https://example.org/feed")
+    assert parsed.items and parsed.problem is None
+    assert "drv_libxml2" not in asked
