@@ -17,6 +17,7 @@ from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.fetch import Fetcher
 from monitor.poller import Poller, Runtime, known_items
 from monitor.store import Store
+from monitor.store.keys import KNOWN_TTL
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route
 
@@ -264,6 +265,8 @@ async def test_items_read_before_are_not_parsed_again(poller: Poller,
     state = await poller.store.feed_state(feed.id)
     assert state["items"] == "21"
     assert len((await poller.store.feed_known(feed.id)).split()) == 21
+    # A shortcut that expires, so a feed removed from the config leaves nothing behind.
+    assert 0 < await poller.store.redis.ttl(poller.store.keys.feed_known(feed.id)) <= KNOWN_TTL
     # Kept apart from the state hash, which stays in Redis's compact encoding.
     assert await poller.store.redis.object("encoding", poller.store.keys.feed(feed.id)) in (
         "listpack", "ziplist")

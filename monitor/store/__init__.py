@@ -21,6 +21,7 @@ from monitor.store.keys import (
     DEFAULT_SEEN_TTL,
     DEFAULT_STORY_WINDOW,
     DELIVERY_GROUP,
+    KNOWN_TTL,
     STORY_BUCKETS_PER_WINDOW,
     Keys,
 )
@@ -127,7 +128,7 @@ class Store:
             if changed:
                 pipe.hset(self.keys.feed(feed_id), mapping=changed)
             if known:
-                pipe.set(self.keys.feed_known(feed_id), known)
+                pipe.set(self.keys.feed_known(feed_id), known, ex=KNOWN_TTL)
             elif known is not None:  # the items could not be told apart: parse it all
                 pipe.delete(self.keys.feed_known(feed_id))
             pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)
