@@ -283,7 +283,7 @@ class Poller:
             return PollResult(feed.name, "not-modified")
         known = known_items(await self.store.feed_known(feed.id)) if same_url else None
         parsed = await self._compute(parse_feed, resp.body, feed.id, feed.name, feed.url,
-                                         resp.content_type, known)
+                                     resp.content_type, known)
         if resp.truncated:
             log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
         if parsed.problem and not parsed.items:
@@ -358,8 +358,8 @@ class Poller:
             article_text = await self._scrape(feed, item)
             if article_text:
                 body, scraped = article_text, True
-        # CPU work first, in a worker thread and outside the story lock, so that items
-        # of many feeds are matched while another item holds the lock for its Redis steps.
+        # CPU work first, outside the story lock, so that items of many feeds are matched
+        # while another item holds the lock for its Redis steps.
         found, sig = await self._compute(_analyse, runtime.matcher, title, body)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
         async with self._stories:
