@@ -17,7 +17,7 @@ from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.fetch import Fetcher
 from monitor.poller import Poller, Runtime, known_items
 from monitor.store import Store
-from monitor.store.keys import KNOWN_TTL
+from monitor.store.keys import FEED_TTL
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route
 
@@ -266,7 +266,7 @@ async def test_items_read_before_are_not_parsed_again(poller: Poller,
     assert state["items"] == "21"
     assert len((await poller.store.feed_known(feed.id)).split()) == 21
     # A shortcut that expires, so a feed removed from the config leaves nothing behind.
-    assert 0 < await poller.store.redis.ttl(poller.store.keys.feed_known(feed.id)) <= KNOWN_TTL
+    assert 0 < await poller.store.redis.ttl(poller.store.keys.feed_known(feed.id)) <= FEED_TTL
     # Kept apart from the state hash, which stays in Redis's compact encoding.
     assert await poller.store.redis.object("encoding", poller.store.keys.feed(feed.id)) in (
         "listpack", "ziplist")
@@ -294,6 +294,25 @@ async def test_gone_feed_stops_being_polled(poller: Poller, http_server: HTTPSer
     due = await poller.store.redis.zscore(poller.store.keys.schedule, feed.id)
     assert due > datetime.now(UTC).timestamp() + 300 * 86400
     assert any(e["event"].startswith("feed is gone (HTTP 410)") for e in logs)
+    # Its state outlives the pause, so `monitor feeds` shows why it is not polled.
+    assert await poller.store.redis.ttl(poller.store.keys.feed(feed.id)) > 3 * 300 * 86400
+
+
+async def test_a_feed_no_longer_polled_leaves_its_state_to_expire(
+    poller: Poller, http_server: HTTPServer
+) -> None:
+    """Every poll sets the expiry of the feed's state again: one removed from the config
+    is polled no more, and its keys go within FEED_TTL."""
+    http_server.routes["/feed"] = Route(200, rss([("g", "Haftar", "")]))
+    feed = feed_at(http_server)
+    await poller.poll(feed, runtime(feed))
+    keys = [poller.store.keys.feed(feed.id), poller.store.keys.feed_known(feed.id)]
+    for key in keys:
+        assert FEED_TTL - 60 < await poller.store.redis.ttl(key) <= FEED_TTL
+    await poller.store.redis.expire(keys[0], 60)  # as if a month had passed since
+    http_server.routes["/feed"] = Route(304)
+    await poller.poll(feed, runtime(feed))  # a 304 changes few fields, and still renews
+    assert await poller.store.redis.ttl(keys[0]) > FEED_TTL - 60
 
 
 async def test_permanent_redirect_moves_the_feed(poller: Poller, http_server: HTTPServer) -> None:

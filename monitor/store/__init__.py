@@ -21,7 +21,7 @@ from monitor.store.keys import (
     DEFAULT_SEEN_TTL,
     DEFAULT_STORY_WINDOW,
     DELIVERY_GROUP,
-    KNOWN_TTL,
+    FEED_TTL,
     STORY_BUCKETS_PER_WINDOW,
     Keys,
 )
@@ -120,15 +120,18 @@ class Store:
                           known: str | None = None) -> None:
         """A poll's outcome in the feed's state and its next due time, in one round trip;
         with the `previous` state (as read before the poll), only the fields that changed
-        are sent. `known`: the items the poll read (see `feed_known`), when it read any."""
+        are sent. `known`: the items the poll read (see `feed_known`), when it read any.
+        Both expire after FEED_TTL, or three times the wait for the next poll."""
         changed = _as_strings(fields)
         if previous:
             changed = {k: v for k, v in changed.items() if previous.get(k) != v}
+        ttl = max(FEED_TTL, int(3 * (due - time.time())))
         async with self.redis.pipeline(transaction=False) as pipe:
             if changed:
                 pipe.hset(self.keys.feed(feed_id), mapping=changed)
+            pipe.expire(self.keys.feed(feed_id), ttl)
             if known:
-                pipe.set(self.keys.feed_known(feed_id), known, ex=KNOWN_TTL)
+                pipe.set(self.keys.feed_known(feed_id), known, ex=ttl)
             elif known is not None:  # the items could not be told apart: parse it all
                 pipe.delete(self.keys.feed_known(feed_id))
             pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)

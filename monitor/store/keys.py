@@ -17,10 +17,11 @@ DELIVERY_GROUP = "deliver"
 # Copies of one story arrive within hours (syndication, regional editions); two days
 # catches nearly all and keeps the signatures bounded.
 DEFAULT_STORY_WINDOW = 48 * 3600
-# A feed's known items (Keys.feed_known) are only a shortcut: once they expire, the next
-# changed body is parsed whole. Refreshed by every poll that reads items, they outlive
-# a feed removed from the config (or a crashed instance's) by at most this long.
-KNOWN_TTL = 7 * 86400
+# A feed's state and known items expire this long after its last poll, or three times
+# the wait for its next poll when that is longer (a 410 Gone pauses a feed for a year,
+# and `monitor feeds` still shows why): every poll sets the expiry again, so only a feed
+# no longer polled, because it left the config, loses them.
+FEED_TTL = 30 * 86400
 # Band hashes are cut into this many time buckets per window; a bucket expires once the
 # newest story in it is older than the window.
 STORY_BUCKETS_PER_WINDOW = 2
