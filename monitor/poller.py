@@ -50,6 +50,12 @@ FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
 MAX_BACKOFF = 24 * 3600.0
 ITEMS_AT_ONCE = 16  # items of one poll scraped, matched and committed concurrently
+# Inputs up to this size (bytes of a feed or page, characters of an item's text) are
+# parsed, extracted and matched on the event loop, which a real page of 300 KB to 1 MB
+# holds for 10-30 ms and one built to be slow (tens of thousands of blocks) for about a
+# second per MB; 94% of the corpus pages are smaller. Larger inputs go to the CPU
+# thread (Poller.__init__).
+INLINE_MAX = 512 * 1024
 GONE_PAUSE = 365 * 86400.0  # 410 Gone: not polled again unless its URL changes
 MAX_KNOWN = 1000  # listed items whose digests are kept per feed (about 28 bytes each)
 log = logs.get("monitor.poller")
@@ -213,7 +219,7 @@ class Poller:
     def __init__(self, store: Store, fetcher: Fetcher, *, max_age: float,
                  scrape_concurrency: int = 8, max_new_items: int = 200,
                  dedup_window: float = 48 * 3600, dedup_threshold: float = 0.5,
-                 cpu_threads: int = 0) -> None:
+                 cpu_threads: int = 1) -> None:
         self.store = store
         self.fetcher = fetcher
         self.max_age = max_age
@@ -230,14 +236,17 @@ class Poller:
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
         # Parsing, extraction and matching hold the GIL, so threads add no speed: several
         # handing it to each other cost 15-20% more CPU per item than one, and one thread
-        # handing it to the event loop 5-20% more than none (bench/e2e.py). So by default
-        # they run on the loop itself; `cpu_threads` gives them threads, which let one slow
-        # page share time with the polls instead of holding them up for its duration.
+        # handing it to the event loop 5-20% more than none (bench/e2e.py). So inputs up
+        # to INLINE_MAX run on the loop itself; larger ones go to `cpu_threads` threads
+        # (0: the loop too), where a huge page shares time with the polls instead of
+        # holding them all up while it is taken apart.
         self._cpu = (ThreadPoolExecutor(cpu_threads, thread_name_prefix="monitor-cpu")
                      if cpu_threads else None)
 
-    async def _compute(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._cpu is None:
+    async def _compute(self, size: int, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args), on the event loop when its input (`size` bytes or characters) is
+        small, else on the CPU thread."""
+        if self._cpu is None or size <= INLINE_MAX:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(self._cpu, fn, *args)
 
@@ -282,8 +291,8 @@ class Poller:
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
         known = known_items(await self.store.feed_known(feed.id)) if same_url else None
-        parsed = await self._compute(parse_feed, resp.body, feed.id, feed.name, feed.url,
-                                     resp.content_type, known)
+        parsed = await self._compute(len(resp.body), parse_feed, resp.body, feed.id,
+                                     feed.name, feed.url, resp.content_type, known)
         if resp.truncated:
             log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
         if parsed.problem and not parsed.items:
@@ -360,7 +369,8 @@ class Poller:
                 body, scraped = article_text, True
         # CPU work first, outside the story lock, so that items of many feeds are matched
         # while another item holds the lock for its Redis steps.
-        found, sig = await self._compute(_analyse, runtime.matcher, title, body)
+        found, sig = await self._compute(len(title) + len(body), _analyse, runtime.matcher,
+                                         title, body)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
         async with self._stories:
             source = {"feed": feed.name, "url": item.url, "title": item.title}
@@ -392,7 +402,7 @@ class Poller:
                             item=item.url, error=str(exc))
                 return ""
         html = decode_html(resp.body, resp.charset)
-        article = await self._compute(extract, html, resp.url)
+        article = await self._compute(len(resp.body), extract, html, resp.url)
         if not article.text:
             # A JavaScript wall, a redirect script or a consent wall: count it per feed, so
             # `monitor feeds` shows which sources block scraping.

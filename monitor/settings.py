@@ -42,9 +42,9 @@ class Settings(BaseSettings):
         default=0.25, description="seconds between the starts of two requests to one host")
     scrape_concurrency: int = 8
     cpu_threads: int = Field(
-        default=0, ge=0, description="threads that parse feeds, extract pages and match; "
-        "0 runs them on the event loop, which costs the least CPU; threads share one core, "
-        "so they only let a slow page share time with the polls")
+        default=1, ge=0, description="threads that parse feeds, extract pages and match "
+        "inputs over 512 KB (smaller ones run on the event loop, which costs less CPU); a "
+        "huge page then shares time with the polls; 0 runs everything on the loop")
     allow_private_urls: bool = Field(
         default=False, description="let article links reach loopback and private addresses"
     )

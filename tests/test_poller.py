@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,10 @@ import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
 from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
+from monitor.extract import extract as real_extract
 from monitor.fetch import Fetcher
-from monitor.poller import Poller, Runtime, known_items
+from monitor.models import Article
+from monitor.poller import INLINE_MAX, Poller, Runtime, known_items
 from monitor.store import Store
 from monitor.store.keys import FEED_TTL
 from tests.daemon import rss
@@ -189,26 +192,43 @@ async def test_article_links_to_private_addresses_are_refused_by_default(
 
 
 @pytest.mark.parametrize("threads", [0, 1])
-async def test_parsing_extraction_and_matching_run_on_the_loop_or_a_thread(
-    aredis: aioredis.Redis, http_server: HTTPServer, threads: int
+async def test_small_inputs_are_worked_on_the_loop_and_large_ones_on_the_thread(
+    aredis: aioredis.Redis, http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch,
+    threads: int,
 ) -> None:
-    """MONITOR_CPU_THREADS: 0 (the default) runs the CPU work on the event loop, 1 on a
-    thread of its own; the seed article is scraped, matched and alerted alike."""
-    http_server.routes["/feed"] = Route(200, rss([("g", "Libya", http_server.url("/a"))]))
-    http_server.routes["/a"] = Route(200, SEED_PAGE.read_bytes(), {"Content-Type": "text/html"})
-    fetcher = Fetcher(timeout=2.0, allow_private=True)
+    """Pages up to INLINE_MAX are extracted on the event loop; a larger one goes to the
+    CPU thread, unless MONITOR_CPU_THREADS is 0. Both are scraped and matched alike."""
+    where: dict[str, str] = {}
+
+    def extract(html: str, url: str) -> Article:
+        where[url.rsplit("/", 1)[1]] = threading.current_thread().name
+        return real_extract(html, url)
+
+    monkeypatch.setattr("monitor.poller.extract", extract)
+    seed = SEED_PAGE.read_bytes()
+    padded = seed.replace(b"</body>", b"<!-- " + b"x" * INLINE_MAX + b" --></body>")
+    http_server.routes["/feed"] = Route(200, rss([("a", "Libya", http_server.url("/small")),
+                                                  ("b", "Libya", http_server.url("/large"))]))
+    http_server.routes["/small"] = Route(200, seed, {"Content-Type": "text/html"})
+    http_server.routes["/large"] = Route(200, padded, {"Content-Type": "text/html"})
+    fetcher = Fetcher(timeout=5.0, allow_private=True)
     poller = Poller(Store(aredis), fetcher, max_age=10 * 365 * 86400, cpu_threads=threads)
     try:
         feed = feed_at(http_server, scrape=True)
-        assert (await poller.poll(feed, runtime(feed))).alerts == 1
+        await poller.poll(feed, runtime(feed))
     finally:
         poller.close()
         await fetcher.close()
+    loop_thread = threading.current_thread().name
+    assert where["small"] == loop_thread
+    if threads:
+        assert where["large"].startswith("monitor-cpu")
+    else:
+        assert where["large"] == loop_thread
+    # The two pages are one story: it alerts once, from the scraped text.
     (alert,) = await queued(poller.store)
     assert alert["scraped"] is True
-    (match,) = alert["matches"]
-    assert {hit["matched"] for hit in match["hits"]} == {"حفتر"}
-    assert (poller._cpu is None) == (threads == 0)
+    assert {hit["matched"] for m in alert["matches"] for hit in m["hits"]} == {"حفتر"}
 
 
 async def test_javascript_walls_are_counted_per_feed(poller: Poller,
