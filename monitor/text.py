@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 
 _ARABIC_LETTERS = {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي"}
@@ -97,16 +97,53 @@ def fold_translate(text: str) -> str:
     return "".join([piece.translate(_TABLE) for piece in _NON_ASCII_RUN.split(text)])
 
 
+# Per character that folds to other than one character, in text order: its folded
+# offset, its offset in the original, the length it folds to, and the folded text's
+# shift (folded minus original length) after it.
+_Shifts = tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int]]
+
+
+def shifts_translate(text: str) -> _Shifts:
+    """Where folding changes the length of `text`, which `fold` has seen (see Folded):
+    `shifts` where the C extension is missing."""
+    starts: list[int] = []
+    positions: list[int] = []
+    lengths: list[int] = []
+    after: list[int] = []
+    pattern = _TABLE.irregular_pattern()
+    if pattern is None:
+        return starts, positions, lengths, after
+    shift = 0
+    for found in pattern.finditer(text):
+        position = found.start()
+        length = len(_TABLE[ord(found.group())])
+        starts.append(position + shift)
+        shift += length - 1
+        positions.append(position)
+        lengths.append(length)
+        after.append(shift)
+    return starts, positions, lengths, after
+
+
+def _shifts_c(text: str) -> _Shifts:
+    """`shifts_translate` by the C extension, whose columns are packed long longs."""
+    a, b, c, d = _c_shifts(text)
+    return (memoryview(a).cast("q"), memoryview(b).cast("q"), memoryview(c).cast("q"),
+            memoryview(d).cast("q"))
+
+
 fold: Callable[[str], str]
+shifts: Callable[[str], _Shifts]
 try:  # the same translation at C speed, where the extension was built (setup.py)
     from monitor._fold import fold as _c_fold
     from monitor._fold import init as _c_init
+    from monitor._fold import shifts as _c_shifts
 except ImportError:  # pragma: no cover - installs without a C compiler
-    fold = fold_translate
+    fold, shifts = fold_translate, shifts_translate
     C_FOLD = False
 else:
     _c_init(_TABLE)
-    fold = _c_fold
+    fold, shifts = _c_fold, _shifts_c
     C_FOLD = True
 
 
@@ -125,36 +162,23 @@ class Folded:
         self.folded = fold(original)
 
     @cached_property
-    def _shifts(self) -> tuple[list[int], list[tuple[int, int, int]]]:
-        """Folded start of each length-changing character, with (original, length, shift)."""
-        starts: list[int] = []
-        info: list[tuple[int, int, int]] = []
-        pattern = _TABLE.irregular_pattern()
-        if pattern is None or len(self.folded) == len(self.original) and not pattern.search(
-                self.original):
-            return starts, info
-        shift = 0
-        for found in pattern.finditer(self.original):
-            position = found.start()
-            length = len(_TABLE[ord(found.group())])
-            starts.append(position + shift)
-            shift += length - 1
-            info.append((position, length, shift))
-        return starts, info
+    def _shifts(self) -> _Shifts:
+        """The characters whose folding changed the length (see _Shifts)."""
+        return shifts(self.original)
 
     def _original(self, j: int, end: bool) -> int:
-        starts, info = self._shifts
+        starts, positions, lengths, after = self._shifts
         k = bisect_right(starts, j) - 1
         if k < 0:
             return j
-        position, length, shift = info[k]
+        position, length, shift = positions[k], lengths[k], after[k]
         if j < starts[k] + length:  # inside an expansion such as ß -> ss
             return position + (1 if end else 0)
         return j - shift
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [a, b) of the folded [start, end); b takes in trailing harakat (صدّ)."""
-        if not self._shifts[0]:  # every character folded to exactly one
+        if not len(self._shifts[0]):  # every character folded to exactly one
             return start, end
         return self._original(start, False), self._original(end, True)
 

@@ -250,6 +250,27 @@ def test_the_c_fold_is_str_translate_by_the_same_table(text: str) -> None:
     assert fold(text) == text_module.fold_translate(text)
 
 
+@pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(
+    alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n\U0001d400\U0001f600"))
+def test_the_c_shifts_are_the_python_ones(text: str) -> None:
+    fold(text)  # as Folded does: every character has been seen
+    columns = [list(column) for column in text_module.shifts(text)]
+    assert columns == list(text_module.shifts_translate(text))
+
+
+def test_hits_in_vocalised_arabic_point_at_the_original() -> None:
+    """Every haraka folds to nothing, so the folded offsets shift all along the text."""
+    vocalised = "وَقَالَ الْمُتَحَدِّثُ إِنَّ الْقُوَّاتِ "
+    text = vocalised * 200 + "دَخَلَتْ سِرْتَ، وَحَفْتَرُ"
+    (hit_sirte, hit_haftar) = sorted(matcher_for("سرت", "حفتر").find(text),
+                                     key=lambda h: h.offset)
+    # The proclitic belongs to the hit, as in بسرت; each keeps its last haraka.
+    assert (hit_sirte.matched, hit_haftar.matched) == ("سِرْتَ", "وَحَفْتَرُ")
+    assert text[hit_sirte.offset:].startswith("سِرْتَ،")
+    assert text[hit_haftar.offset:] == "وَحَفْتَرُ"
+
+
 def test_the_daemon_folds_in_c_where_it_was_built() -> None:
     if text_module.C_FOLD:
         assert fold is not text_module.fold_translate
