@@ -44,32 +44,37 @@ buffer_reserve(Buffer *out, Py_ssize_t extra)
     return 0;
 }
 
-/* What the cache keeps of a table answer of `n` characters. */
-static Py_UCS4
-remember(PyObject *folded, Py_ssize_t n)
-{
-    return n == 1 ? PyUnicode_READ_CHAR(folded, 0) : n == 0 ? DROPPED : IRREGULAR;
-}
-
-/* Ask the table for `code` and append its answer; cache it when it is one character. */
-static int
-ask(Buffer *out, Py_UCS4 code)
+/* The table's answer for `code`, a new reference to a str, remembered in the cache:
+ * the character it folds to, or that it folds to nothing or to several. */
+static PyObject *
+lookup(Py_UCS4 code)
 {
     PyObject *key = PyLong_FromUnsignedLong(code);
     if (key == NULL)
-        return -1;
+        return NULL;
     PyObject *folded = PyObject_GetItem(table, key);
     Py_DECREF(key);
     if (folded == NULL)
-        return -1;
+        return NULL;
     if (!PyUnicode_Check(folded)) {
         Py_DECREF(folded);
         PyErr_SetString(PyExc_TypeError, "the fold table must map code points to str");
-        return -1;
+        return NULL;
     }
     Py_ssize_t n = PyUnicode_GET_LENGTH(folded);
     if (code < PLANE)
-        cache[code] = remember(folded, n);
+        cache[code] = n == 1 ? PyUnicode_READ_CHAR(folded, 0) : n == 0 ? DROPPED : IRREGULAR;
+    return folded;
+}
+
+/* Ask the table for `code` and append its answer. */
+static int
+ask(Buffer *out, Py_UCS4 code)
+{
+    PyObject *folded = lookup(code);
+    if (folded == NULL)
+        return -1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(folded);
     if (buffer_reserve(out, n) < 0) {
         Py_DECREF(folded);
         return -1;
@@ -77,6 +82,21 @@ ask(Buffer *out, Py_UCS4 code)
     for (Py_ssize_t i = 0; i < n; i++)
         out->data[out->length++] = PyUnicode_READ_CHAR(folded, i);
     Py_DECREF(folded);
+    return 0;
+}
+
+/* 0 when `text` is a str and init() has run; else -1, with the error set. */
+static int
+check_text(PyObject *text, const char *function)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes a str", function);
+        return -1;
+    }
+    if (table == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "init() has not been called");
+        return -1;
+    }
     return 0;
 }
 
@@ -95,14 +115,8 @@ fold_init(PyObject *Py_UNUSED(module), PyObject *arg)
 static PyObject *
 fold_fold(PyObject *Py_UNUSED(module), PyObject *text)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "fold() takes a str");
+    if (check_text(text, "fold") < 0)
         return NULL;
-    }
-    if (table == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "init() has not been called");
-        return NULL;
-    }
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     if (PyUnicode_IS_ASCII(text)) {
         /* ASCII folds to ASCII, one character each (lower case, or a space for
@@ -159,14 +173,8 @@ error:
 static PyObject *
 fold_shifts(PyObject *Py_UNUSED(module), PyObject *text)
 {
-    if (!PyUnicode_Check(text)) {
-        PyErr_SetString(PyExc_TypeError, "shifts() takes a str");
+    if (check_text(text, "shifts") < 0)
         return NULL;
-    }
-    if (table == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "init() has not been called");
-        return NULL;
-    }
     long long *columns = NULL;
     Py_ssize_t rows = 0, capacity = 0, shift = 0;
     int kind = PyUnicode_KIND(text);
@@ -179,21 +187,10 @@ fold_shifts(PyObject *Py_UNUSED(module), PyObject *text)
         if (cached < DROPPED)
             continue;
         if (cached != DROPPED) {
-            PyObject *key = PyLong_FromUnsignedLong(code);
-            if (key == NULL)
-                goto error;
-            PyObject *folded = PyObject_GetItem(table, key);
-            Py_DECREF(key);
+            PyObject *folded = lookup(code);
             if (folded == NULL)
                 goto error;
-            if (!PyUnicode_Check(folded)) {
-                Py_DECREF(folded);
-                PyErr_SetString(PyExc_TypeError, "the fold table must map code points to str");
-                goto error;
-            }
             length = PyUnicode_GET_LENGTH(folded);
-            if (code < PLANE)
-                cache[code] = remember(folded, length);
             Py_DECREF(folded);
             if (length == 1)
                 continue;
