@@ -62,6 +62,11 @@ async def client() -> AsyncIterator[WebhookSender]:
     await sender.close()
 
 
+def calls(stats: dict[str, dict[str, int]], command: str) -> int:
+    """How often Redis ran `command`, from INFO commandstats (0 if never)."""
+    return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
 async def run_until(worker: DeliveryWorker, condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
@@ -301,13 +306,13 @@ async def test_sends_confirmed_together_are_acknowledged_together(
         await store.commit_item(f"item-{i}", [make_alert("hook", f"item-{i}")])
     first_id = (await aredis.xrange(store.keys.alerts, count=1))[0][0]
     await store.record_error(first_id, 1, "a failure an earlier attempt left")
-    acks_before = (await aredis.info("commandstats")).get("cmdstat_xack", {}).get("calls", 0)
+    acks_before = calls(await aredis.info("commandstats"), "xack")
     await worker.drain()
 
     assert len(http_server.received("/hook")) == 60 and worker.sent == 60
     assert await store.queue_length() == 0
     assert await store.pending() == []
-    acks = (await aredis.info("commandstats"))["cmdstat_xack"]["calls"] - acks_before
+    acks = calls(await aredis.info("commandstats"), "xack") - acks_before
     assert 1 <= acks <= 30  # four sends at once to this host: confirmations share trips
     assert await store.last_error(first_id) is None
 
@@ -342,9 +347,6 @@ async def test_alerts_arriving_one_by_one_share_reads_and_acknowledgements(
     monkeypatch.setattr("monitor.worker.ACK_LINGER", 0.05)
     http_server.routes["/hook"] = Route(204)
     store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
-
-    def calls(stats: dict[str, dict[str, int]], command: str) -> int:
-        return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
 
     before = await aredis.info("commandstats")
 
