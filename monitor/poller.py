@@ -234,6 +234,7 @@ class Poller:
         # window remains.)
         self._stories = asyncio.Lock()
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
+        self.items_in_flight = 0  # new items of the polls under way, not yet committed
         # Parsing, extraction and matching hold the GIL, so threads add no speed: several
         # handing it to each other cost 15-20% more CPU per item than one, and one thread
         # handing it to the event loop 5-20% more than none (bench/e2e.py). So inputs up
@@ -317,7 +318,11 @@ class Poller:
             async with gate:
                 return await self._process(feed, item, runtime)
 
-        queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
+        self.items_in_flight += len(new_items)
+        try:
+            queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
+        finally:
+            self.items_in_flight -= len(new_items)
         await self._finish(feed, {**base_state, **learned, "status": str(resp.status),
                                   "error": parsed.problem or "", "items": parsed.count,
                                   "interval": interval},

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     http_host_delay: float = Field(
         default=0.25, description="seconds between the starts of two requests to one host")
     scrape_concurrency: int = 8
+    items_in_flight: int | None = Field(
+        default=None, ge=1, description="new items scraped, matched and queued at once "
+        "across polls; while this many are under way no more feeds are claimed, so an item "
+        "waits in no queue between its poll and its alert (default: 2 x scrape_concurrency)")
     cpu_threads: int = Field(
         default=1, ge=0, description="threads that parse feeds, extract pages and match "
         "inputs over 512 KB (smaller ones run on the event loop, which costs less CPU); a "

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from monitor.service import Service
 from monitor.settings import Settings
+from tests.daemon import rss
 from tests.servers import HTTPServer, Route
 
 
@@ -44,6 +45,53 @@ async def test_a_backlog_is_claimed_a_small_batch_at_a_time(
         async with asyncio.timeout(10):  # each finished poll claimed again: a refill
             while await aredis.zcount(service.store.keys.schedule, "-inf", time.time()) > 84:
                 await asyncio.sleep(0.05)
+    finally:
+        service.stop_event.set()
+        await service._wait_polls()
+        await service.close()
+
+
+async def test_no_feed_is_claimed_while_enough_items_are_under_way(
+    tmp_path: Path, redis_url: str, aredis: aioredis.Redis, http_server: HTTPServer,
+) -> None:
+    # 20 feeds of three new items each, whose article pages answer slowly: the items of
+    # the first polls are still being scraped when the next claim comes.
+    page = b"<html><body><article><p>" + b"Haftar visited Sirte today. " * 20 + \
+        b"</p></article></body></html>"
+    for i in range(20):
+        links = [(f"{i}-{j}", f"Item {j}", http_server.url(f"/page{i}-{j}")) for j in range(3)]
+        http_server.routes[f"/feed{i}"] = Route(200, rss(links))
+        for j in range(3):
+            http_server.routes[f"/page{i}-{j}"] = Route(
+                200, page, {"Content-Type": "text/html; charset=utf-8"}, delay=0.15)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
+        f"  - {{url: {http_server.url(f'/feed{i}')!r}, interval: 600, scrape: true}}\n"
+        for i in range(20)), "utf-8")
+    service = Service(Settings(redis_url=redis_url, config_dir=config, http_concurrency=64,
+                               http_per_host=64, http_host_delay=0, scrape_concurrency=2,
+                               items_in_flight=4, allow_private_urls=True), env={})
+    await service.start()
+    schedule = service.store.keys.schedule
+
+    async def due() -> int:
+        return int(await aredis.zcount(schedule, "-inf", time.time()))
+
+    try:
+        await service.tick()
+        assert len(service._polls) == 8 and await due() == 12
+        async with asyncio.timeout(10):  # their feeds read: 24 items under way
+            while service.poller.items_in_flight < 4:
+                await asyncio.sleep(0.01)
+        await service.tick()  # slots are free, but the items are enough
+        assert await due() == 12
+        async with asyncio.timeout(30):  # as the items are done, the others are polled
+            while await due() > 0 or service._polls:
+                await service.tick()
+                await asyncio.sleep(0.05)
+        assert service.poller.items_in_flight == 0
+        assert len(http_server.received("/page19-2", "GET")) == 1
     finally:
         service.stop_event.set()
         await service._wait_polls()
