@@ -19,6 +19,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -302,11 +303,28 @@ def _article_parts(doc: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     body = doc.find("body")
     if not scores:
         return [body if body is not None else doc]
-    best = max(scores, key=lambda e: scores[e] * (1 - _link_density(e)))
+    best = _best_block(scores)
     family = _family_blocks(doc, best, scores)
     if len(family) > 1:
         return family
     return _with_relatives(_climb(best), scores)
+
+
+def _best_block(scores: dict[lxml.html.HtmlElement, float]) -> lxml.html.HtmlElement:
+    """The element of highest score times (1 - link density), the first in `scores`'
+    order on a tie. Density walks an element's whole subtree, and the candidates nest
+    (a paragraph's parent, its grandparent, their parents...), so it is computed only for
+    those whose score alone could still win, highest score first."""
+    order = {el: i for i, el in enumerate(scores)}
+    best, best_value = None, -math.inf
+    for el in sorted(scores, key=scores.__getitem__, reverse=True):
+        if scores[el] < best_value:
+            break  # the value is at most the score: nothing further can reach the best
+        value = scores[el] * (1 - _link_density(el))
+        if value > best_value or (value == best_value and order[el] < order[best]):
+            best, best_value = el, value
+    assert best is not None
+    return best
 
 
 def _with_relatives(best: lxml.html.HtmlElement,
