@@ -20,6 +20,7 @@ _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # package files: get_template need not stat them on every alert
 )
 SUBJECT_MAX = 200
 
