@@ -228,11 +228,14 @@ class Matcher:
             return []
         title = fields[0].folded
         norm = f"{title} \n {fields[1].folded} "
+        candidates = self._automaton.find_matches_as_indexes(norm, overlapping=True)
+        if not candidates:
+            return []  # most documents, against most watchlists
         body_at = len(title) + 3
         plain, key_len = self._plain, self._key_len
         counts: dict[int, int] = {}
         kept: list[_Raw] = []
-        for index, start, _ in self._automaton.find_matches_as_indexes(norm, overlapping=True):
+        for index, start, _ in candidates:
             if start == 0 or norm[start - 1] == " ":
                 pairs, prefix = plain[index], 0
             else:
@@ -283,9 +286,12 @@ class Matcher:
         matched, whose hits, snippet and breakdown alone are worked out (the daemon's fast
         path)."""
         folded = (Folded(title), Folded(body))
+        raws = self._scan(folded)
+        if not raws and only_matched:
+            return []
         per_list: dict[int, dict[int, list[_Raw]]] = {}
         list_of = self._list_of
-        for raw in self._scan(folded):
+        for raw in raws:
             atoms = per_list.get(list_of[raw[0]])
             if atoms is None:
                 atoms = per_list[list_of[raw[0]]] = {}
