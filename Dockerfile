@@ -1,7 +1,8 @@
 # monitor as a container: point MONITOR_REDIS_URL at a Redis or Valkey (see
 # docker-compose.yml), or leave it unset to run the embedded redis-server under /data.
 FROM python:3.11-slim AS build
-# A C compiler for monitor's text-folding extension (monitor/_fold.c), in this stage only.
+# A C compiler for monitor's C extensions (monitor/_fold.c, monitor/_minhash.c), in this
+# stage only.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

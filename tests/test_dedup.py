@@ -7,8 +7,11 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor import dedup
 from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
@@ -78,6 +81,32 @@ def test_signatures_are_stable_across_processes() -> None:
                            capture_output=True, env={"PYTHONHASHSEED": seed}).stdout
             for seed in ("1", "2")}
     assert len(runs) == 1 and next(iter(runs)).strip()
+
+
+needs_c = pytest.mark.skipif(not dedup.C_SIGNATURE, reason="the C extension was not built")
+# Few distinct words, so that shingles repeat; "plumless" and "buckeroo" share a CRC-32, so
+# shingles that differ only there share it too and must still count as two.
+signed_words = st.lists(st.sampled_from(["plumless", "buckeroo", "سرت", "حفتر", "a", "ß",
+                                         "日本", "x" * 40, "\U0001f600"]) | st.text(min_size=1)
+                        .map(lambda t: "".join(t.split()) or "w"), min_size=3, max_size=200)
+
+
+@needs_c
+@given(signed_words)
+def test_the_c_signature_is_the_numpy_one(words: list[str]) -> None:
+    assert dedup._c_signature is not None
+    raw = dedup._c_signature(words, dedup._A_BYTES, dedup._B_BYTES)
+    assert np.array_equal(np.frombuffer(raw, dtype=np.uint32), dedup.signature_numpy(words))
+
+
+@needs_c
+def test_shingles_of_one_crc_count_apart_in_c() -> None:
+    words = ["x", "plumless", "y", "x", "buckeroo", "y", "x", "plumless", "y"]
+    signature = dedup.signature(" ".join(words * 5))
+    assert signature is not None
+    # Six distinct shingles (x plumless y, plumless y x, y x buckeroo, ...) in three pairs
+    # that share a CRC: counted by their words.
+    assert signature[-1] == dedup.signature_numpy(words * 5)[-1] == 6
 
 
 # -- the poller: one story from three feeds --------------------------------------------------
