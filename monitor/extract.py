@@ -31,7 +31,7 @@ import lxml.html
 import yaml
 
 from monitor.models import Article
-from monitor.page import decode_html, markup_language, script_language
+from monitor.page import Marks, decode_html, markup_language, script_language
 from monitor.page import published as page_published
 from monitor.page import title as page_title
 from monitor.text import fold
@@ -112,9 +112,10 @@ def extract(html: str | bytes, url: str | None = None,
     doc = _parse(text, url)
     if doc is None:
         return Article(title="", text="")
-    language = markup_language(doc)
-    published = page_published(doc)
-    title = page_title(doc)
+    marks = Marks.of(doc)
+    language = markup_language(doc, marks)
+    published = page_published(doc, marks)
+    title = page_title(doc, marks)
     _strip_boilerplate(doc, rules)
     blocks = _drop_repeats(_drop_pagers(
         [line for part in _article_parts(doc) for line in _blocks(part, rules)]))
