@@ -113,9 +113,9 @@ def extract(html: str | bytes, url: str | None = None,
     if doc is None:
         return Article(title="", text="")
     marks = Marks.of(doc)
-    language = markup_language(doc, marks)
-    published = page_published(doc, marks)
-    title = page_title(doc, marks)
+    language = markup_language(marks)
+    published = page_published(marks)
+    title = page_title(marks)
     _strip_boilerplate(doc, rules)
     blocks = _drop_repeats(_drop_pagers(
         [line for part in _article_parts(doc) for line in _blocks(part, rules)]))
