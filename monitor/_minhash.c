@@ -158,9 +158,7 @@ minhash_signature(PyObject *Py_UNUSED(module), PyObject *args)
             PyErr_SetString(PyExc_ValueError, "signature(): a and b must be below 2^31 - 1");
             goto done;
         }
-        uint64_t a_p = pa[p], b_p = pb[p];
-        uint32_t least = least_value(a_p, b_p, unique, distinct);
-        out[p] = least;
+        out[p] = least_value(pa[p], pb[p], unique, distinct);
     }
     out[perms] = (uint32_t)distinct;
 done:
