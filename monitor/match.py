@@ -27,7 +27,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ahocorasick_rs
 
@@ -36,12 +36,16 @@ from monitor.models import Contribution, Hit, Match
 from monitor.text import Folded, fold_term, is_unspaced
 from monitor.words import (
     ARABIC_LAM_PROCLITICS,
+    ARABIC_PROCLITICS,
     SHORT_ARABIC,
     WordIndex,
     arabic_common_words,
     key_flags,
     word_prefix,
 )
+
+if TYPE_CHECKING:
+    from monitor._scan import Scanner
 
 MAX_HITS_PER_TERM = 10
 SNIPPET_CHARS = 240
@@ -141,11 +145,14 @@ class Matcher:
         # The most an atom can add: its weight, times the title's when that is larger.
         factors = [max(1.0, wl.title_weight) for wl in self.watchlists]
         self._most = [max(0.0, atom.weight * factors[atom.watchlist]) for atom in self._atoms]
-        # The trailing space makes the automaton check the end of the word itself.
-        self._automaton = ahocorasick_rs.AhoCorasick(
-            [key if key[-1] >= "\u0e00" and is_unspaced(key[-1]) else key + " "
-             for key in keys] or [" "],
-            matchkind=ahocorasick_rs.MATCHKIND_STANDARD, store_patterns=False)
+        self._scanner = _scanner(keys, self._flags, self._plain, self._lam_only,
+                                 len(self._atoms))
+        if self._scanner is None:
+            # The trailing space makes the automaton check the end of the word itself.
+            self._automaton = ahocorasick_rs.AhoCorasick(
+                [key if key[-1] >= "\u0e00" and is_unspaced(key[-1]) else key + " "
+                 for key in keys] or [" "],
+                matchkind=ahocorasick_rs.MATCHKIND_STANDARD, store_patterns=False)
 
     @property
     def term_count(self) -> int:
@@ -220,18 +227,25 @@ class Matcher:
 
     def _scan(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
         """Candidates in the title and the body that pass the word checks, at most
-        MAX_HITS_PER_TERM per atom and field, title first, each in text order.
+        MAX_HITS_PER_TERM per atom and field, title first, each in text order (by start,
+        then end).
 
-        Both fields go through the automaton at once, joined by a line break that no key
-        holds, so no phrase spans them."""
+        Both fields are scanned at once, joined by a line break that no key holds, so no
+        phrase spans them: by the C scanner where it was built, else by `_scan_python`."""
         if not self._keys or not (fields[0].original or fields[1].original):
             return []
         title = fields[0].folded
         norm = f"{title} \n {fields[1].folded} "
+        if self._scanner is not None:
+            return self._scanner.scan(norm, len(title) + 3, MAX_HITS_PER_TERM)
+        return self._scan_python(norm, len(title) + 3)
+
+    def _scan_python(self, norm: str, body_at: int) -> list[_Raw]:
+        """`_scan` by the automaton, the definition of the C scanner (monitor/_scan.c)."""
         candidates = self._automaton.find_matches_as_indexes(norm, overlapping=True)
         if not candidates:
             return []  # most documents, against most watchlists
-        body_at = len(title) + 3
+        candidates.sort(key=_start)  # by end, from the automaton: by start, then end
         plain, key_len = self._plain, self._key_len
         counts: dict[int, int] = {}
         kept: list[_Raw] = []
@@ -389,6 +403,36 @@ class Matcher:
         match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, hits),
                       self._breakdown(compiled, verdict.parts))
         return Result(match, wl.threshold, verdict.matched, excluded_by, verdict.required)
+
+
+def _start(candidate: tuple[int, int, int]) -> int:
+    return candidate[1]
+
+
+def _scanner(keys: list[str], flags: bytes, plain: list[tuple[_Pair, ...]],
+             lam_only: dict[str, list[_Pair]], atoms: int) -> Scanner | None:
+    """The C scanner of these keys (monitor/_scan.c), or None where it was not built or
+    two keys share its hash (then the automaton scans)."""
+    if _CScanner is None:
+        return None
+    proclitics = tuple(sorted(ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len))
+    common = arabic_common_words()
+    masks = [sum(1 << j for j, p in enumerate(proclitics) if p + key in common)
+             if flag & SHORT_ARABIC else 0 for key, flag in zip(keys, flags, strict=True)]
+    try:
+        return _CScanner(keys, flags, masks, plain,
+                         [tuple(lam_only.get(key, ())) for key in keys], atoms, proclitics,
+                         ARABIC_LAM_PROCLITICS)
+    except ValueError:  # pragma: no cover - a 64-bit hash shared by two terms
+        return None
+
+
+_CScanner: type[Scanner] | None
+try:
+    from monitor._scan import Scanner as _CScanner
+except ImportError:  # pragma: no cover - installs without a C compiler
+    _CScanner = None
+C_SCAN = _CScanner is not None
 
 
 def _add_pair(table: dict[str, list[_Pair]], key: str, atom: int, spelling: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor import match as match_module
 from monitor import text as text_module
 from monitor.config import WatchlistConfig
 from monitor.match import Matcher, Result
@@ -23,8 +24,26 @@ def matcher_for(*terms: str, **extra: Any) -> Matcher:
     return Matcher([watchlist(keywords=list(terms), **extra)])
 
 
-def matched(term: str, text: str) -> list[str]:
-    return [hit.matched for hit in matcher_for(term).find(text)]
+def automaton_matcher(watchlists: list[WatchlistConfig]) -> Matcher:
+    """A matcher that scans with the automaton (the definition), C scanner or not."""
+    built = match_module._CScanner
+    match_module._CScanner = None
+    try:
+        return Matcher(watchlists)
+    finally:
+        match_module._CScanner = built
+
+
+# Each word table runs through both scanners: the C one where it was built, and the
+# automaton it must agree with.
+SCANNERS = [pytest.param("c", marks=pytest.mark.skipif(
+    not match_module.C_SCAN, reason="the C extension was not built")), "automaton"]
+
+
+def matched(term: str, text: str, scanner: str = "c") -> list[str]:
+    m = automaton_matcher([watchlist(keywords=[term])]) if scanner == "automaton" else \
+        matcher_for(term)
+    return [hit.matched for hit in m.find(text)]
 
 
 def evaluate(title: str, body: str, **fields: Any) -> Result:
@@ -69,8 +88,10 @@ def evaluate(title: str, body: str, **fields: Any) -> Result:
         ("ลิเบีย", "สถานการณ์ในลิเบียล่าสุด", "ลิเบีย"),
     ],
 )
-def test_terms_match_whole_words_with_folding(term: str, text: str, expected: str) -> None:
-    assert matched(term, text) == [expected]
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_terms_match_whole_words_with_folding(term: str, text: str, expected: str,
+                                              scanner: str) -> None:
+    assert matched(term, text, scanner) == [expected]
 
 
 @pytest.mark.parametrize(
@@ -92,13 +113,15 @@ def test_terms_match_whole_words_with_folding(term: str, text: str, expected: st
         ("Haftar", "AlHaftar"),
     ],
 )
-def test_terms_never_match_inside_longer_words(term: str, text: str) -> None:
-    assert matched(term, text) == []
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_terms_never_match_inside_longer_words(term: str, text: str, scanner: str) -> None:
+    assert matched(term, text, scanner) == []
 
 
 @pytest.mark.parametrize(("term", "text"), [("سرت", "وسرت"), ("صد", "وصد"), ("عرب", "وعرب")])
-def test_short_terms_keep_rare_proclitic_readings(term: str, text: str) -> None:
-    assert matched(term, text) == [text]
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_short_terms_keep_rare_proclitic_readings(term: str, text: str, scanner: str) -> None:
+    assert matched(term, text, scanner) == [text]
 
 
 def test_hits_point_at_the_original_text() -> None:
@@ -325,3 +348,55 @@ def test_the_daemon_fast_path_matches_what_the_dry_run_matches(
     title_text, body_text = " ".join(title), " ".join(body)
     dry = [r.match for r in m.evaluate(title_text, body_text) if r.matched]
     assert m.matches(title_text, body_text) == dry
+
+
+# Letters that exercise every rule of the scan: proclitic letters and ال, other Arabic,
+# Latin, # and @, CJK and Thai, harakat, punctuation and spaces.
+SCAN_LETTERS = "وفبكلالسرتاأة" + "abc" + "#@" + "東京ลิ" + "\u064e" + ",. "
+# What may stand before and after a term in the text, and between two pieces of it.
+BEFORE = ["", "و", "ب", "بال", "لل", "ولل", "ال", "#", "@#", "東", "a", "#و", "東#"]
+AFTER = ["", "東", "a", "ة", "\u064e"]
+BETWEEN = [" ", "  ", ", ", "", "東", " #"]
+
+
+@st.composite
+def scan_cases(draw: st.DrawFn) -> tuple[list[str], str, str]:
+    terms = draw(st.lists(st.text(alphabet=SCAN_LETTERS, min_size=1, max_size=6).filter(
+        lambda t: bool(fold_term(t))), min_size=1, max_size=8))
+    words = [word for term in terms for word in fold_term(term).split()]
+    piece = st.tuples(st.sampled_from(BEFORE), st.sampled_from(terms) | st.sampled_from(
+        words) | st.text(alphabet=SCAN_LETTERS, max_size=4), st.sampled_from(AFTER),
+        st.sampled_from(BETWEEN))
+    title, body = (
+        "".join(a + t + b + gap for a, t, b, gap in draw(st.lists(piece, max_size=size)))
+        for size in (3, 12))
+    return terms, title, body
+
+
+@pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
+@settings(max_examples=300)
+@given(scan_cases())
+def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str, str]
+                                                      ) -> None:
+    terms, title, body = case
+    half = len(terms) // 2
+    lists = [watchlist(keywords=terms[:half], phrases=terms[half:])]
+    c, automaton = Matcher(lists), automaton_matcher(lists)
+    assert c._scanner is not None and automaton._scanner is None
+    fields = (Folded(title), Folded(body))
+    assert c._scan(fields) == automaton._scan(fields)
+
+
+@pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
+def test_the_c_scanner_keeps_the_first_hits_of_each_term_per_field() -> None:
+    lists = [watchlist(keywords=["سرت", "libya"], phrases=["east libya"])]
+    c, automaton = Matcher(lists), automaton_matcher(lists)
+    body = " ".join(["بسرت east libya libya"] * 12)
+    fields = (Folded("libya, سرت"), Folded(body))
+    raws = c._scan(fields)
+    assert raws == automaton._scan(fields)
+    per_field: dict[tuple[int, int], int] = {}
+    for atom, field, *_ in raws:
+        per_field[atom, field] = per_field.get((atom, field), 0) + 1
+    assert max(per_field.values()) == match_module.MAX_HITS_PER_TERM
+    assert per_field[0, 0] == 1 and per_field[1, 0] == 1  # the title's own

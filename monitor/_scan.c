@@ -1,0 +1,616 @@
+/* monitor._scan: monitor.match's candidate scan at C speed, word by word.
+ *
+ * The definition (monitor.match.Matcher._scan_python) runs an Aho-Corasick automaton over
+ * the folded text, one step per character, then checks where each candidate starts in
+ * Python: 60-150 ms for 2 MB of text at 10k-100k terms, most of the matcher's time.
+ * Watchlist terms are whole words, so this module looks words up instead: it splits the
+ * folded text into tokens (runs of characters between spaces; each character of a script
+ * written without spaces, such as CJK, is a token of its own), hashes each, and follows a
+ * hash table of every term's token prefixes from each token start for as long as the
+ * prefix is some term's. A token start is also tried past a leading # or @ (#Libya) and
+ * past an Arabic proclitic (بسرت is سرت). The cost is a probe or two per token whatever
+ * the number of terms, and the table is small (a few MB at 100k terms) where the
+ * character automaton's states are not.
+ *
+ * The results are those of the definition, hit for hit and in the same order (by start,
+ * then end), up to `cap` hits per atom and field: tests compare the two on random texts
+ * and terms (tests/test_match.py). Hashes are only a way in: every term found is compared
+ * with the text character by character, and two terms of the same hash fail the build
+ * (the caller then keeps the automaton).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define GAP_START 3 /* a term's first token */
+#define MAX_PROCLITICS 32
+#define MAX_PROCLITIC_LEN 4
+#define SHORT_ARABIC 4 /* monitor.words.SHORT_ARABIC */
+#define LOOKAHEAD 8
+
+typedef struct {
+    uint64_t hash; /* 0: empty slot */
+    int32_t key;   /* the term whose tokens end here, or -1 for a prefix only */
+} Entry;
+
+typedef struct {
+    Py_ssize_t *start, *end; /* each token's [start, end) in the text */
+    uint64_t *hash;
+    uint8_t *gap; /* before the token: 0 none (a CJK neighbour), 1 one space, 2 more */
+    Py_ssize_t capacity;
+    uint32_t *stamp; /* per atom and field: the scan that last counted it */
+    uint8_t *count;
+    uint32_t generation;
+} Scratch;
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t nkeys, natoms;
+    Entry *table;
+    uint64_t mask;
+    PyObject **keys;          /* the folded terms, without the automaton's trailing space */
+    uint8_t *open_end;        /* the term ends in a CJK-like character: no space needed */
+    uint8_t *flags;           /* monitor.words.key_flags */
+    uint32_t *common;         /* per term: proclitics that make it a common word */
+    Py_ssize_t *first;        /* term k's pairs are [first[k], lam[k]), then after لل */
+    Py_ssize_t *lam;          /* also [lam[k], first[k + 1]) */
+    int32_t *atom;
+    PyObject **alias;
+    Py_ssize_t npairs;
+    int nproclitics;
+    Py_UCS4 proclitic[MAX_PROCLITICS][MAX_PROCLITIC_LEN];
+    int proclitic_len[MAX_PROCLITICS];
+    uint32_t lam_proclitics; /* bit j: proclitic j stands for ل + ال (لل) */
+    Scratch scratch;
+    int busy;
+} Scanner;
+
+/* monitor.text.is_unspaced */
+static inline int
+unspaced(Py_UCS4 c)
+{
+    return (c >= 0x3040 && c <= 0x30FF) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xF900 && c <= 0xFAFF) ||
+           (c >= 0x20000 && c <= 0x2FA1F) || (c >= 0x0E00 && c <= 0x0EFF) ||
+           (c >= 0x1000 && c <= 0x109F) || (c >= 0x1780 && c <= 0x17FF);
+}
+
+/* monitor.text.is_arabic */
+static inline int
+arabic(Py_UCS4 c)
+{
+    return (c >= 0x0600 && c <= 0x06FF) || (c >= 0x0750 && c <= 0x077F) ||
+           (c >= 0x08A0 && c <= 0x08FF);
+}
+
+static inline uint64_t
+mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* FNV-1a over the code points of text[start:end]. */
+static inline uint64_t
+token_hash(int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (Py_ssize_t i = start; i < end; i++) {
+        h ^= PyUnicode_READ(kind, data, i);
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* The hash of a token sequence, extended by one token. Never 0 (the empty slot). */
+static inline uint64_t
+extend(uint64_t h, int gap, uint64_t token)
+{
+    uint64_t x = mix(h ^ (token + 0x9E3779B97F4A7C15ULL * (uint64_t)(gap + 1)));
+    return x ? x : 1;
+}
+
+/* The next token of text[*at:n]: its start (its end is then *at), and in *gap what
+ * separates it from the one before (GAP_START for the first); -1 at the end. */
+static inline Py_ssize_t
+next_token(int kind, const void *data, Py_ssize_t n, Py_ssize_t *at, uint8_t *gap)
+{
+    Py_ssize_t i = *at, spaces = 0;
+    while (i < n && PyUnicode_READ(kind, data, i) == ' ') {
+        spaces++;
+        i++;
+    }
+    if (i == n)
+        return -1;
+    Py_ssize_t start = i;
+    if (!unspaced(PyUnicode_READ(kind, data, i++)))
+        while (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c == ' ' || unspaced(c))
+                break;
+            i++;
+        }
+    if (*gap != GAP_START)
+        *gap = (uint8_t)(spaces > 1 ? 2 : spaces);
+    *at = i;
+    return start;
+}
+
+/* Splits text into tokens; returns how many, or -1 with an exception set. */
+static Py_ssize_t
+tokenize(Scratch *s, PyObject *text)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), count = 0, at = 0, start;
+    uint8_t gap = GAP_START;
+    while ((start = next_token(kind, data, n, &at, &gap)) >= 0) {
+        if (count == s->capacity) {
+            Py_ssize_t capacity = s->capacity ? s->capacity * 2 : 1024;
+            Py_ssize_t *a = PyMem_Realloc(s->start, (size_t)capacity * sizeof(Py_ssize_t));
+            if (a) s->start = a;
+            Py_ssize_t *b = a ? PyMem_Realloc(s->end, (size_t)capacity * sizeof(Py_ssize_t)) : NULL;
+            if (b) s->end = b;
+            uint64_t *h = b ? PyMem_Realloc(s->hash, (size_t)capacity * sizeof(uint64_t)) : NULL;
+            if (h) s->hash = h;
+            uint8_t *g = h ? PyMem_Realloc(s->gap, (size_t)capacity) : NULL;
+            if (g == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            s->gap = g;
+            s->capacity = capacity;
+        }
+        s->start[count] = start;
+        s->end[count] = at;
+        s->hash[count] = token_hash(kind, data, start, at);
+        s->gap[count] = gap;
+        gap = 0;
+        count++;
+    }
+    return count;
+}
+
+static void
+scratch_free(Scratch *s)
+{
+    PyMem_Free(s->start);
+    PyMem_Free(s->end);
+    PyMem_Free(s->hash);
+    PyMem_Free(s->gap);
+    PyMem_Free(s->stamp);
+    PyMem_Free(s->count);
+    memset(s, 0, sizeof(*s));
+}
+
+static int
+scratch_init(Scratch *s, Py_ssize_t natoms)
+{
+    memset(s, 0, sizeof(*s));
+    size_t slots = (size_t)(natoms ? natoms : 1) * 2;
+    s->stamp = PyMem_Calloc(slots, sizeof(uint32_t));
+    s->count = PyMem_Calloc(slots, 1);
+    if (s->stamp == NULL || s->count == NULL) {
+        scratch_free(s);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static Entry *
+find(const Scanner *self, uint64_t hash)
+{
+    for (uint64_t i = hash & self->mask;; i = (i + 1) & self->mask) {
+        Entry *e = &self->table[i];
+        if (e->hash == hash || e->hash == 0)
+            return e;
+    }
+}
+
+static int
+same_text(PyObject *key, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
+{
+    if (PyUnicode_GET_LENGTH(key) != end - start)
+        return 0;
+    int key_kind = PyUnicode_KIND(key);
+    const void *key_data = PyUnicode_DATA(key);
+    for (Py_ssize_t i = start; i < end; i++)
+        if (PyUnicode_READ(kind, data, i) != PyUnicode_READ(key_kind, key_data, i - start))
+            return 0;
+    return 1;
+}
+
+static void
+scanner_dealloc(Scanner *self)
+{
+    for (Py_ssize_t k = 0; k < self->nkeys; k++)
+        Py_XDECREF(self->keys ? self->keys[k] : NULL);
+    for (Py_ssize_t p = 0; p < self->npairs; p++)
+        Py_XDECREF(self->alias ? self->alias[p] : NULL);
+    PyMem_Free(self->table);
+    PyMem_Free(self->keys);
+    PyMem_Free(self->open_end);
+    PyMem_Free(self->flags);
+    PyMem_Free(self->common);
+    PyMem_Free(self->first);
+    PyMem_Free(self->lam);
+    PyMem_Free(self->atom);
+    PyMem_Free(self->alias);
+    scratch_free(&self->scratch);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Adds the hash of a term's tokens, or of a prefix of them, to the table. */
+static int
+insert(Scanner *self, uint64_t hash, int32_t key)
+{
+    Entry *e = find(self, hash);
+    if (e->hash == 0) {
+        e->hash = hash;
+        e->key = key;
+        return 0;
+    }
+    if (key < 0)
+        return 0;
+    if (e->key >= 0 && e->key != key) {
+        PyErr_SetString(PyExc_ValueError, "two watchlist terms share a hash");
+        return -1;
+    }
+    e->key = key;
+    return 0;
+}
+
+static int
+add_pairs(Scanner *self, PyObject *pairs, Py_ssize_t *at)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(pairs);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(pairs, j);
+        int atom;
+        PyObject *alias;
+        if (!PyArg_ParseTuple(pair, "iU", &atom, &alias))
+            return -1;
+        if (atom < 0 || atom >= self->natoms) {
+            PyErr_SetString(PyExc_ValueError, "atom out of range");
+            return -1;
+        }
+        self->atom[*at] = atom;
+        self->alias[*at] = Py_NewRef(alias);
+        (*at)++;
+    }
+    return 0;
+}
+
+/* Scanner(keys, flags, common, plain, lam_only, natoms, proclitics, lam_proclitics) */
+static PyObject *
+scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *keys, *common, *plain, *lam_only, *proclitics, *lam_set;
+    Py_buffer flags;
+    Py_ssize_t natoms;
+    static char *names[] = {"keys", "flags", "common", "plain", "lam_only", "natoms",
+                            "proclitics", "lam_proclitics", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!y*O!O!O!nO!O!:Scanner", names,
+                                     &PyList_Type, &keys, &flags, &PyList_Type, &common,
+                                     &PyList_Type, &plain, &PyList_Type, &lam_only, &natoms,
+                                     &PyTuple_Type, &proclitics, &PyFrozenSet_Type, &lam_set))
+        return NULL;
+    Scanner *self = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (flags.len != n || PyList_GET_SIZE(common) != n || PyList_GET_SIZE(plain) != n ||
+        PyList_GET_SIZE(lam_only) != n || natoms < 0 || natoms > INT32_MAX ||
+        n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS) {
+        PyErr_SetString(PyExc_ValueError, "Scanner(): inconsistent arguments");
+        goto fail;
+    }
+    self = (Scanner *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        goto fail;
+    self->natoms = natoms;
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(proclitics); j++) {
+        PyObject *p = PyTuple_GET_ITEM(proclitics, j);
+        if (!PyUnicode_Check(p) || PyUnicode_GET_LENGTH(p) < 1 ||
+            PyUnicode_GET_LENGTH(p) > MAX_PROCLITIC_LEN) {
+            PyErr_SetString(PyExc_ValueError, "Scanner(): proclitics of 1 to 4 letters");
+            goto fail;
+        }
+        if (j && PyUnicode_GET_LENGTH(p) <
+                     PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(proclitics, j - 1))) {
+            PyErr_SetString(PyExc_ValueError, "Scanner(): proclitics shortest first");
+            goto fail;
+        }
+        self->proclitic_len[j] = (int)PyUnicode_GET_LENGTH(p);
+        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(p); i++)
+            self->proclitic[j][i] = PyUnicode_READ_CHAR(p, i);
+        int lam = PySet_Contains(lam_set, p);
+        if (lam < 0)
+            goto fail;
+        if (lam)
+            self->lam_proclitics |= 1u << j;
+        self->nproclitics = (int)j + 1;
+    }
+    /* Count the pairs first, so that the arrays are allocated once. */
+    Py_ssize_t npairs = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *a = PyList_GET_ITEM(plain, k), *b = PyList_GET_ITEM(lam_only, k);
+        if (!PyTuple_Check(a) || !PyTuple_Check(b)) {
+            PyErr_SetString(PyExc_TypeError, "Scanner(): pairs must be tuples");
+            goto fail;
+        }
+        npairs += PyTuple_GET_SIZE(a) + PyTuple_GET_SIZE(b);
+    }
+    size_t nk = (size_t)(n ? n : 1);
+    self->keys = PyMem_Calloc(nk, sizeof(PyObject *));
+    self->open_end = PyMem_Calloc(nk, 1);
+    self->flags = PyMem_Calloc(nk, 1);
+    self->common = PyMem_Calloc(nk, sizeof(uint32_t));
+    self->first = PyMem_Calloc(nk + 1, sizeof(Py_ssize_t));
+    self->lam = PyMem_Calloc(nk, sizeof(Py_ssize_t));
+    self->atom = PyMem_Calloc((size_t)(npairs ? npairs : 1), sizeof(int32_t));
+    self->alias = PyMem_Calloc((size_t)(npairs ? npairs : 1), sizeof(PyObject *));
+    /* Each term adds at most one entry per token (a token ends at a space or is a CJK
+       character); a table at most half full. */
+    Py_ssize_t tokens = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        if (!PyUnicode_Check(key) || PyUnicode_GET_LENGTH(key) == 0) {
+            PyErr_SetString(PyExc_ValueError, "Scanner(): keys must be non-empty str");
+            goto fail;
+        }
+        tokens++;
+        for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(key); i++) {
+            Py_UCS4 c = PyUnicode_READ_CHAR(key, i);
+            tokens += c == ' ' || unspaced(c);
+        }
+    }
+    uint64_t capacity = 16;
+    while (capacity < (uint64_t)tokens * 2)
+        capacity *= 2;
+    self->table = PyMem_Calloc(capacity, sizeof(Entry));
+    if (!self->keys || !self->open_end || !self->flags || !self->common || !self->first ||
+        !self->lam || !self->atom || !self->alias || !self->table) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    self->mask = capacity - 1;
+    self->nkeys = n;
+    if (scratch_init(&self->scratch, natoms) < 0)
+        goto fail;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        self->keys[k] = Py_NewRef(key);
+        self->flags[k] = ((const uint8_t *)flags.buf)[k];
+        self->common[k] = (uint32_t)PyLong_AsUnsignedLong(PyList_GET_ITEM(common, k));
+        if (PyErr_Occurred())
+            goto fail;
+        Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+        self->open_end[k] = (uint8_t)unspaced(PyUnicode_READ_CHAR(key, length - 1));
+        self->first[k] = at;
+        if (add_pairs(self, PyList_GET_ITEM(plain, k), &at) < 0)
+            goto fail;
+        self->lam[k] = at;
+        if (add_pairs(self, PyList_GET_ITEM(lam_only, k), &at) < 0)
+            goto fail;
+        self->npairs = at;
+        /* The key's tokens, exactly as tokenize() splits a text. */
+        int kind = PyUnicode_KIND(key);
+        const void *data = PyUnicode_DATA(key);
+        if (PyUnicode_READ(kind, data, 0) == ' ' ||
+            PyUnicode_READ(kind, data, length - 1) == ' ') {
+            PyErr_SetString(PyExc_ValueError, "Scanner(): keys start and end with a word");
+            goto fail;
+        }
+        uint64_t h = 0;
+        Py_ssize_t i = 0, start;
+        uint8_t gap = GAP_START;
+        while ((start = next_token(kind, data, length, &i, &gap)) >= 0) {
+            h = extend(h, gap, token_hash(kind, data, start, i));
+            gap = 0;
+            if (insert(self, h, i == length ? (int32_t)k : -1) < 0)
+                goto fail;
+        }
+    }
+    self->first[n] = at;
+    PyBuffer_Release(&flags);
+    return (PyObject *)self;
+fail:
+    PyBuffer_Release(&flags);
+    Py_XDECREF(self);
+    return NULL;
+}
+
+/* Appends the hits of term k found at text[start:end], `prefix` characters of proclitic
+ * before it (-1: none) to `out`, within the cap per atom and field. */
+static int
+emit(Scanner *self, Scratch *s, PyObject *out, Py_ssize_t k, Py_ssize_t start,
+     Py_ssize_t end, int proclitic, Py_ssize_t body_at, int cap)
+{
+    Py_ssize_t from = self->first[k], to = self->lam[k], before = 0;
+    if (proclitic >= 0) {
+        before = self->proclitic_len[proclitic];
+        if (self->lam_proclitics >> proclitic & 1)
+            to = self->first[k + 1]; /* لل + السراج: a term with or without its ال */
+        else if (self->flags[k] & SHORT_ARABIC && self->common[k] >> proclitic & 1)
+            return 0; /* the whole word is a common word, not a proclitic + this term */
+    }
+    int field = start >= body_at;
+    Py_ssize_t base = field ? body_at : 0;
+    for (Py_ssize_t p = from; p < to; p++) {
+        size_t slot = (size_t)self->atom[p] * 2 + (size_t)field;
+        if (s->stamp[slot] != s->generation) {
+            s->stamp[slot] = s->generation;
+            s->count[slot] = 0;
+        }
+        if (s->count[slot] >= cap)
+            continue;
+        s->count[slot]++;
+        PyObject *raw = Py_BuildValue("(iinnO)", self->atom[p], field, start - before - base,
+                                      end - base, self->alias[p]);
+        if (raw == NULL || PyList_Append(out, raw) < 0) {
+            Py_XDECREF(raw);
+            return -1;
+        }
+        Py_DECREF(raw);
+    }
+    return 0;
+}
+
+/* Follows the table from the token `t`, whose part from `start` hashes to `hash`. */
+static int
+walk(Scanner *self, Scratch *s, Py_ssize_t ntokens, PyObject *text, PyObject *out,
+     Py_ssize_t t, Py_ssize_t start, uint64_t hash, int proclitic, Py_ssize_t body_at,
+     int cap)
+{
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    uint64_t h = extend(0, GAP_START, hash);
+    for (;;) {
+        const Entry *e = find(self, h);
+        if (e->hash == 0)
+            return 0;
+        Py_ssize_t end = s->end[t];
+        if (e->key >= 0) {
+            Py_ssize_t k = e->key;
+            int closed = self->open_end[k] ||
+                         (end < n && PyUnicode_READ(kind, data, end) == ' ');
+            if (closed && same_text(self->keys[k], kind, data, start, end) &&
+                emit(self, s, out, k, start, end, proclitic, body_at, cap) < 0)
+                return -1;
+        }
+        if (++t == ntokens || s->gap[t] > 1)
+            return 0;
+        h = extend(h, s->gap[t], s->hash[t]);
+    }
+}
+
+static PyObject *
+scanner_scan(Scanner *self, PyObject *args)
+{
+    PyObject *text;
+    Py_ssize_t body_at;
+    int cap;
+    if (!PyArg_ParseTuple(args, "Uni:scan", &text, &body_at, &cap))
+        return NULL;
+    /* Building the results can run Python code (a collection's finalizers), which could
+       scan again with this scanner: such a nested scan gets scratch of its own. */
+    Scratch own, *s = &self->scratch;
+    if (self->busy) {
+        if (scratch_init(&own, self->natoms) < 0)
+            return NULL;
+        s = &own;
+    }
+    self->busy++;
+    PyObject *out = PyList_New(0);
+    Py_ssize_t ntokens = out ? tokenize(s, text) : -1;
+    if (ntokens < 0)
+        goto fail;
+    if (++s->generation == 0) { /* wrapped: forget every stamp */
+        memset(s->stamp, 0, (size_t)(self->natoms ? self->natoms : 1) * 2 * sizeof(uint32_t));
+        s->generation = 1;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t t = 0; t < ntokens; t++) {
+        Py_ssize_t start = s->start[t], end = s->end[t];
+#if defined(__GNUC__)
+        if (t + LOOKAHEAD < ntokens) {
+            /* Nearly every probe misses the caches at 100k terms; asking for the slots of
+               a token ahead (its own, and with its next token's) lets them arrive while
+               this one is looked up. */
+            Py_ssize_t ahead = t + LOOKAHEAD;
+            uint64_t h = extend(0, GAP_START, s->hash[ahead]);
+            __builtin_prefetch(&self->table[h & self->mask]);
+            if (ahead + 1 < ntokens)
+                __builtin_prefetch(&self->table[extend(h, s->gap[ahead + 1],
+                                                       s->hash[ahead + 1]) & self->mask]);
+        }
+#endif
+        if (walk(self, s, ntokens, text, out, t, start, s->hash[t], -1, body_at, cap) < 0)
+            goto fail;
+        if (s->gap[t] == 0)
+            continue; /* glued to a CJK character: only the token itself starts a word */
+        Py_UCS4 c = PyUnicode_READ(kind, data, start);
+        if (c == '#' || c == '@') { /* #Libya, @Haftar */
+            for (Py_ssize_t i = start + 1; i < end; i++) {
+                if (walk(self, s, ntokens, text, out, t, i, token_hash(kind, data, i, end),
+                         -1, body_at, cap) < 0)
+                    goto fail;
+                Py_UCS4 d = PyUnicode_READ(kind, data, i);
+                if (d != '#' && d != '@')
+                    break;
+            }
+            continue;
+        }
+        if (!arabic(c))
+            continue;
+        for (int j = 0; j < self->nproclitics; j++) {
+            int length = self->proclitic_len[j];
+            if (end - start <= length || !arabic(PyUnicode_READ(kind, data, start + length)))
+                continue;
+            int same = 1;
+            for (int i = 0; i < length && same; i++)
+                same = PyUnicode_READ(kind, data, start + i) == self->proclitic[j][i];
+            if (same && walk(self, s, ntokens, text, out, t, start + length,
+                             token_hash(kind, data, start + length, end), j, body_at,
+                             cap) < 0)
+                goto fail;
+        }
+    }
+    self->busy--;
+    if (s == &own)
+        scratch_free(&own);
+    return out;
+fail:
+    self->busy--;
+    if (s == &own)
+        scratch_free(&own);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+static PyMethodDef scanner_methods[] = {
+    {"scan", (PyCFunction)scanner_scan, METH_VARARGS,
+     "scan(text, body_at, cap) -> [(atom, field, start, end, alias)]: the hits of the "
+     "terms in the folded text, title before body_at, at most cap per atom and field."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor._scan.Scanner",
+    .tp_doc = "The terms of all watchlists, hashed by their tokens.",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = scanner_new,
+    .tp_dealloc = (destructor)scanner_dealloc,
+    .tp_methods = scanner_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "monitor._scan",
+    .m_doc = "monitor.match's candidate scan at C speed, word by word.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__scan(void)
+{
+    if (PyType_Ready(&ScannerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
