@@ -39,14 +39,25 @@ typedef struct {
     uint64_t *hash;
     uint8_t *gap; /* before the token: 0 none (a CJK neighbour), 1 one space, 2 more */
     Py_ssize_t capacity;
-    uint32_t *stamp; /* per atom and field: the scan that last counted it */
-    uint8_t *count;
+    /* Per atom and field, per atom, per watchlist: the scan that last saw it (so that
+       nothing needs clearing between scans), and what that scan made of it. */
+    uint32_t *stamp;
+    uint8_t *count;       /* hits kept, up to the cap */
+    uint32_t *atom_stamp;
+    PyObject **atom_hits; /* the atom's list of hits, held by its watchlist's dict */
+    uint32_t *list_stamp;
+    PyObject **list_atoms; /* the watchlist's dict of atoms, held by the result */
+    double *list_score;    /* what its atoms hit so far score, rules left out */
     uint32_t generation;
 } Scratch;
 
 typedef struct {
     PyObject_HEAD
-    Py_ssize_t nkeys, natoms;
+    Py_ssize_t nkeys, natoms, nlists;
+    int32_t *list_of;         /* per atom: its watchlist */
+    double *points[2];        /* per field and atom: what it adds to its watchlist's score,
+                                 -inf for an exclusion (from its first hit: title first) */
+    double *threshold;        /* per watchlist; -inf for those with rules */
     Entry *table;
     uint64_t mask;
     PyObject **keys;          /* the folded terms, without the automaton's trailing space */
@@ -184,22 +195,46 @@ scratch_free(Scratch *s)
     PyMem_Free(s->gap);
     PyMem_Free(s->stamp);
     PyMem_Free(s->count);
+    PyMem_Free(s->atom_stamp);
+    PyMem_Free(s->atom_hits);
+    PyMem_Free(s->list_stamp);
+    PyMem_Free(s->list_atoms);
+    PyMem_Free(s->list_score);
     memset(s, 0, sizeof(*s));
 }
 
 static int
-scratch_init(Scratch *s, Py_ssize_t natoms)
+scratch_init(Scratch *s, Py_ssize_t natoms, Py_ssize_t nlists)
 {
     memset(s, 0, sizeof(*s));
-    size_t slots = (size_t)(natoms ? natoms : 1) * 2;
-    s->stamp = PyMem_Calloc(slots, sizeof(uint32_t));
-    s->count = PyMem_Calloc(slots, 1);
-    if (s->stamp == NULL || s->count == NULL) {
+    size_t atoms = (size_t)(natoms ? natoms : 1), lists = (size_t)(nlists ? nlists : 1);
+    s->stamp = PyMem_Calloc(atoms * 2, sizeof(uint32_t));
+    s->count = PyMem_Calloc(atoms * 2, 1);
+    s->atom_stamp = PyMem_Calloc(atoms, sizeof(uint32_t));
+    s->atom_hits = PyMem_Calloc(atoms, sizeof(PyObject *));
+    s->list_stamp = PyMem_Calloc(lists, sizeof(uint32_t));
+    s->list_atoms = PyMem_Calloc(lists, sizeof(PyObject *));
+    s->list_score = PyMem_Calloc(lists, sizeof(double));
+    if (!s->stamp || !s->count || !s->atom_stamp || !s->atom_hits || !s->list_stamp ||
+        !s->list_atoms || !s->list_score) {
         scratch_free(s);
         PyErr_NoMemory();
         return -1;
     }
     return 0;
+}
+
+/* A new scan: stamps of earlier scans no longer count. */
+static void
+scratch_next(Scratch *s, Py_ssize_t natoms, Py_ssize_t nlists)
+{
+    if (++s->generation)
+        return;
+    size_t atoms = (size_t)(natoms ? natoms : 1), lists = (size_t)(nlists ? nlists : 1);
+    memset(s->stamp, 0, atoms * 2 * sizeof(uint32_t));
+    memset(s->atom_stamp, 0, atoms * sizeof(uint32_t));
+    memset(s->list_stamp, 0, lists * sizeof(uint32_t));
+    s->generation = 1;
 }
 
 static Entry *
@@ -232,6 +267,10 @@ scanner_dealloc(Scanner *self)
         Py_XDECREF(self->keys ? self->keys[k] : NULL);
     for (Py_ssize_t p = 0; p < self->npairs; p++)
         Py_XDECREF(self->alias ? self->alias[p] : NULL);
+    PyMem_Free(self->list_of);
+    PyMem_Free(self->points[0]);
+    PyMem_Free(self->points[1]);
+    PyMem_Free(self->threshold);
     PyMem_Free(self->table);
     PyMem_Free(self->keys);
     PyMem_Free(self->open_end);
@@ -286,25 +325,30 @@ add_pairs(Scanner *self, PyObject *pairs, Py_ssize_t *at)
     return 0;
 }
 
-/* Scanner(keys, flags, common, plain, lam_only, natoms, proclitics, lam_proclitics) */
+/* Scanner(keys, flags, common, plain, lam_only, proclitics, lam_proclitics, list_of,
+ *         title_points, body_points, thresholds): see monitor/_scan.pyi. */
 static PyObject *
 scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *keys, *common, *plain, *lam_only, *proclitics, *lam_set;
+    PyObject *keys, *common, *plain, *lam_only, *proclitics, *lam_set, *list_of, *points[2],
+        *thresholds;
     Py_buffer flags;
-    Py_ssize_t natoms;
-    static char *names[] = {"keys", "flags", "common", "plain", "lam_only", "natoms",
-                            "proclitics", "lam_proclitics", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!y*O!O!O!nO!O!:Scanner", names,
-                                     &PyList_Type, &keys, &flags, &PyList_Type, &common,
-                                     &PyList_Type, &plain, &PyList_Type, &lam_only, &natoms,
-                                     &PyTuple_Type, &proclitics, &PyFrozenSet_Type, &lam_set))
+    static char *names[] = {"keys", "flags", "common", "plain", "lam_only", "proclitics",
+                            "lam_proclitics", "list_of", "title_points", "body_points",
+                            "thresholds", NULL};
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "O!y*O!O!O!O!O!O!O!O!O!:Scanner", names, &PyList_Type, &keys, &flags,
+            &PyList_Type, &common, &PyList_Type, &plain, &PyList_Type, &lam_only,
+            &PyTuple_Type, &proclitics, &PyFrozenSet_Type, &lam_set, &PyList_Type, &list_of,
+            &PyList_Type, &points[0], &PyList_Type, &points[1], &PyList_Type, &thresholds))
         return NULL;
     Scanner *self = NULL;
-    Py_ssize_t n = PyList_GET_SIZE(keys);
+    Py_ssize_t n = PyList_GET_SIZE(keys), natoms = PyList_GET_SIZE(list_of),
+               nlists = PyList_GET_SIZE(thresholds);
     if (flags.len != n || PyList_GET_SIZE(common) != n || PyList_GET_SIZE(plain) != n ||
-        PyList_GET_SIZE(lam_only) != n || natoms < 0 || natoms > INT32_MAX ||
-        n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS) {
+        PyList_GET_SIZE(lam_only) != n || PyList_GET_SIZE(points[0]) != natoms ||
+        PyList_GET_SIZE(points[1]) != natoms ||
+        natoms > INT32_MAX || n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS) {
         PyErr_SetString(PyExc_ValueError, "Scanner(): inconsistent arguments");
         goto fail;
     }
@@ -312,6 +356,32 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL)
         goto fail;
     self->natoms = natoms;
+    self->nlists = nlists;
+    self->list_of = PyMem_Calloc((size_t)(natoms ? natoms : 1), sizeof(int32_t));
+    for (int f = 0; f < 2; f++)
+        self->points[f] = PyMem_Calloc((size_t)(natoms ? natoms : 1), sizeof(double));
+    self->threshold = PyMem_Calloc((size_t)(nlists ? nlists : 1), sizeof(double));
+    if (!self->list_of || !self->points[0] || !self->points[1] || !self->threshold) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t a = 0; a < natoms; a++) {
+        long list = PyLong_AsLong(PyList_GET_ITEM(list_of, a));
+        for (int f = 0; f < 2; f++)
+            self->points[f][a] = PyFloat_AsDouble(PyList_GET_ITEM(points[f], a));
+        if (PyErr_Occurred())
+            goto fail;
+        if (list < 0 || list >= nlists) {
+            PyErr_SetString(PyExc_ValueError, "Scanner(): an atom's watchlist out of range");
+            goto fail;
+        }
+        self->list_of[a] = (int32_t)list;
+    }
+    for (Py_ssize_t w = 0; w < nlists; w++) {
+        self->threshold[w] = PyFloat_AsDouble(PyList_GET_ITEM(thresholds, w));
+        if (PyErr_Occurred())
+            goto fail;
+    }
     for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(proclitics); j++) {
         PyObject *p = PyTuple_GET_ITEM(proclitics, j);
         if (!PyUnicode_Check(p) || PyUnicode_GET_LENGTH(p) < 1 ||
@@ -379,7 +449,7 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->mask = capacity - 1;
     self->nkeys = n;
-    if (scratch_init(&self->scratch, natoms) < 0)
+    if (scratch_init(&self->scratch, natoms, nlists) < 0)
         goto fail;
     Py_ssize_t at = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
@@ -425,12 +495,59 @@ fail:
     return NULL;
 }
 
-/* Appends the hits of term k found at text[start:end], `prefix` characters of proclitic
- * before it (-1: none) to `out`, within the cap per atom and field. */
-static int
-emit(Scanner *self, Scratch *s, PyObject *out, Py_ssize_t k, Py_ssize_t start,
-     Py_ssize_t end, int proclitic, Py_ssize_t body_at, int cap)
+/* One scan: its text, its scratch, where the body starts, the cap, and the result: a
+ * list of hits, or a dict {watchlist: {atom: [hit, ...]}}. */
+typedef struct {
+    Scanner *self;
+    Scratch *s;
+    int kind;
+    const void *data;
+    Py_ssize_t length, ntokens, body_at;
+    int cap;
+    PyObject *out;
+} Scan;
+
+/* dict[key] = value, a new reference that this steals; returns value, borrowed (the
+ * dict holds it), or NULL. */
+static PyObject *
+put(PyObject *dict, long key, PyObject *value)
 {
+    PyObject *number = PyLong_FromLong(key);
+    int failed = !number || !value || PyDict_SetItem(dict, number, value) < 0;
+    Py_XDECREF(number);
+    Py_XDECREF(value);
+    return failed ? NULL : value;
+}
+
+/* The list of hits of the atom in a grouped result, made on its first hit (in `field`).
+ * Borrowed. */
+static PyObject *
+atom_hits(Scan *scan, int32_t atom, int field)
+{
+    Scratch *s = scan->s;
+    if (s->atom_stamp[atom] == s->generation)
+        return s->atom_hits[atom];
+    int32_t list = scan->self->list_of[atom];
+    if (s->list_stamp[list] != s->generation) {
+        if ((s->list_atoms[list] = put(scan->out, list, PyDict_New())) == NULL)
+            return NULL;
+        s->list_stamp[list] = s->generation;
+        s->list_score[list] = 0.0;
+    }
+    if ((s->atom_hits[atom] = put(s->list_atoms[list], atom, PyList_New(0))) == NULL)
+        return NULL;
+    s->atom_stamp[atom] = s->generation;
+    s->list_score[list] += scan->self->points[field][atom];
+    return s->atom_hits[atom];
+}
+
+/* Adds the hits of term k found at text[start:end], after proclitic number `proclitic`
+ * (-1: none), within the cap per atom and field. */
+static int
+emit(Scan *scan, Py_ssize_t k, Py_ssize_t start, Py_ssize_t end, int proclitic)
+{
+    Scanner *self = scan->self;
+    Scratch *s = scan->s;
     Py_ssize_t from = self->first[k], to = self->lam[k], before = 0;
     if (proclitic >= 0) {
         before = self->proclitic_len[proclitic];
@@ -439,37 +556,38 @@ emit(Scanner *self, Scratch *s, PyObject *out, Py_ssize_t k, Py_ssize_t start,
         else if (self->flags[k] & SHORT_ARABIC && self->common[k] >> proclitic & 1)
             return 0; /* the whole word is a common word, not a proclitic + this term */
     }
-    int field = start >= body_at;
-    Py_ssize_t base = field ? body_at : 0;
+    int field = start >= scan->body_at;
+    Py_ssize_t base = field ? scan->body_at : 0;
     for (Py_ssize_t p = from; p < to; p++) {
-        size_t slot = (size_t)self->atom[p] * 2 + (size_t)field;
+        int32_t atom = self->atom[p];
+        size_t slot = (size_t)atom * 2 + (size_t)field;
         if (s->stamp[slot] != s->generation) {
             s->stamp[slot] = s->generation;
             s->count[slot] = 0;
         }
-        if (s->count[slot] >= cap)
+        if (s->count[slot] >= scan->cap)
             continue;
         s->count[slot]++;
-        PyObject *raw = Py_BuildValue("(iinnO)", self->atom[p], field, start - before - base,
+        PyObject *into = PyDict_Check(scan->out) ? atom_hits(scan, atom, field) : scan->out;
+        if (into == NULL)
+            return -1;
+        PyObject *hit = Py_BuildValue("(iinnO)", atom, field, start - before - base,
                                       end - base, self->alias[p]);
-        if (raw == NULL || PyList_Append(out, raw) < 0) {
-            Py_XDECREF(raw);
+        if (hit == NULL || PyList_Append(into, hit) < 0) {
+            Py_XDECREF(hit);
             return -1;
         }
-        Py_DECREF(raw);
+        Py_DECREF(hit);
     }
     return 0;
 }
 
 /* Follows the table from the token `t`, whose part from `start` hashes to `hash`. */
 static int
-walk(Scanner *self, Scratch *s, Py_ssize_t ntokens, PyObject *text, PyObject *out,
-     Py_ssize_t t, Py_ssize_t start, uint64_t hash, int proclitic, Py_ssize_t body_at,
-     int cap)
+walk(Scan *scan, Py_ssize_t t, Py_ssize_t start, uint64_t hash, int proclitic)
 {
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const Scanner *self = scan->self;
+    const Scratch *s = scan->s;
     uint64_t h = extend(0, GAP_START, hash);
     for (;;) {
         const Entry *e = find(self, h);
@@ -478,70 +596,50 @@ walk(Scanner *self, Scratch *s, Py_ssize_t ntokens, PyObject *text, PyObject *ou
         Py_ssize_t end = s->end[t];
         if (e->key >= 0) {
             Py_ssize_t k = e->key;
-            int closed = self->open_end[k] ||
-                         (end < n && PyUnicode_READ(kind, data, end) == ' ');
-            if (closed && same_text(self->keys[k], kind, data, start, end) &&
-                emit(self, s, out, k, start, end, proclitic, body_at, cap) < 0)
+            int closed = self->open_end[k] || (end < scan->length &&
+                                               PyUnicode_READ(scan->kind, scan->data, end) == ' ');
+            if (closed && same_text(self->keys[k], scan->kind, scan->data, start, end) &&
+                emit(scan, k, start, end, proclitic) < 0)
                 return -1;
         }
-        if (++t == ntokens || s->gap[t] > 1)
+        if (++t == scan->ntokens || s->gap[t] > 1)
             return 0;
         h = extend(h, s->gap[t], s->hash[t]);
     }
 }
 
-static PyObject *
-scanner_scan(Scanner *self, PyObject *args)
+/* Every token start, and the starts past a leading #/@ or an Arabic proclitic. */
+static int
+walk_all(Scan *scan)
 {
-    PyObject *text;
-    Py_ssize_t body_at;
-    int cap;
-    if (!PyArg_ParseTuple(args, "Uni:scan", &text, &body_at, &cap))
-        return NULL;
-    /* Building the results can run Python code (a collection's finalizers), which could
-       scan again with this scanner: such a nested scan gets scratch of its own. */
-    Scratch own, *s = &self->scratch;
-    if (self->busy) {
-        if (scratch_init(&own, self->natoms) < 0)
-            return NULL;
-        s = &own;
-    }
-    self->busy++;
-    PyObject *out = PyList_New(0);
-    Py_ssize_t ntokens = out ? tokenize(s, text) : -1;
-    if (ntokens < 0)
-        goto fail;
-    if (++s->generation == 0) { /* wrapped: forget every stamp */
-        memset(s->stamp, 0, (size_t)(self->natoms ? self->natoms : 1) * 2 * sizeof(uint32_t));
-        s->generation = 1;
-    }
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    for (Py_ssize_t t = 0; t < ntokens; t++) {
+    const Scanner *self = scan->self;
+    const Scratch *s = scan->s;
+    int kind = scan->kind;
+    const void *data = scan->data;
+    for (Py_ssize_t t = 0; t < scan->ntokens; t++) {
         Py_ssize_t start = s->start[t], end = s->end[t];
 #if defined(__GNUC__)
-        if (t + LOOKAHEAD < ntokens) {
+        if (t + LOOKAHEAD < scan->ntokens) {
             /* Nearly every probe misses the caches at 100k terms; asking for the slots of
                a token ahead (its own, and with its next token's) lets them arrive while
                this one is looked up. */
             Py_ssize_t ahead = t + LOOKAHEAD;
             uint64_t h = extend(0, GAP_START, s->hash[ahead]);
             __builtin_prefetch(&self->table[h & self->mask]);
-            if (ahead + 1 < ntokens)
+            if (ahead + 1 < scan->ntokens)
                 __builtin_prefetch(&self->table[extend(h, s->gap[ahead + 1],
                                                        s->hash[ahead + 1]) & self->mask]);
         }
 #endif
-        if (walk(self, s, ntokens, text, out, t, start, s->hash[t], -1, body_at, cap) < 0)
-            goto fail;
+        if (walk(scan, t, start, s->hash[t], -1) < 0)
+            return -1;
         if (s->gap[t] == 0)
             continue; /* glued to a CJK character: only the token itself starts a word */
         Py_UCS4 c = PyUnicode_READ(kind, data, start);
         if (c == '#' || c == '@') { /* #Libya, @Haftar */
             for (Py_ssize_t i = start + 1; i < end; i++) {
-                if (walk(self, s, ntokens, text, out, t, i, token_hash(kind, data, i, end),
-                         -1, body_at, cap) < 0)
-                    goto fail;
+                if (walk(scan, t, i, token_hash(kind, data, i, end), -1) < 0)
+                    return -1;
                 Py_UCS4 d = PyUnicode_READ(kind, data, i);
                 if (d != '#' && d != '@')
                     break;
@@ -557,28 +655,85 @@ scanner_scan(Scanner *self, PyObject *args)
             int same = 1;
             for (int i = 0; i < length && same; i++)
                 same = PyUnicode_READ(kind, data, start + i) == self->proclitic[j][i];
-            if (same && walk(self, s, ntokens, text, out, t, start + length,
-                             token_hash(kind, data, start + length, end), j, body_at,
-                             cap) < 0)
-                goto fail;
+            if (same && walk(scan, t, start + length,
+                             token_hash(kind, data, start + length, end), j) < 0)
+                return -1;
         }
     }
+    return 0;
+}
+
+/* Drops the watchlists that cannot match: an exclusion hit, or a score below the
+ * threshold with no rules to add to it. The rounding of the score to 3 decimals gets
+ * 0.001 of room (ten times 0.1 is 0.9999999999999999). */
+static int
+drop_hopeless(Scan *scan)
+{
+    const Scratch *s = scan->s;
+    for (Py_ssize_t list = 0; list < scan->self->nlists; list++) {
+        if (s->list_stamp[list] != s->generation ||
+            s->list_score[list] + 0.001 >= scan->self->threshold[list])
+            continue;
+        PyObject *key = PyLong_FromSsize_t(list);
+        int failed = !key || PyDict_DelItem(scan->out, key) < 0;
+        Py_XDECREF(key);
+        if (failed)
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+run(Scanner *self, PyObject *args, const char *format, int grouped)
+{
+    PyObject *text;
+    Py_ssize_t body_at;
+    int cap, quick = 0;
+    if (grouped ? !PyArg_ParseTuple(args, format, &text, &body_at, &cap, &quick)
+                : !PyArg_ParseTuple(args, format, &text, &body_at, &cap))
+        return NULL;
+    /* Building the results can run Python code (a collection's finalizers), which could
+       scan again with this scanner: such a nested scan gets scratch of its own. */
+    Scratch own;
+    Scan scan = {self, &self->scratch, PyUnicode_KIND(text), PyUnicode_DATA(text),
+                 PyUnicode_GET_LENGTH(text), 0, body_at, cap, NULL};
+    if (self->busy) {
+        if (scratch_init(&own, self->natoms, self->nlists) < 0)
+            return NULL;
+        scan.s = &own;
+    }
+    self->busy++;
+    scan.out = grouped ? PyDict_New() : PyList_New(0);
+    scan.ntokens = scan.out ? tokenize(scan.s, text) : -1;
+    if (scan.ntokens >= 0)
+        scratch_next(scan.s, self->natoms, self->nlists);
+    if (scan.ntokens < 0 || walk_all(&scan) < 0 || (quick && drop_hopeless(&scan) < 0))
+        Py_CLEAR(scan.out);
     self->busy--;
-    if (s == &own)
+    if (scan.s == &own)
         scratch_free(&own);
-    return out;
-fail:
-    self->busy--;
-    if (s == &own)
-        scratch_free(&own);
-    Py_XDECREF(out);
-    return NULL;
+    return scan.out;
+}
+
+static PyObject *
+scanner_scan(Scanner *self, PyObject *args)
+{
+    return run(self, args, "Uni:scan", 0);
+}
+
+static PyObject *
+scanner_lists(Scanner *self, PyObject *args)
+{
+    return run(self, args, "Unip:lists", 1);
 }
 
 static PyMethodDef scanner_methods[] = {
     {"scan", (PyCFunction)scanner_scan, METH_VARARGS,
      "scan(text, body_at, cap) -> [(atom, field, start, end, alias)]: the hits of the "
      "terms in the folded text, title before body_at, at most cap per atom and field."},
+    {"lists", (PyCFunction)scanner_lists, METH_VARARGS,
+     "lists(text, body_at, cap, quick) -> {watchlist: {atom: [hit, ...]}}: scan()'s hits "
+     "by watchlist and atom; with quick, only watchlists that can reach their threshold."},
     {NULL, NULL, 0, NULL},
 };
 

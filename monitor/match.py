@@ -4,10 +4,12 @@ Rules, in order:
 1. Terms (entity names and aliases, keywords, phrases, words named in rules, exclusions)
    and text are folded by `monitor.text.fold`: case, accents, Arabic letter forms and
    harakat never matter, and punctuation separates words like a space.
-2. All terms of all watchlists go into one Aho-Corasick automaton (the Rust aho-corasick
-   crate, through ahocorasick-rs), built once per config,
-   each followed by a space: the automaton itself finds only occurrences that end a word,
-   and the cost of matching grows with the text, not with the number of terms.
+2. All terms of all watchlists are compiled once per config into one multi-pattern
+   matcher, whose cost grows with the text, not with the number of terms: the C scanner
+   (monitor/_scan.c), which looks the text up word by word in a hash table of the terms'
+   word prefixes; or, where it was not built, one Aho-Corasick automaton (the Rust
+   aho-corasick crate, through ahocorasick-rs) of the terms each followed by a space, so
+   that it finds only occurrences that end a word. Both find the same hits.
 3. The start of each candidate is checked (monitor.words): it must start a word, except
    that an Arabic term may carry proclitics (و ف ب ك ل ال and their combinations: بسرت
    is سرت) and a term starting with ال also matches after لل (للسراج is السراج). For a
@@ -79,6 +81,7 @@ _Pair = tuple[int, str]  # (atom, alias): what a candidate hits
 # One candidate that passed the word checks: (atom, field, folded start, folded end, alias)
 # where field is 0 for the title and 1 for the body. Plain tuples: the hot path makes many.
 _Raw = tuple[int, int, int, int, str]
+_ByAtom = dict[int, list[_Raw]]  # one watchlist's hits, by atom
 FIELDS = ("title", "body")
 
 
@@ -133,21 +136,34 @@ class Matcher:
         self._key_len = [len(key) for key in keys]
         self._flags = bytes(key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
         self._plain = [tuple(pairs) for pairs in self._spelled.values()]
-        self._after_lam = list(self._plain)
-        for index, key in enumerate(keys):
-            if key in self._lam_only:
-                self._after_lam[index] = (*self._plain[index], *self._lam_only[key])
+        # Per key, what else hits after لل; and all that hits there (the automaton's).
+        lam_only: list[tuple[_Pair, ...]] = [()] * len(keys)
+        if self._lam_only:
+            for index, key in enumerate(keys):
+                if key in self._lam_only:
+                    lam_only[index] = tuple(self._lam_only[key])
         self._list_of = [atom.watchlist for atom in self._atoms]
         self._weight = [atom.weight for atom in self._atoms]
         self._role = bytes(_ROLES.get(atom.kind, _TERM) for atom in self._atoms)
         # Each breakdown line is the same whenever its atom scores: made once, on first use.
         self._lines: dict[tuple[int, bool], Contribution] = {}
-        # The most an atom can add: its weight, times the title's when that is larger.
-        factors = [max(1.0, wl.title_weight) for wl in self.watchlists]
-        self._most = [max(0.0, atom.weight * factors[atom.watchlist]) for atom in self._atoms]
-        self._scanner = _scanner(keys, self._flags, self._plain, self._lam_only,
-                                 len(self._atoms))
+        # What an atom adds to its watchlist's score from its first hit, in the title and
+        # in the body: its weight (times the title's), -inf for an exclusion, 0 for a
+        # word named only in rules.
+        factors = [wl.title_weight for wl in self.watchlists]
+        roles = list(zip(self._weight, self._role, self._list_of, strict=True))
+        self._points = (
+            [w * factors[wl] if r == _SCORED else _VETO if r == _EXCLUDE else 0.0
+             for w, r, wl in roles],
+            [w if r == _SCORED else _VETO if r == _EXCLUDE else 0.0 for w, r, _ in roles])
+        # The score below which a watchlist cannot match (-inf: its rules can add any).
+        self._hopeless = [float("-inf") if compiled.rules else compiled.config.threshold
+                          for compiled in self._lists]
+        self._scanner = _scanner(keys, self._flags, self._plain, lam_only, self._list_of,
+                                 self._points, self._hopeless)
         if self._scanner is None:
+            self._after_lam = [(*plain, *extra) if extra else plain
+                               for plain, extra in zip(self._plain, lam_only, strict=True)]
             # The trailing space makes the automaton check the end of the word itself.
             self._automaton = ahocorasick_rs.AhoCorasick(
                 [key if key[-1] >= "\u0e00" and is_unspaced(key[-1]) else key + " "
@@ -228,17 +244,33 @@ class Matcher:
     def _scan(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
         """Candidates in the title and the body that pass the word checks, at most
         MAX_HITS_PER_TERM per atom and field, title first, each in text order (by start,
-        then end).
-
-        Both fields are scanned at once, joined by a line break that no key holds, so no
-        phrase spans them: by the C scanner where it was built, else by `_scan_python`."""
+        then end): by the C scanner where it was built, else by `_scan_python`."""
         if not self._keys or not (fields[0].original or fields[1].original):
             return []
-        title = fields[0].folded
-        norm = f"{title} \n {fields[1].folded} "
+        norm, body_at = _joined(fields)
         if self._scanner is not None:
-            return self._scanner.scan(norm, len(title) + 3, MAX_HITS_PER_TERM)
-        return self._scan_python(norm, len(title) + 3)
+            return self._scanner.scan(norm, body_at, MAX_HITS_PER_TERM)
+        return self._scan_python(norm, body_at)
+
+    def _by_list(self, fields: tuple[Folded, Folded], quick: bool) -> dict[int, _ByAtom]:
+        """`_scan`'s hits by watchlist and atom (each atom's in `_scan`'s order); with
+        `quick`, only the watchlists that can match: no exclusion hit, and a score that
+        reaches the threshold or rules that may add to it (with room for the score's
+        rounding to 3 decimals: ten times 0.1 is 0.9999999999999999)."""
+        if not self._keys or not (fields[0].original or fields[1].original):
+            return {}
+        norm, body_at = _joined(fields)
+        if self._scanner is not None:
+            return self._scanner.lists(norm, body_at, MAX_HITS_PER_TERM, quick)
+        per_list: dict[int, _ByAtom] = {}
+        for raw in self._scan_python(norm, body_at):
+            per_list.setdefault(self._list_of[raw[0]], {}).setdefault(raw[0], []).append(raw)
+        if quick:
+            for index, by_atom in list(per_list.items()):
+                score = sum(self._points[hits[0][1]][atom] for atom, hits in by_atom.items())
+                if score + 0.001 < self._hopeless[index]:
+                    del per_list[index]
+        return per_list
 
     def _scan_python(self, norm: str, body_at: int) -> list[_Raw]:
         """`_scan` by the automaton, the definition of the C scanner (monitor/_scan.c)."""
@@ -300,26 +332,15 @@ class Matcher:
         matched, whose hits, snippet and breakdown alone are worked out (the daemon's fast
         path)."""
         folded = (Folded(title), Folded(body))
-        raws = self._scan(folded)
-        if not raws and only_matched:
+        per_list = self._by_list(folded, only_matched)
+        if not per_list and only_matched:
             return []
-        per_list: dict[int, dict[int, list[_Raw]]] = {}
-        list_of = self._list_of
-        for raw in raws:
-            atoms = per_list.get(list_of[raw[0]])
-            if atoms is None:
-                atoms = per_list[list_of[raw[0]]] = {}
-            found = atoms.get(raw[0])
-            if found is None:
-                atoms[raw[0]] = [raw]
-            else:
-                found.append(raw)
         words = WordIndex(folded)
         if only_matched:
             results = []
             for index in sorted(per_list):
                 compiled = self._lists[index]
-                verdict = self._verdict(compiled, per_list[index], words, quick=True)
+                verdict = self._verdict(compiled, per_list[index], words)
                 if verdict.matched:
                     results.append(self._explain(compiled, per_list[index], verdict, folded))
             return results
@@ -339,17 +360,9 @@ class Matcher:
 
     # -- scoring --------------------------------------------------------------------------
 
-    def _verdict(self, compiled: _List, by_atom: dict[int, list[_Raw]],
-                 words: WordIndex, quick: bool = False) -> _Verdict:
-        """The score and whether it matches; the breakdown's text is left to `_explain`.
-        `quick`: only whether it matches is wanted, so a list that cannot reach its
-        threshold is not scored."""
+    def _verdict(self, compiled: _List, by_atom: _ByAtom, words: WordIndex) -> _Verdict:
+        """The score and whether it matches; the breakdown's text is left to `_explain`."""
         wl = compiled.config
-        if quick and not compiled.rules and sum(
-                self._most[atom] for atom in by_atom) + 0.001 < wl.threshold:
-            # Even every hit in the title would not reach the threshold (with room for the
-            # score's rounding to 3 decimals: ten times 0.1 is 0.9999999999999999).
-            return _NO_MATCH
         parts: list[tuple[int, bool]] = []  # (atom, in title) | (-1 - rule index, False)
         score = 0.0
         excluded: list[int] = []
@@ -393,16 +406,29 @@ class Matcher:
         detail = f"weight {atom.weight:g}" + (f" x title {wl.title_weight:g}" if in_title else "")
         return Contribution(f"{atom.kind} {atom.term}", atom.weight * factor, detail)
 
-    def _explain(self, compiled: _List, by_atom: dict[int, list[_Raw]], verdict: _Verdict,
+    def _explain(self, compiled: _List, by_atom: _ByAtom, verdict: _Verdict,
                  folded: tuple[Folded, Folded]) -> Result:
         wl = compiled.config
-        hits = tuple(self._hits([raw for atom, raws in by_atom.items()
-                                 if atom not in verdict.excluded for raw in raws], folded))
-        excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
-            [raw for atom in verdict.excluded for raw in by_atom[atom]], folded)))
+        excluded = verdict.excluded
+        if excluded:
+            hits = tuple(self._hits([raw for atom, raws in by_atom.items()
+                                     if atom not in excluded for raw in raws], folded))
+            excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
+                [raw for atom in excluded for raw in by_atom[atom]], folded)))
+        else:  # every list that matched
+            hits = tuple(self._hits([raw for raws in by_atom.values() for raw in raws],
+                                    folded))
+            excluded_by = ()
         match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, hits),
                       self._breakdown(compiled, verdict.parts))
         return Result(match, wl.threshold, verdict.matched, excluded_by, verdict.required)
+
+
+def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
+    """The folded title and body as one text to scan, joined by a line break that no
+    key holds, so no phrase spans them; and where the body starts in it."""
+    title = fields[0].folded
+    return f"{title} \n {fields[1].folded} ", len(title) + 3
 
 
 def _start(candidate: tuple[int, int, int]) -> int:
@@ -410,19 +436,22 @@ def _start(candidate: tuple[int, int, int]) -> int:
 
 
 def _scanner(keys: list[str], flags: bytes, plain: list[tuple[_Pair, ...]],
-             lam_only: dict[str, list[_Pair]], atoms: int) -> Scanner | None:
+             lam_only: list[tuple[_Pair, ...]], list_of: list[int],
+             points: tuple[list[float], list[float]], hopeless: list[float]) -> Scanner | None:
     """The C scanner of these keys (monitor/_scan.c), or None where it was not built or
     two keys share its hash (then the automaton scans)."""
     if _CScanner is None:
         return None
     proclitics = tuple(sorted(ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len))
     common = arabic_common_words()
-    masks = [sum(1 << j for j, p in enumerate(proclitics) if p + key in common)
-             if flag & SHORT_ARABIC else 0 for key, flag in zip(keys, flags, strict=True)]
+    masks = [0] * len(keys)
+    for index, flag in enumerate(flags):
+        if flag & SHORT_ARABIC:
+            masks[index] = sum(1 << j for j, p in enumerate(proclitics)
+                               if p + keys[index] in common)
     try:
-        return _CScanner(keys, flags, masks, plain,
-                         [tuple(lam_only.get(key, ())) for key in keys], atoms, proclitics,
-                         ARABIC_LAM_PROCLITICS)
+        return _CScanner(keys, flags, masks, plain, lam_only, proclitics,
+                         ARABIC_LAM_PROCLITICS, list_of, *points, hopeless)
     except ValueError:  # pragma: no cover - a 64-bit hash shared by two terms
         return None
 
@@ -451,15 +480,14 @@ class _Verdict:
     matched: bool
 
 
-_NO_MATCH = _Verdict(0.0, (), (), True, False)
-
 # What an atom does to its watchlist's score: adds its weight, vetoes it, or neither (a
 # word named only inside a rule).
 _TERM, _SCORED, _EXCLUDE = 0, 1, 2
 _ROLES = {"entity": _SCORED, "keyword": _SCORED, "phrase": _SCORED, "exclude": _EXCLUDE}
+_VETO = float("-inf")  # an exclusion's points: no score makes up for it
 
 
-def _holds(tree: _Tree, by_atom: dict[int, list[_Raw]], words: WordIndex) -> bool:
+def _holds(tree: _Tree, by_atom: _ByAtom, words: WordIndex) -> bool:
     kind = tree[0]
     if kind == "atom":
         return tree[1] in by_atom
@@ -472,7 +500,7 @@ def _holds(tree: _Tree, by_atom: dict[int, list[_Raw]], words: WordIndex) -> boo
     return _near(tree[1], tree[2], by_atom, words)
 
 
-def _near(atoms: tuple[int, ...], within: int, by_atom: dict[int, list[_Raw]],
+def _near(atoms: tuple[int, ...], within: int, by_atom: _ByAtom,
           words: WordIndex) -> bool:
     """Some occurrence of the first term has every other term within `within` words."""
     if not all(a in by_atom for a in atoms):

@@ -373,18 +373,30 @@ def scan_cases(draw: st.DrawFn) -> tuple[list[str], str, str]:
     return terms, title, body
 
 
+def in_order(per_list: dict[int, dict[int, list[Any]]]) -> list[Any]:
+    return [(index, list(by_atom.items())) for index, by_atom in per_list.items()]
+
+
 @pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
 @settings(max_examples=300)
-@given(scan_cases())
-def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str, str]
-                                                      ) -> None:
+@given(scan_cases(), st.sampled_from([1, 2.5, 4]))
+def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str, str],
+                                                      threshold: float) -> None:
     terms, title, body = case
     half = len(terms) // 2
-    lists = [watchlist(keywords=terms[:half], phrases=terms[half:])]
+    lists = [watchlist(keywords=terms[:half], phrases=terms[half:], threshold=threshold),
+             watchlist(entities=[{"name": terms[0], "aliases": terms[1:], "weight": 0.5}],
+                       exclude=terms[-1:], title_weight=3, threshold=threshold),
+             watchlist(rules=[{"any_of": terms[-2:]}], threshold=threshold)]
     c, automaton = Matcher(lists), automaton_matcher(lists)
     assert c._scanner is not None and automaton._scanner is None
     fields = (Folded(title), Folded(body))
     assert c._scan(fields) == automaton._scan(fields)
+    for quick in (False, True):
+        assert in_order(c._by_list(fields, quick)) == in_order(
+            automaton._by_list(fields, quick))
+    assert c.evaluate(title, body) == automaton.evaluate(title, body)
+    assert c.matches(title, body) == automaton.matches(title, body)
 
 
 @pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
