@@ -10,7 +10,9 @@ Arabic-script, built from that text's own words in two mixes:
   the text's words that do not occur in it, the way most of a large entity list does not
   occur in any one article.
 Baseline: one Python `re` alternation with Unicode word boundaries over the same folded
-text, timed on a slice (it is too slow for the whole) and reported in MB/s.
+text, timed on a slice (it is too slow for the whole) and reported in MB/s. Beside it,
+the same matcher with the C scanner switched off (the ahocorasick-rs automaton that
+installs without a C compiler use), over the whole text.
 
 Run: python bench/match.py [--mb 5]
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import documents, size  # noqa: E402
+from monitor import match as match_module  # noqa: E402
 from monitor.config import WatchlistConfig  # noqa: E402
 from monitor.match import Matcher  # noqa: E402
 from monitor.text import fold, fold_term, is_arabic  # noqa: E402
@@ -114,6 +117,18 @@ def bench_matcher(lists: list[WatchlistConfig], docs: list[tuple[str, str]],
     return mb / seconds, build, memory, matcher.term_count, matched
 
 
+def bench_automaton(lists: list[WatchlistConfig], docs: list[tuple[str, str]],
+                    mb: float) -> tuple[float, float]:
+    """bench_matcher's MB/s and build time with the C scanner switched off."""
+    scanner = match_module._CScanner
+    match_module._CScanner = None
+    try:
+        speed, build, *_ = bench_matcher(lists, docs, mb)
+    finally:
+        match_module._CScanner = scanner
+    return speed, build
+
+
 def bench_regex(lists: list[WatchlistConfig], docs: list[tuple[str, str]],
                 budget_s: float = 4.0) -> float:
     terms = {fold_term(s) for wl in lists for e in wl.entities for s in e.spellings}
@@ -147,8 +162,11 @@ def main() -> None:
     print(f"text: {mb:.1f} MB in {len(docs)} documents ({size(base) / 1e6:.2f} MB distinct); "
           f"vocabulary: {len(vocab[0])} Arabic-script words, {len(vocab[1])} other, "
           f"{len(vocab[2])} phrases")
+    print("scanner: " + ("C (monitor/_scan.c)" if match_module.C_SCAN else
+                         "automaton (the C extension was not built)"))
     print(f"{'mix':>6} {'terms':>8} {'monitor MB/s':>13} {'re MB/s':>9} {'ratio':>7} "
-          f"{'build s':>8} {'build MB':>9} {'automaton keys':>15} {'matches':>8}")
+          f"{'build s':>8} {'build MB':>9} {'keys':>7} {'matches':>8} "
+          f"{'automaton MB/s':>15} {'its build s':>12}")
     for mix in ("names", "dense"):
         for n in (int(x) for x in args.sizes.split(",")):
             rng = random.Random(n)
@@ -157,8 +175,10 @@ def main() -> None:
             lists = watchlists(terms, rng)
             speed, build, memory, keys, matched = bench_matcher(lists, docs, mb)
             baseline = bench_regex(lists, docs)
+            automaton, automaton_build = bench_automaton(lists, docs, mb)
             print(f"{mix:>6} {n:>8} {speed:>13.1f} {baseline:>9.2f} {speed / baseline:>6.0f}x "
-                  f"{build:>8.2f} {memory:>9.1f} {keys:>15} {matched:>8}")
+                  f"{build:>8.2f} {memory:>9.1f} {keys:>7} {matched:>8} {automaton:>15.1f} "
+                  f"{automaton_build:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@
 #define GAP_START 3 /* a term's first token */
 #define MAX_PROCLITICS 32
 #define MAX_PROCLITIC_LEN 4
-#define SHORT_ARABIC 4 /* monitor.words.SHORT_ARABIC */
+#define SHORT_TERM 3 /* monitor.words.SHORT_TERM */
 #define LOOKAHEAD 8
 
 typedef struct {
@@ -62,8 +62,8 @@ typedef struct {
     uint64_t mask;
     PyObject **keys;          /* the folded terms, without the automaton's trailing space */
     uint8_t *open_end;        /* the term ends in a CJK-like character: no space needed */
-    uint8_t *flags;           /* monitor.words.key_flags */
-    uint32_t *common;         /* per term: proclitics that make it a common word */
+    uint32_t *common;         /* per short Arabic term (monitor.words rule 3): bit j set when
+                                 proclitic j + the term is a common word */
     Py_ssize_t *first;        /* term k's pairs are [first[k], lam[k]), then after لل */
     Py_ssize_t *lam;          /* also [lam[k], first[k + 1]) */
     int32_t *atom;
@@ -274,7 +274,6 @@ scanner_dealloc(Scanner *self)
     PyMem_Free(self->table);
     PyMem_Free(self->keys);
     PyMem_Free(self->open_end);
-    PyMem_Free(self->flags);
     PyMem_Free(self->common);
     PyMem_Free(self->first);
     PyMem_Free(self->lam);
@@ -325,27 +324,56 @@ add_pairs(Scanner *self, PyObject *pairs, Py_ssize_t *at)
     return 0;
 }
 
-/* Scanner(keys, flags, common, plain, lam_only, proclitics, lam_proclitics, list_of,
+/* monitor.words.key_flags' SHORT_ARABIC: an Arabic term of one word of 3 letters or
+ * fewer. */
+static int
+short_arabic(PyObject *key)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+    return arabic(PyUnicode_READ_CHAR(key, 0)) && length <= SHORT_TERM &&
+           PyUnicode_FindChar(key, ' ', 0, length, 1) < 0;
+}
+
+/* Sets in *mask the bit of each proclitic that makes a common word of the term (بلد is
+ * not ب + لد). */
+static int
+common_proclitics(const Scanner *self, PyObject *key, PyObject *common, uint32_t *mask)
+{
+    for (int j = 0; j < self->nproclitics; j++) {
+        PyObject *proclitic = PyUnicode_FromKindAndData(
+            PyUnicode_4BYTE_KIND, self->proclitic[j], self->proclitic_len[j]);
+        PyObject *word = proclitic ? PyUnicode_Concat(proclitic, key) : NULL;
+        int found = word ? PySet_Contains(common, word) : -1;
+        Py_XDECREF(proclitic);
+        Py_XDECREF(word);
+        if (found < 0)
+            return -1;
+        if (found)
+            *mask |= 1u << j;
+    }
+    return 0;
+}
+
+/* Scanner(keys, plain, lam_only, proclitics, lam_proclitics, common_words, list_of,
  *         title_points, body_points, thresholds): see monitor/_scan.pyi. */
 static PyObject *
 scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     PyObject *keys, *common, *plain, *lam_only, *proclitics, *lam_set, *list_of, *points[2],
         *thresholds;
-    Py_buffer flags;
-    static char *names[] = {"keys", "flags", "common", "plain", "lam_only", "proclitics",
-                            "lam_proclitics", "list_of", "title_points", "body_points",
+    static char *names[] = {"keys", "plain", "lam_only", "proclitics", "lam_proclitics",
+                            "common_words", "list_of", "title_points", "body_points",
                             "thresholds", NULL};
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "O!y*O!O!O!O!O!O!O!O!O!:Scanner", names, &PyList_Type, &keys, &flags,
-            &PyList_Type, &common, &PyList_Type, &plain, &PyList_Type, &lam_only,
-            &PyTuple_Type, &proclitics, &PyFrozenSet_Type, &lam_set, &PyList_Type, &list_of,
+            args, kwargs, "O!O!O!O!O!O!O!O!O!O!:Scanner", names, &PyList_Type, &keys,
+            &PyList_Type, &plain, &PyList_Type, &lam_only, &PyTuple_Type, &proclitics,
+            &PyFrozenSet_Type, &lam_set, &PyFrozenSet_Type, &common, &PyList_Type, &list_of,
             &PyList_Type, &points[0], &PyList_Type, &points[1], &PyList_Type, &thresholds))
         return NULL;
     Scanner *self = NULL;
     Py_ssize_t n = PyList_GET_SIZE(keys), natoms = PyList_GET_SIZE(list_of),
                nlists = PyList_GET_SIZE(thresholds);
-    if (flags.len != n || PyList_GET_SIZE(common) != n || PyList_GET_SIZE(plain) != n ||
+    if (PyList_GET_SIZE(plain) != n ||
         PyList_GET_SIZE(lam_only) != n || PyList_GET_SIZE(points[0]) != natoms ||
         PyList_GET_SIZE(points[1]) != natoms ||
         natoms > INT32_MAX || n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS) {
@@ -417,7 +445,6 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     size_t nk = (size_t)(n ? n : 1);
     self->keys = PyMem_Calloc(nk, sizeof(PyObject *));
     self->open_end = PyMem_Calloc(nk, 1);
-    self->flags = PyMem_Calloc(nk, 1);
     self->common = PyMem_Calloc(nk, sizeof(uint32_t));
     self->first = PyMem_Calloc(nk + 1, sizeof(Py_ssize_t));
     self->lam = PyMem_Calloc(nk, sizeof(Py_ssize_t));
@@ -442,7 +469,7 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     while (capacity < (uint64_t)tokens * 2)
         capacity *= 2;
     self->table = PyMem_Calloc(capacity, sizeof(Entry));
-    if (!self->keys || !self->open_end || !self->flags || !self->common || !self->first ||
+    if (!self->keys || !self->open_end || !self->common || !self->first ||
         !self->lam || !self->atom || !self->alias || !self->table) {
         PyErr_NoMemory();
         goto fail;
@@ -455,11 +482,9 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *key = PyList_GET_ITEM(keys, k);
         self->keys[k] = Py_NewRef(key);
-        self->flags[k] = ((const uint8_t *)flags.buf)[k];
-        self->common[k] = (uint32_t)PyLong_AsUnsignedLong(PyList_GET_ITEM(common, k));
-        if (PyErr_Occurred())
-            goto fail;
         Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+        if (short_arabic(key) && common_proclitics(self, key, common, &self->common[k]) < 0)
+            goto fail;
         self->open_end[k] = (uint8_t)unspaced(PyUnicode_READ_CHAR(key, length - 1));
         self->first[k] = at;
         if (add_pairs(self, PyList_GET_ITEM(plain, k), &at) < 0)
@@ -487,10 +512,8 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
     }
     self->first[n] = at;
-    PyBuffer_Release(&flags);
     return (PyObject *)self;
 fail:
-    PyBuffer_Release(&flags);
     Py_XDECREF(self);
     return NULL;
 }
@@ -553,7 +576,7 @@ emit(Scan *scan, Py_ssize_t k, Py_ssize_t start, Py_ssize_t end, int proclitic)
         before = self->proclitic_len[proclitic];
         if (self->lam_proclitics >> proclitic & 1)
             to = self->first[k + 1]; /* لل + السراج: a term with or without its ال */
-        else if (self->flags[k] & SHORT_ARABIC && self->common[k] >> proclitic & 1)
+        else if (self->common[k] >> proclitic & 1)
             return 0; /* the whole word is a common word, not a proclitic + this term */
     }
     int field = start >= scan->body_at;

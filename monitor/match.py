@@ -133,8 +133,6 @@ class Matcher:
     def _build(self) -> None:
         """The hot path's flat tables, one entry per automaton key, and the automaton."""
         keys = self._keys = list(self._spelled)
-        self._key_len = [len(key) for key in keys]
-        self._flags = bytes(key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
         self._plain = [tuple(pairs) for pairs in self._spelled.values()]
         # Per key, what else hits after لل; and all that hits there (the automaton's).
         lam_only: list[tuple[_Pair, ...]] = [()] * len(keys)
@@ -159,9 +157,11 @@ class Matcher:
         # The score below which a watchlist cannot match (-inf: its rules can add any).
         self._hopeless = [float("-inf") if compiled.rules else compiled.config.threshold
                           for compiled in self._lists]
-        self._scanner = _scanner(keys, self._flags, self._plain, lam_only, self._list_of,
-                                 self._points, self._hopeless)
+        self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
+                                 self._hopeless)
         if self._scanner is None:
+            self._key_len = [len(key) for key in keys]
+            self._flags = bytes(key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
             self._after_lam = [(*plain, *extra) if extra else plain
                                for plain, extra in zip(self._plain, lam_only, strict=True)]
             # The trailing space makes the automaton check the end of the word itself.
@@ -435,23 +435,17 @@ def _start(candidate: tuple[int, int, int]) -> int:
     return candidate[1]
 
 
-def _scanner(keys: list[str], flags: bytes, plain: list[tuple[_Pair, ...]],
-             lam_only: list[tuple[_Pair, ...]], list_of: list[int],
-             points: tuple[list[float], list[float]], hopeless: list[float]) -> Scanner | None:
+def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tuple[_Pair, ...]],
+             list_of: list[int], points: tuple[list[float], list[float]],
+             hopeless: list[float]) -> Scanner | None:
     """The C scanner of these keys (monitor/_scan.c), or None where it was not built or
     two keys share its hash (then the automaton scans)."""
     if _CScanner is None:
         return None
-    proclitics = tuple(sorted(ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len))
-    common = arabic_common_words()
-    masks = [0] * len(keys)
-    for index, flag in enumerate(flags):
-        if flag & SHORT_ARABIC:
-            masks[index] = sum(1 << j for j, p in enumerate(proclitics)
-                               if p + keys[index] in common)
     try:
-        return _CScanner(keys, flags, masks, plain, lam_only, proclitics,
-                         ARABIC_LAM_PROCLITICS, list_of, *points, hopeless)
+        return _CScanner(keys, plain, lam_only, tuple(sorted(
+            ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len)), ARABIC_LAM_PROCLITICS,
+            arabic_common_words(), list_of, *points, hopeless)
     except ValueError:  # pragma: no cover - a 64-bit hash shared by two terms
         return None
 
