@@ -212,7 +212,9 @@ class Matcher:
         if not key:
             return
         _add_pair(self._spelled, key, atom, spelling)
-        if key.startswith("ال") and len(key) > 3:
+        if key.startswith("ال") and len(key) > 3 and key[2] != " ":
+            # Only an article glued to its word is absorbed by ل (للسراج); a term whose
+            # first word is ال alone ("ال @") has no such spelling.
             stripped = key[2:]
             self._spelled.setdefault(stripped, [])  # an automaton key, hitting only after لل
             _add_pair(self._lam_only, stripped, atom, spelling)

@@ -399,6 +399,14 @@ def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str
     assert c.matches(title, body) == automaton.matches(title, body)
 
 
+def test_a_lone_article_is_not_absorbed_after_lam() -> None:
+    # "أل.@" folds to "ال @": its first word is the article alone, which ل does not absorb.
+    assert matched("أل.@", "لل @") == []
+    assert matched("أل.@", "أل @") == ["أل @"]
+    if match_module.C_SCAN:
+        assert matcher_for("أل.@")._scanner is not None  # not the automaton's fallback
+
+
 @pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
 def test_the_c_scanner_keeps_the_first_hits_of_each_term_per_field() -> None:
     lists = [watchlist(keywords=["سرت", "libya"], phrases=["east libya"])]
