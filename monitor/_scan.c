@@ -686,9 +686,10 @@ walk_all(Scan *scan)
     return 0;
 }
 
-/* Drops the watchlists that cannot match: an exclusion hit, or a score below the
- * threshold with no rules to add to it. The rounding of the score to 3 decimals gets
- * 0.001 of room (ten times 0.1 is 0.9999999999999999). */
+/* Drops the watchlists without rules whose score is below their threshold (an exclusion
+ * hit scores -inf; watchlists with rules have a threshold of -inf: rules may add any
+ * score). The rounding of the score to 3 decimals gets 0.001 of room (ten times 0.1 is
+ * 0.9999999999999999). */
 static int
 drop_hopeless(Scan *scan)
 {
@@ -756,7 +757,7 @@ static PyMethodDef scanner_methods[] = {
      "terms in the folded text, title before body_at, at most cap per atom and field."},
     {"lists", (PyCFunction)scanner_lists, METH_VARARGS,
      "lists(text, body_at, cap, quick) -> {watchlist: {atom: [hit, ...]}}: scan()'s hits "
-     "by watchlist and atom; with quick, only watchlists that can reach their threshold."},
+     "by watchlist and atom; with quick, only watchlists that can still match."},
     {NULL, NULL, 0, NULL},
 };
 

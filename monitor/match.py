@@ -131,7 +131,8 @@ class Matcher:
             self._build()
 
     def _build(self) -> None:
-        """The hot path's flat tables, one entry per automaton key, and the automaton."""
+        """The hot path's flat tables, one entry per key or atom, and the C scanner (or,
+        where it was not built, the automaton and the tables its candidates need)."""
         keys = self._keys = list(self._spelled)
         self._plain = [tuple(pairs) for pairs in self._spelled.values()]
         # Per key, what else hits after لل; and all that hits there (the automaton's).
@@ -141,7 +142,6 @@ class Matcher:
                 if key in self._lam_only:
                     lam_only[index] = tuple(self._lam_only[key])
         self._list_of = [atom.watchlist for atom in self._atoms]
-        self._weight = [atom.weight for atom in self._atoms]
         self._role = bytes(_ROLES.get(atom.kind, _TERM) for atom in self._atoms)
         # Each breakdown line is the same whenever its atom scores: made once, on first use.
         self._lines: dict[tuple[int, bool], Contribution] = {}
@@ -149,7 +149,8 @@ class Matcher:
         # in the body: its weight (times the title's), -inf for an exclusion, 0 for a
         # word named only in rules.
         factors = [wl.title_weight for wl in self.watchlists]
-        roles = list(zip(self._weight, self._role, self._list_of, strict=True))
+        roles = list(zip([atom.weight for atom in self._atoms], self._role, self._list_of,
+                         strict=True))
         self._points = (
             [w * factors[wl] if r == _SCORED else _VETO if r == _EXCLUDE else 0.0
              for w, r, wl in roles],
@@ -256,9 +257,10 @@ class Matcher:
 
     def _by_list(self, fields: tuple[Folded, Folded], quick: bool) -> dict[int, _ByAtom]:
         """`_scan`'s hits by watchlist and atom (each atom's in `_scan`'s order); with
-        `quick`, only the watchlists that can match: no exclusion hit, and a score that
-        reaches the threshold or rules that may add to it (with room for the score's
-        rounding to 3 decimals: ten times 0.1 is 0.9999999999999999)."""
+        `quick`, only the watchlists that can match: those with rules, which may add any
+        score, and those without whose score reaches the threshold, an exclusion hit
+        scoring -inf (with room for the score's rounding to 3 decimals: ten times 0.1 is
+        0.9999999999999999)."""
         if not self._keys or not (fields[0].original or fields[1].original):
             return {}
         norm, body_at = _joined(fields)
@@ -368,13 +370,13 @@ class Matcher:
         parts: list[tuple[int, bool]] = []  # (atom, in title) | (-1 - rule index, False)
         score = 0.0
         excluded: list[int] = []
-        role, weights, title_weight = self._role, self._weight, wl.title_weight
+        role, points = self._role, self._points
         for atom_id in sorted(by_atom):  # atoms are numbered in config order
             kind = role[atom_id]
             if kind == _SCORED:
-                in_title = by_atom[atom_id][0][1] == 0  # title hits come first (_scan)
-                parts.append((atom_id, in_title))
-                score += weights[atom_id] * title_weight if in_title else weights[atom_id]
+                field = by_atom[atom_id][0][1]  # title hits come first (_scan)
+                parts.append((atom_id, field == 0))
+                score += points[field][atom_id]
             elif kind == _EXCLUDE:
                 excluded.append(atom_id)
         for rule_index, rule in enumerate(compiled.rules):
@@ -412,15 +414,10 @@ class Matcher:
                  folded: tuple[Folded, Folded]) -> Result:
         wl = compiled.config
         excluded = verdict.excluded
-        if excluded:
-            hits = tuple(self._hits([raw for atom, raws in by_atom.items()
-                                     if atom not in excluded for raw in raws], folded))
-            excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
-                [raw for atom in excluded for raw in by_atom[atom]], folded)))
-        else:  # every list that matched
-            hits = tuple(self._hits([raw for raws in by_atom.values() for raw in raws],
-                                    folded))
-            excluded_by = ()
+        hits = tuple(self._hits([raw for atom, raws in by_atom.items()
+                                 if atom not in excluded for raw in raws], folded))
+        excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
+            [raw for atom in excluded for raw in by_atom[atom]], folded))) if excluded else ()
         match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, hits),
                       self._breakdown(compiled, verdict.parts))
         return Result(match, wl.threshold, verdict.matched, excluded_by, verdict.required)
