@@ -29,6 +29,10 @@
 #define SHORT_TERM 3 /* monitor.words.SHORT_TERM */
 #define LOOKAHEAD 8
 
+/* Raised when two terms share a hash: the caller keeps the automaton. A ValueError, as
+ * every other refused argument is, but told apart from them. */
+static PyObject *HashCollision;
+
 typedef struct {
     uint64_t hash; /* 0: empty slot */
     int32_t key;   /* the term whose tokens end here, or -1 for a prefix only */
@@ -296,7 +300,7 @@ insert(Scanner *self, uint64_t hash, int32_t key)
     if (key < 0)
         return 0;
     if (e->key >= 0 && e->key != key) {
-        PyErr_SetString(PyExc_ValueError, "two watchlist terms share a hash");
+        PyErr_SetString(HashCollision, "two watchlist terms share a hash");
         return -1;
     }
     e->key = key;
@@ -787,7 +791,9 @@ PyInit__scan(void)
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+    HashCollision = PyErr_NewException("monitor._scan.HashCollision", PyExc_ValueError, NULL);
+    if (HashCollision == NULL || PyModule_AddObjectRef(m, "HashCollision", HashCollision) < 0 ||
+        PyModule_AddObjectRef(m, "Scanner", (PyObject *)&ScannerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

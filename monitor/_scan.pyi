@@ -1,5 +1,7 @@
 _Hit = tuple[int, int, int, int, str]
 
+class HashCollision(ValueError): ...
+
 class Scanner:
     def __init__(self, keys: list[str], plain: list[tuple[tuple[int, str], ...]],
                  lam_only: list[tuple[tuple[int, str], ...]], proclitics: tuple[str, ...],

@@ -445,12 +445,13 @@ def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tup
         return _CScanner(keys, plain, lam_only, tuple(sorted(
             ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len)), ARABIC_LAM_PROCLITICS,
             arabic_common_words(), list_of, *points, hopeless)
-    except ValueError:  # pragma: no cover - a 64-bit hash shared by two terms
+    except HashCollision:  # pragma: no cover - a 64-bit hash shared by two terms
         return None
 
 
 _CScanner: type[Scanner] | None
 try:
+    from monitor._scan import HashCollision
     from monitor._scan import Scanner as _CScanner
 except ImportError:  # pragma: no cover - installs without a C compiler
     _CScanner = None
