@@ -26,7 +26,7 @@ Rules, in order:
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -35,7 +35,7 @@ import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
 from monitor.models import Contribution, Hit, Match
-from monitor.text import Folded, fold_term, is_unspaced
+from monitor.text import C_FOLD, Folded, fold_term, is_unspaced
 from monitor.words import (
     ARABIC_LAM_PROCLITICS,
     ARABIC_PROCLITICS,
@@ -160,6 +160,7 @@ class Matcher:
                           for compiled in self._lists]
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
                                  self._hopeless)
+        self._c_hits = _c_hits  # chosen with the scanner: tests and bench/match.py switch both
         if self._scanner is None:
             self._key_len = [len(key) for key in keys]
             self._flags = bytes(key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
@@ -242,7 +243,7 @@ class Matcher:
         folded = Folded(text)
         empty = Folded("")
         fields = (folded, empty) if field == "title" else (empty, folded)
-        return self._hits(self._scan(fields), fields)
+        return list(self._hits([self._scan(fields)], fields)[0])
 
     def _scan(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
         """Candidates in the title and the body that pass the word checks, at most
@@ -320,16 +321,26 @@ class Matcher:
             return None  # the whole word is a common word, not a proclitic + this term
         return self._plain[index], len(prefix)
 
-    def _hits(self, raws: list[_Raw], folded: tuple[Folded, Folded]) -> list[Hit]:
+    def _hits(self, groups: Iterable[list[_Raw]], folded: tuple[Folded, Folded]
+              ) -> tuple[tuple[Hit, ...], Hit | None]:
+        """A Hit per raw hit, the groups' in order, pointing at the original text; and the
+        body's first by offset (the snippet's), or None."""
+        if self._c_hits is not None:
+            return self._c_hits(groups, folded, self._atoms, Hit, FIELDS)
         atoms = self._atoms
         out = []
-        for atom_id, field, start, end, alias in raws:
-            atom = atoms[atom_id]
-            text = folded[field]
-            a, b = text.span(start, end)
-            out.append(Hit(atom.kind, atom.term, alias, text.original[a:b], FIELDS[field], a,
-                           atom.weight))
-        return out
+        first: Hit | None = None
+        for raws in groups:
+            for atom_id, field, start, end, alias in raws:
+                atom = atoms[atom_id]
+                text = folded[field]
+                a, b = text.span(start, end)
+                hit = Hit(atom.kind, atom.term, alias, text.original[a:b], FIELDS[field], a,
+                          atom.weight)
+                out.append(hit)
+                if field and (first is None or a < first.offset):
+                    first = hit
+        return tuple(out), first
 
     def evaluate(self, title: str, body: str, *, only_matched: bool = False) -> list[Result]:
         """One Result per watchlist, in config order; with `only_matched`, only those that
@@ -414,11 +425,12 @@ class Matcher:
                  folded: tuple[Folded, Folded]) -> Result:
         wl = compiled.config
         excluded = verdict.excluded
-        hits = tuple(self._hits([raw for atom, raws in by_atom.items()
-                                 if atom not in excluded for raw in raws], folded))
+        hits, first = self._hits(
+            (raws for atom, raws in by_atom.items() if atom not in excluded) if excluded
+            else by_atom.values(), folded)
         excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
-            [raw for atom in excluded for raw in by_atom[atom]], folded))) if excluded else ()
-        match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, hits),
+            [by_atom[atom] for atom in excluded], folded)[0])) if excluded else ()
+        match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, first),
                       self._breakdown(compiled, verdict.parts))
         return Result(match, wl.threshold, verdict.matched, excluded_by, verdict.required)
 
@@ -456,6 +468,15 @@ try:
 except ImportError:  # pragma: no cover - installs without a C compiler
     _CScanner = None
 C_SCAN = _CScanner is not None
+
+_c_hits: Callable[..., tuple[tuple[Hit, ...], Hit | None]] | None
+try:  # reads Folded._shifts as the packed columns of monitor._fold (text.C_FOLD)
+    from monitor._explain import hits as _c_hits
+except ImportError:  # pragma: no cover - installs without a C compiler
+    _c_hits = None
+if not C_FOLD:  # pragma: no cover
+    _c_hits = None
+C_HITS = _c_hits is not None
 
 
 def _add_pair(table: dict[str, list[_Pair]], key: str, atom: int, spelling: str) -> None:
@@ -508,12 +529,10 @@ def _near(atoms: tuple[int, ...], within: int, by_atom: _ByAtom,
     return False
 
 
-def _snippet(body: str, hits: Sequence[Hit]) -> str:
+def _snippet(body: str, first: Hit | None) -> str:
     """About SNIPPET_CHARS of the body around its first hit, cut at spaces."""
-    body_hits = [h for h in hits if h.field == "body"]
-    if not body_hits:
+    if first is None:
         return " ".join(body[:SNIPPET_CHARS].split())
-    first = min(body_hits, key=lambda h: h.offset)
     start = max(0, first.offset - SNIPPET_CHARS // 3)
     if start:
         space = body.find(" ", start)

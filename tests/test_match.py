@@ -25,13 +25,14 @@ def matcher_for(*terms: str, **extra: Any) -> Matcher:
 
 
 def automaton_matcher(watchlists: list[WatchlistConfig]) -> Matcher:
-    """A matcher that scans with the automaton (the definition), C scanner or not."""
-    built = match_module._CScanner
-    match_module._CScanner = None
+    """A matcher that scans with the automaton and makes its hits in Python (the
+    definitions), C extensions or not."""
+    built = match_module._CScanner, match_module._c_hits
+    match_module._CScanner = match_module._c_hits = None
     try:
         return Matcher(watchlists)
     finally:
-        match_module._CScanner = built
+        match_module._CScanner, match_module._c_hits = built
 
 
 # Each word table runs through both scanners: the C one where it was built, and the
@@ -352,10 +353,10 @@ def test_the_daemon_fast_path_matches_what_the_dry_run_matches(
 
 # Letters that exercise every rule of the scan: proclitic letters and ال, other Arabic,
 # Latin, # and @, CJK and Thai, harakat, punctuation and spaces.
-SCAN_LETTERS = "وفبكلالسرتاأة" + "abc" + "#@" + "東京ลิ" + "\u064e" + ",. "
+SCAN_LETTERS = "وفبكلالسرتاأة" + "abc" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. "
 # What may stand before and after a term in the text, and between two pieces of it.
 BEFORE = ["", "و", "ب", "بال", "لل", "ولل", "ال", "#", "@#", "東", "a", "#و", "東#"]
-AFTER = ["", "東", "a", "ة", "\u064e"]
+AFTER = ["", "東", "a", "ة", "\u064e", "ß"]
 BETWEEN = [" ", "  ", ", ", "", "東", " #"]
 
 
@@ -382,6 +383,9 @@ def in_order(per_list: dict[int, dict[int, list[Any]]]) -> list[Any]:
 @given(scan_cases(), st.sampled_from([1, 2.5, 4]))
 def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str, str],
                                                       threshold: float) -> None:
+    # The whole C path (monitor/_scan.c's hits, monitor/_explain.c's Hit values, their
+    # offsets in the original past folded harakat and expanded ß and ligatures) against the
+    # Python definitions.
     terms, title, body = case
     half = len(terms) // 2
     lists = [watchlist(keywords=terms[:half], phrases=terms[half:], threshold=threshold),

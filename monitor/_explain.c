@@ -1,0 +1,241 @@
+/* monitor._explain: monitor.match.Matcher._hits at C speed.
+ *
+ * At 100k terms nearly every document matches some watchlist, and each match carries its
+ * hits: about 15,000 Hit values for 2 MB of text (bench/match.py). Made in Python, each
+ * costs a frozen dataclass's __init__ (seven object.__setattr__ calls) and a Folded.span
+ * (two bisections in Python): more time than the C scan that found them. This module makes
+ * the same values from the scanner's raw hits. It sets a Hit's fields as object.__setattr__
+ * does (PyObject_GenericSetAttr: the class's slot descriptors, past the frozen
+ * __setattr__), and maps folded offsets back to the original as Folded.span does, from the
+ * packed columns of monitor._fold.shifts. tests/test_match.py compares its hits with
+ * Python's on random texts and terms.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+enum { KIND, TERM, ALIAS, MATCHED, FIELD, OFFSET, WEIGHT, NFIELDS };
+static const char *field_names[NFIELDS] = {"kind", "term", "alias", "matched",
+                                           "field", "offset", "weight"};
+static PyObject *names[NFIELDS];
+static PyObject *original_name, *shifts_name;
+
+/* One field of the item (monitor.text.Folded): its original text and, once a hit in it
+ * needs them, the four columns of Folded._shifts (folded offset, original offset, length
+ * folded to, shift after) as long longs. */
+typedef struct {
+    PyObject *folded, *original;
+    Py_buffer column[4];
+    Py_ssize_t n; /* entries per column; -1 while not read */
+} Field;
+
+static void
+field_release(Field *f)
+{
+    for (int c = 0; c < 4 && f->n >= 0; c++)
+        PyBuffer_Release(&f->column[c]);
+    f->n = -1;
+    Py_CLEAR(f->original);
+}
+
+static int
+field_shifts(Field *f)
+{
+    if (f->n >= 0)
+        return 0;
+    PyObject *columns = PyObject_GetAttr(f->folded, shifts_name);
+    if (columns == NULL)
+        return -1;
+    if (!PyTuple_Check(columns) || PyTuple_GET_SIZE(columns) != 4) {
+        Py_DECREF(columns);
+        PyErr_SetString(PyExc_TypeError, "hits(): Folded._shifts must be four columns");
+        return -1;
+    }
+    int got = 0;
+    while (got < 4 &&
+           PyObject_GetBuffer(PyTuple_GET_ITEM(columns, got), &f->column[got], PyBUF_SIMPLE) == 0)
+        got++;
+    Py_DECREF(columns);
+    Py_ssize_t n = got ? f->column[0].len / (Py_ssize_t)sizeof(long long) : 0;
+    int same = got == 4;
+    for (int c = 0; c < got; c++)
+        same = same && f->column[c].len == n * (Py_ssize_t)sizeof(long long);
+    if (!same) {
+        for (int c = 0; c < got; c++)
+            PyBuffer_Release(&f->column[c]);
+        if (got == 4)
+            PyErr_SetString(PyExc_ValueError, "hits(): Folded._shifts columns differ");
+        return -1;
+    }
+    f->n = n;
+    return 0;
+}
+
+/* Folded._original: where the folded offset j falls in the original text. */
+static Py_ssize_t
+original_offset(const Field *f, Py_ssize_t j, int end)
+{
+    const long long *starts = f->column[0].buf, *positions = f->column[1].buf,
+                    *lengths = f->column[2].buf, *after = f->column[3].buf;
+    Py_ssize_t lo = 0, hi = f->n; /* bisect_right(starts, j) */
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (j < starts[mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    Py_ssize_t k = lo - 1;
+    if (k < 0)
+        return j;
+    if (j < starts[k] + lengths[k]) /* inside an expansion such as ß -> ss */
+        return (Py_ssize_t)positions[k] + (end ? 1 : 0);
+    return j - (Py_ssize_t)after[k];
+}
+
+/* A Hit of `type` with these fields (stolen references). */
+static PyObject *
+make_hit(PyTypeObject *type, PyObject *values[NFIELDS])
+{
+    PyObject *hit = type->tp_alloc(type, 0);
+    for (int i = 0; i < NFIELDS; i++) {
+        if (hit != NULL && (values[i] == NULL ||
+                            PyObject_GenericSetAttr(hit, names[i], values[i]) < 0))
+            Py_CLEAR(hit);
+        Py_XDECREF(values[i]);
+    }
+    return hit;
+}
+
+/* The body's first hit by offset (the first of those at that offset), for the snippet. */
+typedef struct {
+    PyObject *hit;
+    Py_ssize_t offset;
+} First;
+
+/* The Hit of one raw hit (atom, field, start, end, alias), appended to `out`. */
+static int
+add_hit(PyObject *out, PyObject *raw, Field fields[2], PyObject *atoms,
+        PyTypeObject *type, PyObject *labels, First *first)
+{
+    Py_ssize_t atom, start, end;
+    int which;
+    PyObject *alias;
+    if (!PyTuple_Check(raw) ||
+        !PyArg_ParseTuple(raw, "ninnO!:hits", &atom, &which, &start, &end, &PyUnicode_Type,
+                          &alias))
+        return PyTuple_Check(raw) ? -1 : (PyErr_SetString(PyExc_TypeError,
+                                                            "hits(): raw hits are tuples"), -1);
+    if (atom < 0 || atom >= PyList_GET_SIZE(atoms) || which < 0 || which > 1) {
+        PyErr_SetString(PyExc_ValueError, "hits(): atom or field out of range");
+        return -1;
+    }
+    PyObject *meta = PyList_GET_ITEM(atoms, atom); /* (watchlist, kind, term, weight) */
+    if (!PyTuple_Check(meta) || PyTuple_GET_SIZE(meta) != 4) {
+        PyErr_SetString(PyExc_TypeError, "hits(): atoms are (watchlist, kind, term, weight)");
+        return -1;
+    }
+    Field *f = &fields[which];
+    if (f->original == NULL &&
+        (f->original = PyObject_GetAttr(f->folded, original_name)) == NULL)
+        return -1;
+    if (!PyUnicode_Check(f->original)) {
+        PyErr_SetString(PyExc_TypeError, "hits(): Folded.original must be str");
+        return -1;
+    }
+    if (field_shifts(f) < 0)
+        return -1;
+    Py_ssize_t a = start, b = end;
+    if (f->n > 0) {
+        a = original_offset(f, start, 0);
+        b = original_offset(f, end, 1);
+    }
+    Py_ssize_t length = PyUnicode_GET_LENGTH(f->original);
+    if (a < 0 || b < a || b > length) {
+        PyErr_SetString(PyExc_ValueError, "hits(): a hit outside its text");
+        return -1;
+    }
+    PyObject *values[NFIELDS] = {
+        Py_NewRef(PyTuple_GET_ITEM(meta, 1)),   Py_NewRef(PyTuple_GET_ITEM(meta, 2)),
+        Py_NewRef(alias),                       PyUnicode_Substring(f->original, a, b),
+        Py_NewRef(PyTuple_GET_ITEM(labels, which)), PyLong_FromSsize_t(a),
+        Py_NewRef(PyTuple_GET_ITEM(meta, 3)),
+    };
+    PyObject *hit = make_hit(type, values);
+    if (hit == NULL || PyList_Append(out, hit) < 0) {
+        Py_XDECREF(hit);
+        return -1;
+    }
+    if (which == 1 && (first->hit == NULL || a < first->offset)) {
+        first->hit = hit; /* borrowed: `out` holds it */
+        first->offset = a;
+    }
+    Py_DECREF(hit);
+    return 0;
+}
+
+/* hits(groups, fields, atoms, hit_type, labels): see monitor/_explain.pyi. */
+static PyObject *
+explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *groups, *folded, *atoms, *labels;
+    PyTypeObject *type;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!:hits", &groups, &PyTuple_Type, &folded,
+                          &PyList_Type, &atoms, &PyType_Type, &type, &PyTuple_Type, &labels))
+        return NULL;
+    if (PyTuple_GET_SIZE(folded) != 2 || PyTuple_GET_SIZE(labels) != 2) {
+        PyErr_SetString(PyExc_ValueError, "hits(): two fields and two labels");
+        return NULL;
+    }
+    Field fields[2] = {{PyTuple_GET_ITEM(folded, 0), NULL, {{0}}, -1},
+                       {PyTuple_GET_ITEM(folded, 1), NULL, {{0}}, -1}};
+    PyObject *out = PyList_New(0), *iter = out ? PyObject_GetIter(groups) : NULL, *group;
+    First first = {NULL, 0};
+    int failed = iter == NULL;
+    while (!failed && (group = PyIter_Next(iter)) != NULL) {
+        if (!PyList_Check(group)) {
+            PyErr_SetString(PyExc_TypeError, "hits(): each group is a list of raw hits");
+            failed = 1;
+        }
+        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(group); i++)
+            failed = add_hit(out, PyList_GET_ITEM(group, i), fields, atoms, type, labels,
+                             &first) < 0;
+        Py_DECREF(group);
+    }
+    failed = failed || PyErr_Occurred();
+    Py_XDECREF(iter);
+    field_release(&fields[0]);
+    field_release(&fields[1]);
+    PyObject *hits = failed ? NULL : PyList_AsTuple(out);
+    PyObject *result = hits ? Py_BuildValue("(NO)", hits, first.hit ? first.hit : Py_None)
+                            : NULL;
+    Py_XDECREF(out);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"hits", explain_hits, METH_VARARGS,
+     "hits(groups, fields, atoms, hit_type, labels) -> (hits, the body's first or None): "
+     "a Hit per raw hit, the groups' in order, pointing at the original text."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "monitor._explain",
+    .m_doc = "monitor.match.Matcher._hits at C speed.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__explain(void)
+{
+    for (int i = 0; i < NFIELDS; i++)
+        if ((names[i] = PyUnicode_InternFromString(field_names[i])) == NULL)
+            return NULL;
+    if ((original_name = PyUnicode_InternFromString("original")) == NULL ||
+        (shifts_name = PyUnicode_InternFromString("_shifts")) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
