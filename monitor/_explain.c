@@ -114,8 +114,13 @@ typedef struct {
 } First;
 
 /* The Hit of one raw hit (atom, field, start, end, alias), appended to `out`. */
+/* Per atom: kind, term and weight (monitor.match.Matcher's columns). */
+typedef struct {
+    PyObject *kind, *term, *weight;
+} Atoms;
+
 static int
-add_hit(PyObject *out, PyObject *raw, Field fields[2], PyObject *atoms,
+add_hit(PyObject *out, PyObject *raw, Field fields[2], const Atoms *atoms,
         PyTypeObject *type, PyObject *labels, First *first)
 {
     Py_ssize_t atom, start, end;
@@ -126,13 +131,8 @@ add_hit(PyObject *out, PyObject *raw, Field fields[2], PyObject *atoms,
                           &alias))
         return PyTuple_Check(raw) ? -1 : (PyErr_SetString(PyExc_TypeError,
                                                             "hits(): raw hits are tuples"), -1);
-    if (atom < 0 || atom >= PyList_GET_SIZE(atoms) || which < 0 || which > 1) {
+    if (atom < 0 || atom >= PyList_GET_SIZE(atoms->kind) || which < 0 || which > 1) {
         PyErr_SetString(PyExc_ValueError, "hits(): atom or field out of range");
-        return -1;
-    }
-    PyObject *meta = PyList_GET_ITEM(atoms, atom); /* (watchlist, kind, term, weight) */
-    if (!PyTuple_Check(meta) || PyTuple_GET_SIZE(meta) != 4) {
-        PyErr_SetString(PyExc_TypeError, "hits(): atoms are (watchlist, kind, term, weight)");
         return -1;
     }
     Field *f = &fields[which];
@@ -156,10 +156,11 @@ add_hit(PyObject *out, PyObject *raw, Field fields[2], PyObject *atoms,
         return -1;
     }
     PyObject *values[NFIELDS] = {
-        Py_NewRef(PyTuple_GET_ITEM(meta, 1)),   Py_NewRef(PyTuple_GET_ITEM(meta, 2)),
+        Py_NewRef(PyList_GET_ITEM(atoms->kind, atom)),
+        Py_NewRef(PyList_GET_ITEM(atoms->term, atom)),
         Py_NewRef(alias),                       PyUnicode_Substring(f->original, a, b),
         Py_NewRef(PyTuple_GET_ITEM(labels, which)), PyLong_FromSsize_t(a),
-        Py_NewRef(PyTuple_GET_ITEM(meta, 3)),
+        Py_NewRef(PyList_GET_ITEM(atoms->weight, atom)),
     };
     PyObject *hit = make_hit(type, values);
     if (hit == NULL || PyList_Append(out, hit) < 0) {
@@ -174,17 +175,22 @@ add_hit(PyObject *out, PyObject *raw, Field fields[2], PyObject *atoms,
     return 0;
 }
 
-/* hits(groups, fields, atoms, hit_type, labels): see monitor/_explain.pyi. */
+/* hits(groups, fields, kinds, terms, weights, hit_type, labels): see
+ * monitor/_explain.pyi. */
 static PyObject *
 explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
 {
-    PyObject *groups, *folded, *atoms, *labels;
+    PyObject *groups, *folded, *labels;
+    Atoms atoms;
     PyTypeObject *type;
-    if (!PyArg_ParseTuple(args, "OO!O!O!O!:hits", &groups, &PyTuple_Type, &folded,
-                          &PyList_Type, &atoms, &PyType_Type, &type, &PyTuple_Type, &labels))
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!:hits", &groups, &PyTuple_Type, &folded,
+                          &PyList_Type, &atoms.kind, &PyList_Type, &atoms.term, &PyList_Type,
+                          &atoms.weight, &PyType_Type, &type, &PyTuple_Type, &labels))
         return NULL;
-    if (PyTuple_GET_SIZE(folded) != 2 || PyTuple_GET_SIZE(labels) != 2) {
-        PyErr_SetString(PyExc_ValueError, "hits(): two fields and two labels");
+    if (PyTuple_GET_SIZE(folded) != 2 || PyTuple_GET_SIZE(labels) != 2 ||
+        PyList_GET_SIZE(atoms.term) != PyList_GET_SIZE(atoms.kind) ||
+        PyList_GET_SIZE(atoms.weight) != PyList_GET_SIZE(atoms.kind)) {
+        PyErr_SetString(PyExc_ValueError, "hits(): two fields, two labels, equal columns");
         return NULL;
     }
     Field fields[2] = {{PyTuple_GET_ITEM(folded, 0), NULL, {{0}}, -1},
@@ -198,7 +204,7 @@ explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
             failed = 1;
         }
         for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(group); i++)
-            failed = add_hit(out, PyList_GET_ITEM(group, i), fields, atoms, type, labels,
+            failed = add_hit(out, PyList_GET_ITEM(group, i), fields, &atoms, type, labels,
                              &first) < 0;
         Py_DECREF(group);
     }
@@ -215,7 +221,8 @@ explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
 
 static PyMethodDef methods[] = {
     {"hits", explain_hits, METH_VARARGS,
-     "hits(groups, fields, atoms, hit_type, labels) -> (hits, the body's first or None): "
+     "hits(groups, fields, kinds, terms, weights, hit_type, labels) -> (hits, the body's "
+     "first or None): "
      "a Hit per raw hit, the groups' in order, pointing at the original text."},
     {NULL, NULL, 0, NULL},
 };

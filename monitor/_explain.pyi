@@ -4,5 +4,5 @@ from typing import Any, TypeVar
 _H = TypeVar("_H")
 
 def hits(groups: Iterable[list[tuple[int, int, int, int, str]]], fields: tuple[Any, Any],
-         atoms: list[tuple[int, str, str, float]], hit_type: type[_H],
+         kinds: list[str], terms: list[str], weights: list[float], hit_type: type[_H],
          labels: tuple[str, str], /) -> tuple[tuple[_H, ...], _H | None]: ...

@@ -29,7 +29,7 @@ import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import ahocorasick_rs
 
@@ -64,15 +64,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-class _Atom(NamedTuple):
-    """Something that can hit: an entity (all its spellings), a keyword, a phrase, a term."""
-
-    watchlist: int
-    kind: str  # entity, keyword, phrase, term, exclude
-    term: str
-    weight: float
 
 
 _Pair = tuple[int, str]  # (atom, alias): what a candidate hits
@@ -120,7 +111,15 @@ class Matcher:
 
     def __init__(self, watchlists: Sequence[WatchlistConfig]) -> None:
         self.watchlists = tuple(watchlists)
-        self._atoms: list[_Atom] = []
+        # Per atom (something that can hit: an entity with all its spellings, a keyword, a
+        # phrase, a word named only in rules, an exclusion), in columns: its watchlist,
+        # kind (entity, keyword, phrase, term, exclude), term and weight. Columns of str
+        # and numbers hold no objects the garbage collector must walk; 100k tuples did,
+        # for 80 ms at the first collection after a build.
+        self._list_of: list[int] = []
+        self._kind: list[str] = []
+        self._term: list[str] = []
+        self._weight: list[float] = []
         # Per key, in the order first spelled: the (atom, alias) pairs that hit where it
         # starts a word; and, for keys that are a term without its leading ال, those that
         # hit only after لل (للسراج is السراج).
@@ -129,6 +128,11 @@ class Matcher:
         with _gc_paused():
             self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
             self._build()
+            # Built: the pairs live on in the scanner (or in _plain, for the automaton).
+            # Freed here, the collector never walks them (a few hundred thousand lists and
+            # tuples at 100k terms).
+            self._spelled.clear()
+            self._lam_only.clear()
 
     def _build(self) -> None:
         """The hot path's flat tables, one entry per key or atom, and the C scanner (or,
@@ -141,16 +145,14 @@ class Matcher:
             for index, key in enumerate(keys):
                 if key in self._lam_only:
                     lam_only[index] = tuple(self._lam_only[key])
-        self._list_of = [atom.watchlist for atom in self._atoms]
-        self._role = bytes(_ROLES.get(atom.kind, _TERM) for atom in self._atoms)
+        self._role = bytes(_ROLES.get(kind, _TERM) for kind in self._kind)
         # Each breakdown line is the same whenever its atom scores: made once, on first use.
         self._lines: dict[tuple[int, bool], Contribution] = {}
         # What an atom adds to its watchlist's score from its first hit, in the title and
         # in the body: its weight (times the title's), -inf for an exclusion, 0 for a
         # word named only in rules.
         factors = [wl.title_weight for wl in self.watchlists]
-        roles = list(zip([atom.weight for atom in self._atoms], self._role, self._list_of,
-                         strict=True))
+        roles = list(zip(self._weight, self._role, self._list_of, strict=True))
         self._points = (
             [w * factors[wl] if r == _SCORED else _VETO if r == _EXCLUDE else 0.0
              for w, r, wl in roles],
@@ -161,7 +163,9 @@ class Matcher:
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
                                  self._hopeless)
         self._c_hits = _c_hits  # chosen with the scanner: tests and bench/match.py switch both
-        if self._scanner is None:
+        if self._scanner is not None:
+            self._plain = []  # the automaton's alone
+        else:
             self._key_len = [len(key) for key in keys]
             self._flags = bytes(key_flags(key) if key[0] >= "\u0600" else 0 for key in keys)
             self._after_lam = [(*plain, *extra) if extra else plain
@@ -203,8 +207,11 @@ class Matcher:
         return _List(wl, rules, require)
 
     def _atom(self, watchlist: int, kind: str, term: str, weight: float) -> int:
-        self._atoms.append(_Atom(watchlist, kind, term, weight))
-        return len(self._atoms) - 1
+        self._list_of.append(watchlist)
+        self._kind.append(kind)
+        self._term.append(term)
+        self._weight.append(weight)
+        return len(self._kind) - 1
 
     def _spell(self, spelling: str, atom: int, key: str | None = None) -> None:
         """Adds the (atom, alias) pair to its key. Atoms are numbered as they are compiled
@@ -326,17 +333,17 @@ class Matcher:
         """A Hit per raw hit, the groups' in order, pointing at the original text; and the
         body's first by offset (the snippet's), or None."""
         if self._c_hits is not None:
-            return self._c_hits(groups, folded, self._atoms, Hit, FIELDS)
-        atoms = self._atoms
+            return self._c_hits(groups, folded, self._kind, self._term, self._weight, Hit,
+                                FIELDS)
+        kinds, terms, weights = self._kind, self._term, self._weight
         out = []
         first: Hit | None = None
         for raws in groups:
             for atom_id, field, start, end, alias in raws:
-                atom = atoms[atom_id]
                 text = folded[field]
                 a, b = text.span(start, end)
-                hit = Hit(atom.kind, atom.term, alias, text.original[a:b], FIELDS[field], a,
-                          atom.weight)
+                hit = Hit(kinds[atom_id], terms[atom_id], alias, text.original[a:b],
+                          FIELDS[field], a, weights[atom_id])
                 out.append(hit)
                 if field and (first is None or a < first.offset):
                     first = hit
@@ -416,10 +423,10 @@ class Matcher:
         return tuple(out)
 
     def _line(self, wl: WatchlistConfig, ref: int, in_title: bool) -> Contribution:
-        atom = self._atoms[ref]
+        weight = self._weight[ref]
         factor = wl.title_weight if in_title else 1.0
-        detail = f"weight {atom.weight:g}" + (f" x title {wl.title_weight:g}" if in_title else "")
-        return Contribution(f"{atom.kind} {atom.term}", atom.weight * factor, detail)
+        detail = f"weight {weight:g}" + (f" x title {wl.title_weight:g}" if in_title else "")
+        return Contribution(f"{self._kind[ref]} {self._term[ref]}", weight * factor, detail)
 
     def _explain(self, compiled: _List, by_atom: _ByAtom, verdict: _Verdict,
                  folded: tuple[Folded, Folded]) -> Result:
