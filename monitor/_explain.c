@@ -6,8 +6,8 @@
  * (two bisections in Python): more time than the C scan that found them. This module makes
  * the same values from the scanner's raw hits. It sets a Hit's fields as object.__setattr__
  * does (PyObject_GenericSetAttr: the class's slot descriptors, past the frozen
- * __setattr__), and maps folded offsets back to the original as Folded.span does, from the
- * packed columns of monitor._fold.shifts. tests/test_match.py compares its hits with
+ * __setattr__), and maps folded offsets back to the original as Folded.span does, from
+ * the packed rows of Folded.shifts. tests/test_match.py compares its hits with
  * Python's on random texts and terms.
  */
 #define PY_SSIZE_T_CLEAN
@@ -21,53 +21,55 @@ static PyObject *names[NFIELDS];
 static PyObject *original_name, *shifts_name;
 
 /* One field of the item (monitor.text.Folded): its original text and, once a hit in it
- * needs them, the four columns of Folded._shifts (folded offset, original offset, length
- * folded to, shift after) as long longs. */
+ * needs them, its shifts (Folded.shifts: rows of four long longs, folded offset, original
+ * offset, length folded to, shift after). */
 typedef struct {
     PyObject *folded, *original;
-    Py_buffer column[4];
-    Py_ssize_t n; /* entries per column; -1 while not read */
+    Py_buffer shifts;
+    Py_ssize_t rows; /* -1 while not read */
 } Field;
 
 static void
 field_release(Field *f)
 {
-    for (int c = 0; c < 4 && f->n >= 0; c++)
-        PyBuffer_Release(&f->column[c]);
-    f->n = -1;
+    if (f->rows > 0)
+        PyBuffer_Release(&f->shifts);
+    f->rows = -1;
     Py_CLEAR(f->original);
 }
 
+/* Reads the field's original text and shifts, the first time a hit in it needs them. */
 static int
-field_shifts(Field *f)
+field_read(Field *f)
 {
-    if (f->n >= 0)
+    if (f->rows >= 0)
         return 0;
-    PyObject *columns = PyObject_GetAttr(f->folded, shifts_name);
-    if (columns == NULL)
+    f->original = PyObject_GetAttr(f->folded, original_name);
+    if (f->original == NULL)
         return -1;
-    if (!PyTuple_Check(columns) || PyTuple_GET_SIZE(columns) != 4) {
-        Py_DECREF(columns);
-        PyErr_SetString(PyExc_TypeError, "hits(): Folded._shifts must be four columns");
-        return -1;
-    }
-    int got = 0;
-    while (got < 4 &&
-           PyObject_GetBuffer(PyTuple_GET_ITEM(columns, got), &f->column[got], PyBUF_SIMPLE) == 0)
-        got++;
-    Py_DECREF(columns);
-    Py_ssize_t n = got ? f->column[0].len / (Py_ssize_t)sizeof(long long) : 0;
-    int same = got == 4;
-    for (int c = 0; c < got; c++)
-        same = same && f->column[c].len == n * (Py_ssize_t)sizeof(long long);
-    if (!same) {
-        for (int c = 0; c < got; c++)
-            PyBuffer_Release(&f->column[c]);
-        if (got == 4)
-            PyErr_SetString(PyExc_ValueError, "hits(): Folded._shifts columns differ");
+    if (!PyUnicode_Check(f->original)) {
+        PyErr_SetString(PyExc_TypeError, "hits(): Folded.original must be str");
         return -1;
     }
-    f->n = n;
+    PyObject *shifts = PyObject_GetAttr(f->folded, shifts_name);
+    if (shifts == NULL)
+        return -1;
+    if (shifts == Py_None) {
+        Py_DECREF(shifts);
+        f->rows = 0;
+        return 0;
+    }
+    int failed = PyObject_GetBuffer(shifts, &f->shifts, PyBUF_SIMPLE);
+    Py_DECREF(shifts); /* the buffer holds the object */
+    if (failed)
+        return -1;
+    Py_ssize_t row = 4 * (Py_ssize_t)sizeof(long long);
+    if (f->shifts.len == 0 || f->shifts.len % row) {
+        PyBuffer_Release(&f->shifts);
+        PyErr_SetString(PyExc_ValueError, "hits(): Folded.shifts must be rows of four");
+        return -1;
+    }
+    f->rows = f->shifts.len / row;
     return 0;
 }
 
@@ -75,22 +77,21 @@ field_shifts(Field *f)
 static Py_ssize_t
 original_offset(const Field *f, Py_ssize_t j, int end)
 {
-    const long long *starts = f->column[0].buf, *positions = f->column[1].buf,
-                    *lengths = f->column[2].buf, *after = f->column[3].buf;
-    Py_ssize_t lo = 0, hi = f->n; /* bisect_right(starts, j) */
+    const long long *rows = f->shifts.buf;
+    Py_ssize_t lo = 0, hi = f->rows; /* bisect_right over the rows' folded offsets */
     while (lo < hi) {
         Py_ssize_t mid = (lo + hi) / 2;
-        if (j < starts[mid])
+        if (j < rows[4 * mid])
             hi = mid;
         else
             lo = mid + 1;
     }
-    Py_ssize_t k = lo - 1;
-    if (k < 0)
+    if (lo == 0)
         return j;
-    if (j < starts[k] + lengths[k]) /* inside an expansion such as ß -> ss */
-        return (Py_ssize_t)positions[k] + (end ? 1 : 0);
-    return j - (Py_ssize_t)after[k];
+    const long long *row = rows + 4 * (lo - 1);
+    if (j < row[0] + row[2]) /* inside an expansion such as ß -> ss */
+        return (Py_ssize_t)row[1] + (end ? 1 : 0);
+    return j - (Py_ssize_t)row[3];
 }
 
 /* A Hit of `type` with these fields (stolen references). */
@@ -136,17 +137,10 @@ add_hit(PyObject *out, PyObject *raw, Field fields[2], const Atoms *atoms,
         return -1;
     }
     Field *f = &fields[which];
-    if (f->original == NULL &&
-        (f->original = PyObject_GetAttr(f->folded, original_name)) == NULL)
-        return -1;
-    if (!PyUnicode_Check(f->original)) {
-        PyErr_SetString(PyExc_TypeError, "hits(): Folded.original must be str");
-        return -1;
-    }
-    if (field_shifts(f) < 0)
+    if (field_read(f) < 0)
         return -1;
     Py_ssize_t a = start, b = end;
-    if (f->n > 0) {
+    if (f->rows > 0) {
         a = original_offset(f, start, 0);
         b = original_offset(f, end, 1);
     }
@@ -193,8 +187,8 @@ explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "hits(): two fields, two labels, equal columns");
         return NULL;
     }
-    Field fields[2] = {{PyTuple_GET_ITEM(folded, 0), NULL, {{0}}, -1},
-                       {PyTuple_GET_ITEM(folded, 1), NULL, {{0}}, -1}};
+    Field fields[2] = {{PyTuple_GET_ITEM(folded, 0), NULL, {0}, -1},
+                       {PyTuple_GET_ITEM(folded, 1), NULL, {0}, -1}};
     PyObject *out = PyList_New(0), *iter = out ? PyObject_GetIter(groups) : NULL, *group;
     First first = {NULL, 0};
     int failed = iter == NULL;
@@ -242,7 +236,7 @@ PyInit__explain(void)
         if ((names[i] = PyUnicode_InternFromString(field_names[i])) == NULL)
             return NULL;
     if ((original_name = PyUnicode_InternFromString("original")) == NULL ||
-        (shifts_name = PyUnicode_InternFromString("_shifts")) == NULL)
+        (shifts_name = PyUnicode_InternFromString("shifts")) == NULL)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -112,11 +112,40 @@ fold_init(PyObject *Py_UNUSED(module), PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-fold_fold(PyObject *Py_UNUSED(module), PyObject *text)
+/* Where folding changes the length of a text (see fold_mapped): rows of four long longs. */
+typedef struct {
+    long long *data;
+    Py_ssize_t rows, capacity, shift;
+} Rows;
+
+/* Records that text[i] folds to `length` characters (not 1). */
+static int
+rows_add(Rows *r, Py_ssize_t i, Py_ssize_t length)
 {
-    if (check_text(text, "fold") < 0)
-        return NULL;
+    if (r->rows == r->capacity) {
+        Py_ssize_t capacity = r->capacity ? r->capacity * 2 : 64;
+        long long *grown = PyMem_Realloc(r->data, (size_t)capacity * 4 * sizeof(long long));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->data = grown;
+        r->capacity = capacity;
+    }
+    long long *row = r->data + r->rows * 4;
+    row[0] = i + r->shift;
+    r->shift += length - 1;
+    row[1] = i;
+    row[2] = length;
+    row[3] = r->shift;
+    r->rows++;
+    return 0;
+}
+
+/* The folded text; with `rows`, also where folding changed the length. */
+static PyObject *
+fold_text(PyObject *text, Rows *rows)
+{
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     if (PyUnicode_IS_ASCII(text)) {
         /* ASCII folds to ASCII, one character each (lower case, or a space for
@@ -143,16 +172,22 @@ fold_fold(PyObject *Py_UNUSED(module), PyObject *text)
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 code = PyUnicode_READ(kind, data, i);
         Py_UCS4 folded = code < PLANE ? cache[code] : IRREGULAR;
-        if (folded == DROPPED)
+        if (folded == DROPPED) {
+            if (rows && rows_add(rows, i, 0) < 0)
+                goto error;
             continue;
+        }
         if (folded < DROPPED) {
             if (out.length == out.capacity && buffer_reserve(&out, 1) < 0)
                 goto error;
             out.data[out.length++] = folded;
+            continue;
         }
-        else if (ask(&out, code) < 0) {
+        Py_ssize_t before = out.length;
+        if (ask(&out, code) < 0)
             goto error;
-        }
+        if (rows && out.length - before != 1 && rows_add(rows, i, out.length - before) < 0)
+            goto error;
     }
     PyObject *result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out.data, out.length);
     PyMem_Free(out.data);
@@ -162,83 +197,47 @@ error:
     return NULL;
 }
 
-/* The characters of `text` that fold to other than one character, as monitor.text.Folded
- * needs them to map folded offsets back: four byte strings of native long longs, one
- * entry per such character: its folded offset, its offset in text, the length it folds
- * to, and the folded text's shift after it. Python did this one character at a time,
- * 8-12 ms for 16 KB of fully vocalised Arabic (every haraka is such a character), and one
- * Python object per entry still cost 1.5 ms. */
-#define COLUMNS 4
-
 static PyObject *
-fold_shifts(PyObject *Py_UNUSED(module), PyObject *text)
+fold_fold(PyObject *Py_UNUSED(module), PyObject *text)
 {
-    if (check_text(text, "shifts") < 0)
+    if (check_text(text, "fold") < 0)
         return NULL;
-    long long *columns = NULL;
-    Py_ssize_t rows = 0, capacity = 0, shift = 0;
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS4 code = PyUnicode_READ(kind, data, i);
-        Py_UCS4 cached = code < PLANE ? cache[code] : IRREGULAR;
-        Py_ssize_t length = 0;
-        if (cached < DROPPED)
-            continue;
-        if (cached != DROPPED) {
-            PyObject *folded = lookup(code);
-            if (folded == NULL)
-                goto error;
-            length = PyUnicode_GET_LENGTH(folded);
-            Py_DECREF(folded);
-            if (length == 1)
-                continue;
-        }
-        if (rows == capacity) {
-            capacity = capacity ? capacity * 2 : 64;
-            long long *grown = PyMem_Realloc(columns,
-                                             (size_t)capacity * COLUMNS * sizeof(long long));
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                goto error;
-            }
-            columns = grown;
-        }
-        long long *row = columns + rows * COLUMNS;
-        row[0] = i + shift;
-        shift += length - 1;
-        row[1] = i;
-        row[2] = length;
-        row[3] = shift;
-        rows++;
+    return fold_text(text, NULL);
+}
+
+/* fold_mapped(text) -> (folded, shifts): the folded text and, in the same pass, the
+ * characters that fold to other than one character, as monitor.text.Folded needs them to
+ * map folded offsets back: a byte string of native long longs, four per such character
+ * (its folded offset, its offset in text, the length it folds to, and the folded text's
+ * shift after it), or None when every character folds to one. A separate pass over the
+ * text for these cost as much as the fold; Python did it one character at a time, 8-12 ms
+ * for 16 KB of fully vocalised Arabic (every haraka is such a character). */
+static PyObject *
+fold_mapped(PyObject *Py_UNUSED(module), PyObject *text)
+{
+    if (check_text(text, "fold_mapped") < 0)
+        return NULL;
+    Rows rows = {NULL, 0, 0, 0};
+    PyObject *folded = fold_text(text, &rows);
+    PyObject *shifts = NULL;
+    if (folded != NULL && rows.rows == 0)
+        shifts = Py_NewRef(Py_None);
+    else if (folded != NULL)
+        shifts = PyBytes_FromStringAndSize((const char *)rows.data,
+                                           rows.rows * 4 * (Py_ssize_t)sizeof(long long));
+    PyMem_Free(rows.data);
+    if (shifts == NULL) {
+        Py_XDECREF(folded);
+        return NULL;
     }
-    PyObject *result = PyTuple_New(COLUMNS);
-    if (result == NULL)
-        goto error;
-    for (int c = 0; c < COLUMNS; c++) {
-        PyObject *column = PyBytes_FromStringAndSize(NULL, rows * (Py_ssize_t)sizeof(long long));
-        if (column == NULL) {
-            Py_DECREF(result);
-            goto error;
-        }
-        long long *out = (long long *)PyBytes_AS_STRING(column);
-        for (Py_ssize_t r = 0; r < rows; r++)
-            out[r] = columns[r * COLUMNS + c];
-        PyTuple_SET_ITEM(result, c, column);
-    }
-    PyMem_Free(columns);
-    return result;
-error:
-    PyMem_Free(columns);
-    return NULL;
+    return Py_BuildValue("(NN)", folded, shifts);
 }
 
 static PyMethodDef methods[] = {
     {"init", fold_init, METH_O, "init(table): the fold table to translate by."},
     {"fold", fold_fold, METH_O, "fold(text) -> text translated by the table."},
-    {"shifts", fold_shifts, METH_O,
-     "shifts(text) -> four packed long long columns: where folding changes the length."},
+    {"fold_mapped", fold_mapped, METH_O,
+     "fold_mapped(text) -> (fold(text), where folding changes the length, or None)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -35,7 +35,7 @@ import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
 from monitor.models import Contribution, Hit, Match
-from monitor.text import C_FOLD, Folded, fold_term, is_unspaced
+from monitor.text import Folded, fold_term, is_unspaced
 from monitor.words import (
     ARABIC_LAM_PROCLITICS,
     ARABIC_PROCLITICS,
@@ -477,11 +477,9 @@ except ImportError:  # pragma: no cover - installs without a C compiler
 C_SCAN = _CScanner is not None
 
 _c_hits: Callable[..., tuple[tuple[Hit, ...], Hit | None]] | None
-try:  # reads Folded._shifts as the packed columns of monitor._fold (text.C_FOLD)
+try:
     from monitor._explain import hits as _c_hits
 except ImportError:  # pragma: no cover - installs without a C compiler
-    _c_hits = None
-if not C_FOLD:  # pragma: no cover
     _c_hits = None
 C_HITS = _c_hits is not None
 

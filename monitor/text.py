@@ -10,17 +10,16 @@ Folding is one translation over a table filled lazily, one entry per code point 
 seen: by the C extension monitor._fold where it was built (about 1 GB/s), else by
 str.translate (about 30 MB/s on non-ASCII text). Almost every character folds to exactly
 one character; the few that do not (harakat, tatweel, ß -> ss, ligatures) are tracked,
-so a folded offset maps back to the original text by bisection, and only for texts that
-have hits.
+in the same pass, so a folded offset maps back to the original text by bisection.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
-from functools import cached_property
+from collections.abc import Callable
 
 _ARABIC_LETTERS = {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي"}
 KEPT_SYMBOLS = frozenset("+#&@")
@@ -97,53 +96,36 @@ def fold_translate(text: str) -> str:
     return "".join([piece.translate(_TABLE) for piece in _NON_ASCII_RUN.split(text)])
 
 
-# Per character that folds to other than one character, in text order: its folded
-# offset, its offset in the original, the length it folds to, and the folded text's
-# shift (folded minus original length) after it.
-_Shifts = tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int]]
-
-
-def shifts_translate(text: str) -> _Shifts:
-    """Where folding changes the length of `text`, which `fold` has seen (see Folded):
-    `shifts` where the C extension is missing."""
-    starts: list[int] = []
-    positions: list[int] = []
-    lengths: list[int] = []
-    after: list[int] = []
-    pattern = _TABLE.irregular_pattern()
+def fold_mapped_translate(text: str) -> tuple[str, bytes | None]:
+    """`fold_translate(text)` and where folding changed its length (see Folded.shifts):
+    `fold_mapped` where the C extension is missing."""
+    folded = fold_translate(text)
+    pattern = _TABLE.irregular_pattern()  # every character of text has been seen
     if pattern is None:
-        return starts, positions, lengths, after
+        return folded, None
+    rows = array("q")
     shift = 0
     for found in pattern.finditer(text):
         position = found.start()
         length = len(_TABLE[ord(found.group())])
-        starts.append(position + shift)
+        rows.append(position + shift)
         shift += length - 1
-        positions.append(position)
-        lengths.append(length)
-        after.append(shift)
-    return starts, positions, lengths, after
-
-
-def _shifts_c(text: str) -> _Shifts:
-    """`shifts_translate` by the C extension, whose columns are packed long longs."""
-    a, b, c, d = _c_shifts(text)
-    return (memoryview(a).cast("q"), memoryview(b).cast("q"), memoryview(c).cast("q"),
-            memoryview(d).cast("q"))
+        rows.extend((position, length, shift))
+    return folded, rows.tobytes() if rows else None
 
 
 fold: Callable[[str], str]
-shifts: Callable[[str], _Shifts]
+fold_mapped: Callable[[str], tuple[str, bytes | None]]
 try:  # the same translation at C speed, where the extension was built (setup.py)
     from monitor._fold import fold as _c_fold
+    from monitor._fold import fold_mapped as _c_fold_mapped
     from monitor._fold import init as _c_init
-    from monitor._fold import shifts as _c_shifts
 except ImportError:  # pragma: no cover - installs without a C compiler
-    fold, shifts = fold_translate, shifts_translate
+    fold, fold_mapped = fold_translate, fold_mapped_translate
     C_FOLD = False
 else:
     _c_init(_TABLE)
-    fold, shifts = _c_fold, _shifts_c
+    fold, fold_mapped = _c_fold, _c_fold_mapped
     C_FOLD = True
 
 
@@ -153,34 +135,35 @@ def fold_term(term: str) -> str:
 
 
 class Folded:
-    """A text with its folded form; maps folded offsets back to the original on demand."""
+    """A text with its folded form; maps folded offsets back to the original.
 
-    __slots__ = ("original", "folded", "__dict__")
+    `shifts`: per character that folds to other than one character, in text order, four
+    native long longs: its folded offset, its offset in the original, the length it folds
+    to, and the folded text's shift (folded minus original length) after it; None when
+    every character folds to exactly one. Made in the same pass as the fold.
+    """
+
+    __slots__ = ("original", "folded", "shifts")
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self.folded = fold(original)
+        self.folded, self.shifts = fold_mapped(original)
 
-    @cached_property
-    def _shifts(self) -> _Shifts:
-        """The characters whose folding changed the length (see _Shifts)."""
-        return shifts(self.original)
-
-    def _original(self, j: int, end: bool) -> int:
-        starts, positions, lengths, after = self._shifts
-        k = bisect_right(starts, j) - 1
+    def _original(self, rows: memoryview, j: int, end: bool) -> int:
+        k = bisect_right(rows[0::4], j) - 1
         if k < 0:
             return j
-        position, length, shift = positions[k], lengths[k], after[k]
-        if j < starts[k] + length:  # inside an expansion such as ß -> ss
+        start, position, length, after = rows[4 * k:4 * k + 4]
+        if j < start + length:  # inside an expansion such as ß -> ss
             return position + (1 if end else 0)
-        return j - shift
+        return j - after
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [a, b) of the folded [start, end); b takes in trailing harakat (صدّ)."""
-        if not len(self._shifts[0]):  # every character folded to exactly one
+        if self.shifts is None:  # every character folded to exactly one
             return start, end
-        return self._original(start, False), self._original(end, True)
+        rows = memoryview(self.shifts).cast("q")
+        return self._original(rows, start, False), self._original(rows, end, True)
 
     def original_text(self, start: int, end: int) -> str:
         a, b = self.span(start, end)
