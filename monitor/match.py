@@ -29,7 +29,7 @@ import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ahocorasick_rs
 
@@ -146,8 +146,10 @@ class Matcher:
                 if key in self._lam_only:
                     lam_only[index] = tuple(self._lam_only[key])
         self._role = bytes(_ROLES.get(kind, _TERM) for kind in self._kind)
-        # Each breakdown line is the same whenever its atom scores: made once, on first use.
-        self._lines: dict[tuple[int, bool], Contribution] = {}
+        # Each breakdown line is the same whenever its atom scores: made once, on first
+        # use; per atom, scoring in the body and in the title.
+        self._lines: tuple[list[Contribution | None], list[Contribution | None]] = (
+            [None] * len(self._kind), [None] * len(self._kind))
         # What an atom adds to its watchlist's score from its first hit, in the title and
         # in the body: its weight (times the title's), -inf for an exclusion, 0 for a
         # word named only in rules.
@@ -349,36 +351,42 @@ class Matcher:
                     first = hit
         return tuple(out), first
 
-    def evaluate(self, title: str, body: str, *, only_matched: bool = False) -> list[Result]:
-        """One Result per watchlist, in config order; with `only_matched`, only those that
-        matched, whose hits, snippet and breakdown alone are worked out (the daemon's fast
-        path)."""
+    def evaluate(self, title: str, body: str) -> list[Result]:
+        """One Result per watchlist, in config order, matched or not (the dry run)."""
         folded = (Folded(title), Folded(body))
-        per_list = self._by_list(folded, only_matched)
-        if not per_list and only_matched:
-            return []
+        per_list = self._by_list(folded, quick=False)
         words = WordIndex(folded)
-        if only_matched:
-            results = []
-            for index in sorted(per_list):
-                compiled = self._lists[index]
-                verdict = self._verdict(compiled, per_list[index], words)
-                if verdict.matched:
-                    results.append(self._explain(compiled, per_list[index], verdict, folded))
-            return results
         results = []
         for index, compiled in enumerate(self._lists):
+            wl = compiled.config
             by_atom = per_list.get(index)
             if by_atom is None:
-                wl = compiled.config
                 results.append(Result(Match(wl.name, 0.0, ()), wl.threshold, False))
-            else:
-                verdict = self._verdict(compiled, by_atom, words)
-                results.append(self._explain(compiled, by_atom, verdict, folded))
+                continue
+            verdict = self._verdict(compiled, by_atom, words)
+            excluded = verdict.excluded
+            excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
+                [by_atom[atom] for atom in excluded], folded)[0])) if excluded else ()
+            results.append(Result(self._explain(compiled, by_atom, verdict, folded),
+                                  wl.threshold, verdict.matched, excluded_by, verdict.required))
         return results
 
     def matches(self, title: str, body: str) -> list[Match]:
-        return [r.match for r in self.evaluate(title, body, only_matched=True)]
+        """The watchlists that match, in config order: the daemon's fast path, which works
+        out hits, snippet and breakdown for those alone."""
+        folded = (Folded(title), Folded(body))
+        per_list = self._by_list(folded, quick=True)
+        if not per_list:
+            return []
+        words = WordIndex(folded)
+        out = []
+        for index in sorted(per_list):
+            compiled = self._lists[index]
+            by_atom = per_list[index]
+            verdict = self._verdict(compiled, by_atom, words)
+            if verdict.matched:
+                out.append(self._explain(compiled, by_atom, verdict, folded))
+        return out
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -410,15 +418,16 @@ class Matcher:
     def _breakdown(self, compiled: _List, parts: tuple[tuple[int, bool], ...]
                    ) -> tuple[Contribution, ...]:
         out = []
-        lines = self._lines
+        body_lines, title_lines = self._lines
         for ref, in_title in parts:
             if ref < 0:
                 rule = compiled.rules[-1 - ref]
                 out.append(Contribution(rule.label, rule.weight, rule.describe))
                 continue
-            line = lines.get((ref, in_title))
+            line = title_lines[ref] if in_title else body_lines[ref]
             if line is None:
-                line = lines[ref, in_title] = self._line(compiled.config, ref, in_title)
+                line = self._line(compiled.config, ref, in_title)
+                (title_lines if in_title else body_lines)[ref] = line
             out.append(line)
         return tuple(out)
 
@@ -429,17 +438,15 @@ class Matcher:
         return Contribution(f"{self._kind[ref]} {self._term[ref]}", weight * factor, detail)
 
     def _explain(self, compiled: _List, by_atom: _ByAtom, verdict: _Verdict,
-                 folded: tuple[Folded, Folded]) -> Result:
-        wl = compiled.config
+                 folded: tuple[Folded, Folded]) -> Match:
+        """The Match with the hits of all but the excluded atoms, snippet and breakdown."""
         excluded = verdict.excluded
         hits, first = self._hits(
             (raws for atom, raws in by_atom.items() if atom not in excluded) if excluded
             else by_atom.values(), folded)
-        excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
-            [by_atom[atom] for atom in excluded], folded)[0])) if excluded else ()
-        match = Match(wl.name, verdict.score, hits, _snippet(folded[1].original, first),
-                      self._breakdown(compiled, verdict.parts))
-        return Result(match, wl.threshold, verdict.matched, excluded_by, verdict.required)
+        return Match(compiled.config.name, verdict.score, hits,
+                     _snippet(folded[1].original, first),
+                     self._breakdown(compiled, verdict.parts))
 
 
 def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
@@ -491,8 +498,10 @@ def _add_pair(table: dict[str, list[_Pair]], key: str, atom: int, spelling: str)
         pairs.append((atom, spelling))
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
+class _Verdict(NamedTuple):
+    """The matcher's own, made per watchlist hit: a tuple costs a fifth of a frozen
+    dataclass to make."""
+
     score: float
     parts: tuple[tuple[int, bool], ...]
     excluded: tuple[int, ...]
