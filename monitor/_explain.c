@@ -1,4 +1,4 @@
-/* monitor._explain: monitor.match.Matcher._hits at C speed.
+/* monitor._explain: monitor.match.Matcher._hits and _snippet at C speed.
  *
  * At 100k terms nearly every document matches some watchlist, and each match carries its
  * hits: about 15,000 Hit values for 2 MB of text (bench/match.py). Made in Python, each
@@ -213,7 +213,92 @@ explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
     return result;
 }
 
+#define ELLIPSIS 0x2026
+
+/* body[start:end] with its runs of white space made one space and its ends stripped, as
+ * " ".join(body[start:end].split()), after "… " if `cut_before` and before " …" if
+ * `cut_after`. */
+static PyObject *
+collapse(PyObject *body, Py_ssize_t start, Py_ssize_t end, int cut_before, int cut_after)
+{
+    int kind = PyUnicode_KIND(body);
+    const void *data = PyUnicode_DATA(body);
+    Py_UCS4 *out = PyMem_Malloc((size_t)(end - start + 4) * sizeof(Py_UCS4));
+    if (out == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t n = 0, kept = 0;
+    int gap = 0;
+    if (cut_before) {
+        out[n++] = ELLIPSIS;
+        out[n++] = ' ';
+    }
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+        if (Py_UNICODE_ISSPACE(ch)) {
+            gap = kept > 0;
+            continue;
+        }
+        if (gap)
+            out[n++] = ' ';
+        gap = 0;
+        out[n++] = ch;
+        kept++;
+    }
+    if (cut_after) {
+        out[n++] = ' ';
+        out[n++] = ELLIPSIS;
+    }
+    PyObject *result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, n);
+    PyMem_Free(out);
+    return result;
+}
+
+/* str.find / str.rfind of a space in body[from:to], or -1. */
+static Py_ssize_t
+find_space(PyObject *body, Py_ssize_t from, Py_ssize_t to, int direction)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(body);
+    from = from < 0 ? 0 : from;
+    to = to > n ? n : to;
+    if (from >= to)
+        return -1;
+    return PyUnicode_FindChar(body, ' ', from, to, direction);
+}
+
+/* snippet(body, offset, length, chars): see monitor/_explain.pyi. */
+static PyObject *
+explain_snippet(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *body;
+    Py_ssize_t offset, length, chars;
+    if (!PyArg_ParseTuple(args, "Unnn:snippet", &body, &offset, &length, &chars))
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(body);
+    if (chars < 0 || offset > n) {
+        PyErr_SetString(PyExc_ValueError, "snippet(): a hit outside the body");
+        return NULL;
+    }
+    if (offset < 0)
+        return collapse(body, 0, chars < n ? chars : n, 0, 0);
+    Py_ssize_t start = offset - chars / 3 > 0 ? offset - chars / 3 : 0;
+    if (start) {
+        Py_ssize_t space = find_space(body, start, n, 1);
+        if (space == -2)
+            return NULL;
+        start = 0 <= space && space < offset ? space + 1 : start;
+    }
+    Py_ssize_t end = start + chars < n ? start + chars : n;
+    Py_ssize_t space = find_space(body, offset + length, end, -1);
+    if (space == -2)
+        return NULL;
+    end = space > 0 && end < n ? space : end;
+    return collapse(body, start, end, start > 0, end < n);
+}
+
 static PyMethodDef methods[] = {
+    {"snippet", explain_snippet, METH_VARARGS,
+     "snippet(body, offset, length, chars) -> about `chars` of the body around the hit at "
+     "offset (-1: none) of that length, cut at spaces (monitor.match._snippet)."},
     {"hits", explain_hits, METH_VARARGS,
      "hits(groups, fields, kinds, terms, weights, hit_type, labels) -> (hits, the body's "
      "first or None): "
@@ -224,7 +309,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "monitor._explain",
-    .m_doc = "monitor.match.Matcher._hits at C speed.",
+    .m_doc = "monitor.match.Matcher._hits and _snippet at C speed.",
     .m_size = -1,
     .m_methods = methods,
 };

@@ -484,10 +484,12 @@ except ImportError:  # pragma: no cover - installs without a C compiler
 C_SCAN = _CScanner is not None
 
 _c_hits: Callable[..., tuple[tuple[Hit, ...], Hit | None]] | None
+_c_snippet: Callable[[str, int, int, int], str] | None
 try:
     from monitor._explain import hits as _c_hits
+    from monitor._explain import snippet as _c_snippet
 except ImportError:  # pragma: no cover - installs without a C compiler
-    _c_hits = None
+    _c_hits = _c_snippet = None
 C_HITS = _c_hits is not None
 
 
@@ -544,7 +546,17 @@ def _near(atoms: tuple[int, ...], within: int, by_atom: _ByAtom,
 
 
 def _snippet(body: str, first: Hit | None) -> str:
-    """About SNIPPET_CHARS of the body around its first hit, cut at spaces."""
+    """About SNIPPET_CHARS of the body around its first hit, cut at spaces: by
+    monitor/_explain.c where it was built, else by `_snippet_python`."""
+    if _c_snippet is None:
+        return _snippet_python(body, first)
+    if first is None:
+        return _c_snippet(body, -1, 0, SNIPPET_CHARS)
+    return _c_snippet(body, first.offset, len(first.matched), SNIPPET_CHARS)
+
+
+def _snippet_python(body: str, first: Hit | None) -> str:
+    """`_snippet`'s definition."""
     if first is None:
         return " ".join(body[:SNIPPET_CHARS].split())
     start = max(0, first.offset - SNIPPET_CHARS // 3)

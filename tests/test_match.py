@@ -11,6 +11,7 @@ from monitor import match as match_module
 from monitor import text as text_module
 from monitor.config import WatchlistConfig
 from monitor.match import Matcher, Result
+from monitor.models import Hit
 from monitor.text import Folded, fold, fold_term
 
 SEED = Path(__file__).resolve().parent.parent / "seeds" / "000_5789ac1c2e1f81f5.txt"
@@ -399,6 +400,22 @@ def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str
             automaton._by_list(fields, quick))
     assert c.evaluate(title, body) == automaton.evaluate(title, body)
     assert c.matches(title, body) == automaton.matches(title, body)
+
+
+@pytest.mark.skipif(match_module._c_snippet is None, reason="the C extension was not built")
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.text(alphabet="abسرت…" + "\U0001d400", max_size=12) | st.text(),
+                          st.sampled_from([" ", "  ", "\n", "\t ", "\u00a0", "\u2003", "\u3000", ""])),
+                max_size=120), st.data())
+def test_the_c_snippet_is_the_python_one(pieces: list[tuple[str, str]],
+                                         data: st.DataObject) -> None:
+    body = "".join(word + space for word, space in pieces)  # up to a few thousand characters
+    first = None
+    if body and data.draw(st.booleans()):
+        offset = data.draw(st.integers(0, len(body) - 1))
+        end = data.draw(st.integers(offset, min(len(body), offset + 30)))
+        first = Hit("keyword", "x", "x", body[offset:end], "body", offset, 1.0)
+    assert match_module._snippet(body, first) == match_module._snippet_python(body, first)
 
 
 def test_a_lone_article_is_not_absorbed_after_lam() -> None:
