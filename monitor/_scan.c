@@ -38,6 +38,13 @@ typedef struct {
     int32_t key;   /* the term whose tokens end here, or -1 for a prefix only */
 } Entry;
 
+/* A hit found by the walk, before any Python object is made for it. */
+typedef struct {
+    int32_t atom, field;
+    Py_ssize_t start, end; /* in its field */
+    PyObject *alias;       /* borrowed from the scanner */
+} Found;
+
 typedef struct {
     Py_ssize_t *start, *end; /* each token's [start, end) in the text */
     uint64_t *hash;
@@ -52,6 +59,9 @@ typedef struct {
     uint32_t *list_stamp;
     PyObject **list_atoms; /* the watchlist's dict of atoms, held by the result */
     double *list_score;    /* what its atoms hit so far score, rules left out */
+    uint8_t *keep;         /* per watchlist: its hits go into the result */
+    Found *found;          /* the scan's hits, in text order */
+    Py_ssize_t nfound, found_capacity;
     uint32_t generation;
 } Scratch;
 
@@ -204,6 +214,8 @@ scratch_free(Scratch *s)
     PyMem_Free(s->list_stamp);
     PyMem_Free(s->list_atoms);
     PyMem_Free(s->list_score);
+    PyMem_Free(s->keep);
+    PyMem_Free(s->found);
     memset(s, 0, sizeof(*s));
 }
 
@@ -219,8 +231,9 @@ scratch_init(Scratch *s, Py_ssize_t natoms, Py_ssize_t nlists)
     s->list_stamp = PyMem_Calloc(lists, sizeof(uint32_t));
     s->list_atoms = PyMem_Calloc(lists, sizeof(PyObject *));
     s->list_score = PyMem_Calloc(lists, sizeof(double));
+    s->keep = PyMem_Calloc(lists, 1);
     if (!s->stamp || !s->count || !s->atom_stamp || !s->atom_hits || !s->list_stamp ||
-        !s->list_atoms || !s->list_score) {
+        !s->list_atoms || !s->list_score || !s->keep) {
         scratch_free(s);
         PyErr_NoMemory();
         return -1;
@@ -546,10 +559,25 @@ put(PyObject *dict, long key, PyObject *value)
     return failed ? NULL : value;
 }
 
-/* The list of hits of the atom in a grouped result, made on its first hit (in `field`).
- * Borrowed. */
+/* Counts the atom's first hit (in `field`) in its watchlist's score. */
+static void
+account(Scan *scan, int32_t atom, int field)
+{
+    Scratch *s = scan->s;
+    if (s->atom_stamp[atom] == s->generation)
+        return;
+    s->atom_stamp[atom] = s->generation;
+    int32_t list = scan->self->list_of[atom];
+    if (s->list_stamp[list] != s->generation) {
+        s->list_stamp[list] = s->generation;
+        s->list_score[list] = 0.0;
+    }
+    s->list_score[list] += scan->self->points[field][atom];
+}
+
+/* The list of hits of the atom in a grouped result, made on its first hit. Borrowed. */
 static PyObject *
-atom_hits(Scan *scan, int32_t atom, int field)
+atom_hits(Scan *scan, int32_t atom)
 {
     Scratch *s = scan->s;
     if (s->atom_stamp[atom] == s->generation)
@@ -559,12 +587,10 @@ atom_hits(Scan *scan, int32_t atom, int field)
         if ((s->list_atoms[list] = put(scan->out, list, PyDict_New())) == NULL)
             return NULL;
         s->list_stamp[list] = s->generation;
-        s->list_score[list] = 0.0;
     }
     if ((s->atom_hits[atom] = put(s->list_atoms[list], atom, PyList_New(0))) == NULL)
         return NULL;
     s->atom_stamp[atom] = s->generation;
-    s->list_score[list] += scan->self->points[field][atom];
     return s->atom_hits[atom];
 }
 
@@ -595,16 +621,19 @@ emit(Scan *scan, Py_ssize_t k, Py_ssize_t start, Py_ssize_t end, int proclitic)
         if (s->count[slot] >= scan->cap)
             continue;
         s->count[slot]++;
-        PyObject *into = PyDict_Check(scan->out) ? atom_hits(scan, atom, field) : scan->out;
-        if (into == NULL)
-            return -1;
-        PyObject *hit = Py_BuildValue("(iinnO)", atom, field, start - before - base,
-                                      end - base, self->alias[p]);
-        if (hit == NULL || PyList_Append(into, hit) < 0) {
-            Py_XDECREF(hit);
-            return -1;
+        account(scan, atom, field);
+        if (s->nfound == s->found_capacity) {
+            Py_ssize_t capacity = s->found_capacity ? s->found_capacity * 2 : 256;
+            Found *grown = PyMem_Realloc(s->found, (size_t)capacity * sizeof(Found));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            s->found = grown;
+            s->found_capacity = capacity;
         }
-        Py_DECREF(hit);
+        s->found[s->nfound++] = (Found){atom, field, start - before - base, end - base,
+                                        self->alias[p]};
     }
     return 0;
 }
@@ -690,23 +719,48 @@ walk_all(Scan *scan)
     return 0;
 }
 
-/* Drops the watchlists without rules whose score is below their threshold (an exclusion
- * hit scores -inf; watchlists with rules have a threshold of -inf: rules may add any
- * score). The rounding of the score to 3 decimals gets 0.001 of room (ten times 0.1 is
- * 0.9999999999999999). */
+/* The result from the hits found: a list of them, or grouped by watchlist and atom.
+ * With `quick`, only the watchlists that can still match are grouped: not those without
+ * rules whose score is below their threshold (an exclusion hit scores -inf; watchlists
+ * with rules have a threshold of -inf: rules may add any score). The rounding of the
+ * score to 3 decimals gets 0.001 of room (ten times 0.1 is 0.9999999999999999). Nothing
+ * is made for the others. */
 static int
-drop_hopeless(Scan *scan)
+build(Scan *scan, int grouped, int quick)
 {
-    const Scratch *s = scan->s;
-    for (Py_ssize_t list = 0; list < scan->self->nlists; list++) {
-        if (s->list_stamp[list] != s->generation ||
-            s->list_score[list] + 0.001 >= scan->self->threshold[list])
-            continue;
-        PyObject *key = PyLong_FromSsize_t(list);
-        int failed = !key || PyDict_DelItem(scan->out, key) < 0;
-        Py_XDECREF(key);
-        if (failed)
+    Scanner *self = scan->self;
+    Scratch *s = scan->s;
+    if (grouped) {
+        for (Py_ssize_t list = 0; list < self->nlists; list++)
+            s->keep[list] = s->list_stamp[list] == s->generation &&
+                            (!quick || s->list_score[list] + 0.001 >= self->threshold[list]);
+        scratch_next(s, self->natoms, self->nlists); /* stamps now mark what was made */
+    }
+    for (Py_ssize_t i = 0; i < s->nfound; i++) {
+        const Found *f = &s->found[i];
+        PyObject *into = scan->out;
+        if (grouped) {
+            if (!s->keep[self->list_of[f->atom]])
+                continue;
+            if ((into = atom_hits(scan, f->atom)) == NULL)
+                return -1;
+        }
+        PyObject *hit = PyTuple_New(5);
+        if (hit == NULL)
             return -1;
+        PyTuple_SET_ITEM(hit, 0, PyLong_FromLong(f->atom));
+        PyTuple_SET_ITEM(hit, 1, PyLong_FromLong(f->field));
+        PyTuple_SET_ITEM(hit, 2, PyLong_FromSsize_t(f->start));
+        PyTuple_SET_ITEM(hit, 3, PyLong_FromSsize_t(f->end));
+        PyTuple_SET_ITEM(hit, 4, Py_NewRef(f->alias));
+        int failed = 0;
+        for (int j = 0; j < 4; j++)
+            failed |= PyTuple_GET_ITEM(hit, j) == NULL;
+        if (failed || PyList_Append(into, hit) < 0) {
+            Py_DECREF(hit);
+            return -1;
+        }
+        Py_DECREF(hit);
     }
     return 0;
 }
@@ -733,9 +787,11 @@ run(Scanner *self, PyObject *args, const char *format, int grouped)
     self->busy++;
     scan.out = grouped ? PyDict_New() : PyList_New(0);
     scan.ntokens = scan.out ? tokenize(scan.s, text) : -1;
-    if (scan.ntokens >= 0)
+    if (scan.ntokens >= 0) {
         scratch_next(scan.s, self->natoms, self->nlists);
-    if (scan.ntokens < 0 || walk_all(&scan) < 0 || (quick && drop_hopeless(&scan) < 0))
+        scan.s->nfound = 0;
+    }
+    if (scan.ntokens < 0 || walk_all(&scan) < 0 || build(&scan, grouped, quick) < 0)
         Py_CLEAR(scan.out);
     self->busy--;
     if (scan.s == &own)
