@@ -114,14 +114,28 @@ typedef struct {
     Py_ssize_t offset;
 } First;
 
-/* The Hit of one raw hit (atom, field, start, end, alias), appended to `out`. */
 /* Per atom: kind, term and weight (monitor.match.Matcher's columns). */
 typedef struct {
     PyObject *kind, *term, *weight;
 } Atoms;
 
+static int add_raw_hit(PyObject *out, PyObject *raw, Field fields[2], const Atoms *atoms,
+                       PyTypeObject *type, PyObject *labels, First *first);
+
+/* The Hit of one raw hit (atom, field, start, end, alias), appended to `out`; the raw hit
+ * is held meanwhile, as making objects can run a collection's finalizers. */
 static int
 add_hit(PyObject *out, PyObject *raw, Field fields[2], const Atoms *atoms,
+        PyTypeObject *type, PyObject *labels, First *first)
+{
+    Py_INCREF(raw);
+    int result = add_raw_hit(out, raw, fields, atoms, type, labels, first);
+    Py_DECREF(raw);
+    return result;
+}
+
+static int
+add_raw_hit(PyObject *out, PyObject *raw, Field fields[2], const Atoms *atoms,
         PyTypeObject *type, PyObject *labels, First *first)
 {
     Py_ssize_t atom, start, end;
