@@ -82,9 +82,7 @@ _Tree = tuple[Any, ...]
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
-    label: str
-    weight: float
-    describe: str
+    line: Contribution  # its breakdown line: label, weight, what it says
     tree: _Tree
 
 
@@ -147,7 +145,7 @@ class Matcher:
                     lam_only[index] = tuple(self._lam_only[key])
         self._role = bytes(_ROLES.get(kind, _TERM) for kind in self._kind)
         # Each breakdown line is the same whenever its atom scores: made once, on first
-        # use; per atom, scoring in the body and in the title.
+        # use; per field (title, body) and atom.
         self._lines: tuple[list[Contribution | None], list[Contribution | None]] = (
             [None] * len(self._kind), [None] * len(self._kind))
         # What an atom adds to its watchlist's score from its first hit, in the title and
@@ -201,8 +199,8 @@ class Matcher:
         for term in wl.exclude:
             self._spell(term.term, self._atom(index, "exclude", term.term, 0.0))
         rules = tuple(
-            _Rule(f"rule {group.name}" if group.name else "rule", group.weight, group.describe(),
-                  self._tree(index, group, names))
+            _Rule(Contribution(f"rule {group.name}" if group.name else "rule", group.weight,
+                               group.describe()), self._tree(index, group, names))
             for group in wl.rules
         )
         require = self._tree(index, wl.require, names) if wl.require else None
@@ -391,45 +389,33 @@ class Matcher:
     # -- scoring --------------------------------------------------------------------------
 
     def _verdict(self, compiled: _List, by_atom: _ByAtom, words: WordIndex) -> _Verdict:
-        """The score and whether it matches; the breakdown's text is left to `_explain`."""
+        """The score, its breakdown and whether it matches."""
         wl = compiled.config
-        parts: list[tuple[int, bool]] = []  # (atom, in title) | (-1 - rule index, False)
+        lines: list[Contribution] = []  # the atoms' in config order, then the rules'
         score = 0.0
         excluded: list[int] = []
         role, points = self._role, self._points
+        cached = self._lines
         for atom_id in sorted(by_atom):  # atoms are numbered in config order
             kind = role[atom_id]
             if kind == _SCORED:
                 field = by_atom[atom_id][0][1]  # title hits come first (_scan)
-                parts.append((atom_id, field == 0))
+                line = cached[field][atom_id]
+                if line is None:
+                    line = cached[field][atom_id] = self._line(wl, atom_id, field == 0)
+                lines.append(line)
                 score += points[field][atom_id]
             elif kind == _EXCLUDE:
                 excluded.append(atom_id)
-        for rule_index, rule in enumerate(compiled.rules):
+        for rule in compiled.rules:
             if _holds(rule.tree, by_atom, words):
-                parts.append((-1 - rule_index, False))
-                score += rule.weight
+                lines.append(rule.line)
+                score += rule.line.points
         score = round(score, 3)
         required = compiled.require is None or _holds(compiled.require, by_atom, words)
-        matched = bool(parts) and score > 0 and score >= wl.threshold and not excluded and \
+        matched = bool(lines) and score > 0 and score >= wl.threshold and not excluded and \
             required
-        return _Verdict(score, tuple(parts), tuple(excluded), required, matched)
-
-    def _breakdown(self, compiled: _List, parts: tuple[tuple[int, bool], ...]
-                   ) -> tuple[Contribution, ...]:
-        out = []
-        body_lines, title_lines = self._lines
-        for ref, in_title in parts:
-            if ref < 0:
-                rule = compiled.rules[-1 - ref]
-                out.append(Contribution(rule.label, rule.weight, rule.describe))
-                continue
-            line = title_lines[ref] if in_title else body_lines[ref]
-            if line is None:
-                line = self._line(compiled.config, ref, in_title)
-                (title_lines if in_title else body_lines)[ref] = line
-            out.append(line)
-        return tuple(out)
+        return _Verdict(score, tuple(lines), tuple(excluded), required, matched)
 
     def _line(self, wl: WatchlistConfig, ref: int, in_title: bool) -> Contribution:
         weight = self._weight[ref]
@@ -445,8 +431,7 @@ class Matcher:
             (raws for atom, raws in by_atom.items() if atom not in excluded) if excluded
             else by_atom.values(), folded)
         return Match(compiled.config.name, verdict.score, hits,
-                     _snippet(folded[1].original, first),
-                     self._breakdown(compiled, verdict.parts))
+                     _snippet(folded[1].original, first), verdict.lines)
 
 
 def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
@@ -505,7 +490,7 @@ class _Verdict(NamedTuple):
     dataclass to make."""
 
     score: float
-    parts: tuple[tuple[int, bool], ...]
+    lines: tuple[Contribution, ...]  # the breakdown
     excluded: tuple[int, ...]
     required: bool
     matched: bool
