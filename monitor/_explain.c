@@ -1,4 +1,5 @@
-/* monitor._explain: monitor.match.Matcher._hits and _snippet at C speed.
+/* monitor._explain: monitor.match.Matcher's explanations at C speed: matches() past the
+ * scan for watchlists without rules or `require`, _hits and _snippet.
  *
  * At 100k terms nearly every document matches some watchlist, and each match carries its
  * hits: about 15,000 Hit values for 2 MB of text (bench/match.py). Made in Python, each
@@ -7,8 +8,11 @@
  * the same values from the scanner's raw hits. It sets a Hit's fields as object.__setattr__
  * does (PyObject_GenericSetAttr: the class's slot descriptors, past the frozen
  * __setattr__), and maps folded offsets back to the original as Folded.span does, from
- * the packed rows of Folded.shifts. tests/test_match.py compares its hits with
- * Python's on random texts and terms.
+ * the packed rows of Folded.shifts. matches() then does the rest of Matcher.matches for
+ * the watchlists whose verdict is a sum (no rules, no `require`): the score over the
+ * atoms in config order, Python's round() to 3 decimals, the cached breakdown lines,
+ * hits, snippet and the Match; it hands the other watchlists back to Python.
+ * tests/test_match.py compares all of it with the Python path on random texts and terms.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -94,24 +98,25 @@ original_offset(const Field *f, Py_ssize_t j, int end)
     return j - (Py_ssize_t)row[3];
 }
 
-/* A Hit of `type` with these fields (stolen references). */
+/* A `type` (a frozen dataclass with slots) with these fields, set as object.__setattr__
+ * does; the values are stolen. */
 static PyObject *
-make_hit(PyTypeObject *type, PyObject *values[NFIELDS])
+make_value(PyTypeObject *type, int n, PyObject *const *fields, PyObject **values)
 {
-    PyObject *hit = type->tp_alloc(type, 0);
-    for (int i = 0; i < NFIELDS; i++) {
-        if (hit != NULL && (values[i] == NULL ||
-                            PyObject_GenericSetAttr(hit, names[i], values[i]) < 0))
-            Py_CLEAR(hit);
+    PyObject *value = type->tp_alloc(type, 0);
+    for (int i = 0; i < n; i++) {
+        if (value != NULL && (values[i] == NULL ||
+                              PyObject_GenericSetAttr(value, fields[i], values[i]) < 0))
+            Py_CLEAR(value);
         Py_XDECREF(values[i]);
     }
-    return hit;
+    return value;
 }
 
 /* The body's first hit by offset (the first of those at that offset), for the snippet. */
 typedef struct {
     PyObject *hit;
-    Py_ssize_t offset;
+    Py_ssize_t offset, length;
 } First;
 
 /* Per atom: kind, term and weight (monitor.match.Matcher's columns). */
@@ -170,7 +175,7 @@ add_raw_hit(PyObject *out, PyObject *raw, Field fields[2], const Atoms *atoms,
         Py_NewRef(PyTuple_GET_ITEM(labels, which)), PyLong_FromSsize_t(a),
         Py_NewRef(PyList_GET_ITEM(atoms->weight, atom)),
     };
-    PyObject *hit = make_hit(type, values);
+    PyObject *hit = make_value(type, NFIELDS, names, values);
     if (hit == NULL || PyList_Append(out, hit) < 0) {
         Py_XDECREF(hit);
         return -1;
@@ -178,9 +183,41 @@ add_raw_hit(PyObject *out, PyObject *raw, Field fields[2], const Atoms *atoms,
     if (which == 1 && (first->hit == NULL || a < first->offset)) {
         first->hit = hit; /* borrowed: `out` holds it */
         first->offset = a;
+        first->length = b - a;
     }
     Py_DECREF(hit);
     return 0;
+}
+
+/* A Hit per raw hit of the groups (an iterable of lists), in order, as a tuple; in
+ * *first, the body's first by offset. */
+static PyObject *
+make_hits(PyObject *groups, PyObject *folded, const Atoms *atoms, PyTypeObject *type,
+          PyObject *labels, First *first)
+{
+    Field fields[2] = {{PyTuple_GET_ITEM(folded, 0), NULL, {0}, -1},
+                       {PyTuple_GET_ITEM(folded, 1), NULL, {0}, -1}};
+    PyObject *out = PyList_New(0), *iter = out ? PyObject_GetIter(groups) : NULL, *group;
+    int failed = iter == NULL;
+    while (!failed && (group = PyIter_Next(iter)) != NULL) {
+        if (!PyList_Check(group)) {
+            PyErr_SetString(PyExc_TypeError, "hits(): each group is a list of raw hits");
+            failed = 1;
+        }
+        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(group); i++)
+            failed = add_hit(out, PyList_GET_ITEM(group, i), fields, atoms, type, labels,
+                             first) < 0;
+        Py_DECREF(group);
+    }
+    failed = failed || PyErr_Occurred();
+    Py_XDECREF(iter);
+    field_release(&fields[0]);
+    field_release(&fields[1]);
+    PyObject *hits = failed ? NULL : PyList_AsTuple(out);
+    Py_XDECREF(out);
+    if (hits == NULL)
+        first->hit = NULL;
+    return hits;
 }
 
 /* hits(groups, fields, kinds, terms, weights, hit_type, labels): see
@@ -201,30 +238,9 @@ explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
         PyErr_SetString(PyExc_ValueError, "hits(): two fields, two labels, equal columns");
         return NULL;
     }
-    Field fields[2] = {{PyTuple_GET_ITEM(folded, 0), NULL, {0}, -1},
-                       {PyTuple_GET_ITEM(folded, 1), NULL, {0}, -1}};
-    PyObject *out = PyList_New(0), *iter = out ? PyObject_GetIter(groups) : NULL, *group;
-    First first = {NULL, 0};
-    int failed = iter == NULL;
-    while (!failed && (group = PyIter_Next(iter)) != NULL) {
-        if (!PyList_Check(group)) {
-            PyErr_SetString(PyExc_TypeError, "hits(): each group is a list of raw hits");
-            failed = 1;
-        }
-        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(group); i++)
-            failed = add_hit(out, PyList_GET_ITEM(group, i), fields, &atoms, type, labels,
-                             &first) < 0;
-        Py_DECREF(group);
-    }
-    failed = failed || PyErr_Occurred();
-    Py_XDECREF(iter);
-    field_release(&fields[0]);
-    field_release(&fields[1]);
-    PyObject *hits = failed ? NULL : PyList_AsTuple(out);
-    PyObject *result = hits ? Py_BuildValue("(NO)", hits, first.hit ? first.hit : Py_None)
-                            : NULL;
-    Py_XDECREF(out);
-    return result;
+    First first = {NULL, 0, 0};
+    PyObject *hits = make_hits(groups, folded, &atoms, type, labels, &first);
+    return hits ? Py_BuildValue("(NO)", hits, first.hit ? first.hit : Py_None) : NULL;
 }
 
 #define ELLIPSIS 0x2026
@@ -280,6 +296,9 @@ find_space(PyObject *body, Py_ssize_t from, Py_ssize_t to, int direction)
 }
 
 /* snippet(body, offset, length, chars): see monitor/_explain.pyi. */
+static PyObject *cut_snippet(PyObject *body, Py_ssize_t offset, Py_ssize_t length,
+                             Py_ssize_t chars);
+
 static PyObject *
 explain_snippet(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -287,6 +306,12 @@ explain_snippet(PyObject *Py_UNUSED(module), PyObject *args)
     Py_ssize_t offset, length, chars;
     if (!PyArg_ParseTuple(args, "Unnn:snippet", &body, &offset, &length, &chars))
         return NULL;
+    return cut_snippet(body, offset, length, chars);
+}
+
+static PyObject *
+cut_snippet(PyObject *body, Py_ssize_t offset, Py_ssize_t length, Py_ssize_t chars)
+{
     Py_ssize_t n = PyUnicode_GET_LENGTH(body);
     if (chars < 0 || offset > n) {
         PyErr_SetString(PyExc_ValueError, "snippet(): a hit outside the body");
@@ -309,7 +334,183 @@ explain_snippet(PyObject *Py_UNUSED(module), PyObject *args)
     return collapse(body, start, end, start > 0, end < n);
 }
 
+/* What monitor.match.Matcher knows once per config, for matches(): see
+ * monitor/_explain.pyi. */
+typedef struct {
+    Atoms atoms;
+    const char *role; /* per atom: monitor.match's _TERM, _SCORED or _EXCLUDE */
+    PyObject *points[2], *lines[2], *line_of, *names, *thresholds;
+    const char *simple; /* per watchlist: no rules and no require */
+    PyTypeObject *hit_type, *match_type;
+    PyObject *labels;
+    Py_ssize_t chars, natoms, nlists;
+} Plan;
+
+#define SCORED 1
+#define EXCLUDE 2
+
+static int
+read_plan(PyObject *tuple, Plan *p)
+{
+    PyObject *role, *simple;
+    if (!PyTuple_Check(tuple) ||
+        !PyArg_ParseTuple(tuple, "O!O!O!SO!O!O!O!OO!O!SO!O!O!n:matches", &PyList_Type,
+                          &p->atoms.kind, &PyList_Type, &p->atoms.term, &PyList_Type,
+                          &p->atoms.weight, &role, &PyList_Type, &p->points[0], &PyList_Type,
+                          &p->points[1], &PyList_Type, &p->lines[0], &PyList_Type,
+                          &p->lines[1], &p->line_of, &PyList_Type, &p->names, &PyList_Type,
+                          &p->thresholds, &simple, &PyType_Type, &p->hit_type, &PyType_Type,
+                          &p->match_type, &PyTuple_Type, &p->labels, &p->chars))
+        return -1;
+    p->natoms = PyList_GET_SIZE(p->atoms.kind);
+    p->nlists = PyList_GET_SIZE(p->names);
+    p->role = PyBytes_AS_STRING(role);
+    p->simple = PyBytes_AS_STRING(simple);
+    int consistent = PyList_GET_SIZE(p->atoms.term) == p->natoms &&
+                     PyList_GET_SIZE(p->atoms.weight) == p->natoms &&
+                     PyBytes_GET_SIZE(role) == p->natoms && PyTuple_GET_SIZE(p->labels) == 2 &&
+                     PyBytes_GET_SIZE(simple) == p->nlists &&
+                     PyList_GET_SIZE(p->thresholds) == p->nlists && p->chars >= 0;
+    for (int f = 0; f < 2; f++)
+        consistent = consistent && PyList_GET_SIZE(p->points[f]) == p->natoms &&
+                     PyList_GET_SIZE(p->lines[f]) == p->natoms;
+    if (!consistent) {
+        PyErr_SetString(PyExc_ValueError, "matches(): inconsistent plan");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *match_fields[5];
+
+/* The Match of watchlist `index` (without rules or require) from its hits by atom, or
+ * Py_None when it does not match: Matcher._verdict then Matcher._explain. */
+static PyObject *
+simple_match(const Plan *p, Py_ssize_t index, PyObject *by_atom, PyObject *folded)
+{
+    PyObject *atoms = PyDict_Keys(by_atom), *lines = PyList_New(0), *result = NULL;
+    PyObject *rounded = NULL, *score_obj = NULL;
+    if (atoms == NULL || lines == NULL || PyList_Sort(atoms) < 0)
+        goto done;
+    double score = 0.0;
+    int excluded = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(atoms); i++) { /* in config order */
+        PyObject *key = PyList_GET_ITEM(atoms, i);
+        Py_ssize_t atom = PyLong_AsSsize_t(key);
+        if (atom < 0 || atom >= p->natoms) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "matches(): atom out of range");
+            goto done;
+        }
+        if (p->role[atom] == EXCLUDE)
+            excluded = 1;
+        if (p->role[atom] != SCORED)
+            continue;
+        PyObject *raws = PyDict_GetItemWithError(by_atom, key), *raw;
+        if (raws == NULL || !PyList_Check(raws) || PyList_GET_SIZE(raws) == 0 ||
+            !PyTuple_Check(raw = PyList_GET_ITEM(raws, 0)) || PyTuple_GET_SIZE(raw) != 5) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "matches(): hits by atom are lists of tuples");
+            goto done;
+        }
+        long field = PyLong_AsLong(PyTuple_GET_ITEM(raw, 1)); /* title hits come first */
+        if (field != 0 && field != 1) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "matches(): field out of range");
+            goto done;
+        }
+        PyObject *line = PyList_GET_ITEM(p->lines[field], atom);
+        line = line == Py_None ? PyObject_CallFunction(p->line_of, "nnl", index, atom, field)
+                               : Py_NewRef(line);
+        int failed = line == NULL || PyList_Append(lines, line) < 0;
+        Py_XDECREF(line);
+        if (failed)
+            goto done;
+        score += PyFloat_AsDouble(PyList_GET_ITEM(p->points[field], atom));
+        if (PyErr_Occurred())
+            goto done;
+    }
+    /* round(score, 3), Python's own rounding */
+    if ((score_obj = PyFloat_FromDouble(score)) == NULL ||
+        (rounded = PyObject_CallMethod(score_obj, "__round__", "i", 3)) == NULL)
+        goto done;
+    double value = PyFloat_AsDouble(rounded), threshold = PyFloat_AsDouble(
+        PyList_GET_ITEM(p->thresholds, index));
+    if (PyErr_Occurred())
+        goto done;
+    if (!(PyList_GET_SIZE(lines) > 0 && value > 0 && value >= threshold && !excluded)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *groups = PyDict_Values(by_atom);
+    First first = {NULL, 0, 0};
+    PyObject *hits = groups ? make_hits(groups, folded, &p->atoms, p->hit_type, p->labels,
+                                        &first) : NULL;
+    Py_XDECREF(groups);
+    PyObject *body = hits ? PyObject_GetAttr(PyTuple_GET_ITEM(folded, 1), original_name) : NULL;
+    PyObject *snippet = NULL;
+    if (body != NULL && PyUnicode_Check(body))
+        snippet = cut_snippet(body, first.hit ? first.offset : -1, first.length, p->chars);
+    else if (body != NULL)
+        PyErr_SetString(PyExc_TypeError, "matches(): Folded.original must be str");
+    Py_XDECREF(body);
+    if (snippet == NULL) {
+        Py_XDECREF(hits);
+        goto done;
+    }
+    PyObject *values[5] = {Py_NewRef(PyList_GET_ITEM(p->names, index)), Py_NewRef(rounded),
+                           hits, snippet, PyList_AsTuple(lines)};
+    result = make_value(p->match_type, 5, match_fields, values);
+done:
+    Py_XDECREF(atoms);
+    Py_XDECREF(lines);
+    Py_XDECREF(score_obj);
+    Py_XDECREF(rounded);
+    return result;
+}
+
+/* matches(per_list, fields, plan, other): see monitor/_explain.pyi. */
+static PyObject *
+explain_matches(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *per_list, *folded, *plan_tuple, *other;
+    Plan plan;
+    if (!PyArg_ParseTuple(args, "O!O!O!O:matches", &PyDict_Type, &per_list, &PyTuple_Type,
+                          &folded, &PyTuple_Type, &plan_tuple, &other) ||
+        read_plan(plan_tuple, &plan) < 0)
+        return NULL;
+    if (PyTuple_GET_SIZE(folded) != 2) {
+        PyErr_SetString(PyExc_ValueError, "matches(): two fields");
+        return NULL;
+    }
+    PyObject *indexes = PyDict_Keys(per_list), *out = PyList_New(0);
+    int failed = indexes == NULL || out == NULL || PyList_Sort(indexes) < 0;
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(indexes); i++) {
+        PyObject *key = PyList_GET_ITEM(indexes, i);
+        Py_ssize_t index = PyLong_AsSsize_t(key);
+        PyObject *by_atom = PyDict_GetItemWithError(per_list, key), *match;
+        if (index < 0 || index >= plan.nlists || by_atom == NULL || !PyDict_Check(by_atom)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "matches(): a watchlist out of range");
+            failed = 1;
+            break;
+        }
+        Py_INCREF(by_atom); /* held: the Python called below could drop it from per_list */
+        match = plan.simple[index] ? simple_match(&plan, index, by_atom, folded)
+                                   : PyObject_CallFunctionObjArgs(other, key, by_atom, NULL);
+        Py_DECREF(by_atom);
+        failed = match == NULL || (match != Py_None && PyList_Append(out, match) < 0);
+        Py_XDECREF(match);
+    }
+    Py_XDECREF(indexes);
+    if (failed)
+        Py_CLEAR(out);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"matches", explain_matches, METH_VARARGS,
+     "matches(per_list, fields, plan, other) -> [Match]: Matcher.matches past the scan."},
     {"snippet", explain_snippet, METH_VARARGS,
      "snippet(body, offset, length, chars) -> about `chars` of the body around the hit at "
      "offset (-1: none) of that length, cut at spaces (monitor.match._snippet)."},
@@ -323,7 +524,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "monitor._explain",
-    .m_doc = "monitor.match.Matcher._hits and _snippet at C speed.",
+    .m_doc = "monitor.match.Matcher's explanations at C speed.",
     .m_size = -1,
     .m_methods = methods,
 };
@@ -333,6 +534,10 @@ PyInit__explain(void)
 {
     for (int i = 0; i < NFIELDS; i++)
         if ((names[i] = PyUnicode_InternFromString(field_names[i])) == NULL)
+            return NULL;
+    static const char *match_names[5] = {"watchlist", "score", "hits", "snippet", "breakdown"};
+    for (int i = 0; i < 5; i++)
+        if ((match_fields[i] = PyUnicode_InternFromString(match_names[i])) == NULL)
             return NULL;
     if ((original_name = PyUnicode_InternFromString("original")) == NULL ||
         (shifts_name = PyUnicode_InternFromString("shifts")) == NULL)

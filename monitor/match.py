@@ -163,6 +163,14 @@ class Matcher:
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
                                  self._hopeless)
         self._c_hits = _c_hits  # chosen with the scanner: tests and bench/match.py switch both
+        self._c_matches = _c_matches if _c_hits is not None else None
+        # What monitor._explain.matches needs of this config (see monitor/_explain.pyi).
+        self._plan = (
+            self._kind, self._term, self._weight, self._role, *self._points, *self._lines,
+            self._cached_line, [wl.name for wl in self.watchlists],
+            [float(wl.threshold) for wl in self.watchlists],
+            bytes(not compiled.rules and compiled.require is None for compiled in self._lists),
+            Hit, Match, FIELDS, SNIPPET_CHARS)
         if self._scanner is not None:
             self._plain = []  # the automaton's alone
         else:
@@ -371,20 +379,28 @@ class Matcher:
 
     def matches(self, title: str, body: str) -> list[Match]:
         """The watchlists that match, in config order: the daemon's fast path, which works
-        out hits, snippet and breakdown for those alone."""
+        out hits, snippet and breakdown for those alone (in C for watchlists without rules
+        or `require`, where monitor/_explain.c was built)."""
         folded = (Folded(title), Folded(body))
         per_list = self._by_list(folded, quick=True)
         if not per_list:
             return []
         words = WordIndex(folded)
+        if self._c_matches is not None:
+            return self._c_matches(per_list, folded, self._plan, lambda index, by_atom:
+                                   self._match(index, by_atom, folded, words))
         out = []
         for index in sorted(per_list):
-            compiled = self._lists[index]
-            by_atom = per_list[index]
-            verdict = self._verdict(compiled, by_atom, words)
-            if verdict.matched:
-                out.append(self._explain(compiled, by_atom, verdict, folded))
+            match = self._match(index, per_list[index], folded, words)
+            if match is not None:
+                out.append(match)
         return out
+
+    def _match(self, index: int, by_atom: _ByAtom, folded: tuple[Folded, Folded],
+               words: WordIndex) -> Match | None:
+        compiled = self._lists[index]
+        verdict = self._verdict(compiled, by_atom, words)
+        return self._explain(compiled, by_atom, verdict, folded) if verdict.matched else None
 
     # -- scoring --------------------------------------------------------------------------
 
@@ -416,6 +432,14 @@ class Matcher:
         matched = bool(lines) and score > 0 and score >= wl.threshold and not excluded and \
             required
         return _Verdict(score, tuple(lines), tuple(excluded), required, matched)
+
+    def _cached_line(self, index: int, atom: int, field: int) -> Contribution:
+        """The breakdown line of the atom of watchlist `index` scoring in `field`."""
+        line = self._lines[field][atom]
+        if line is None:
+            line = self._lines[field][atom] = self._line(self._lists[index].config, atom,
+                                                         field == 0)
+        return line
 
     def _line(self, wl: WatchlistConfig, ref: int, in_title: bool) -> Contribution:
         weight = self._weight[ref]
@@ -470,11 +494,13 @@ C_SCAN = _CScanner is not None
 
 _c_hits: Callable[..., tuple[tuple[Hit, ...], Hit | None]] | None
 _c_snippet: Callable[[str, int, int, int], str] | None
+_c_matches: Callable[..., list[Match]] | None
 try:
     from monitor._explain import hits as _c_hits
+    from monitor._explain import matches as _c_matches
     from monitor._explain import snippet as _c_snippet
 except ImportError:  # pragma: no cover - installs without a C compiler
-    _c_hits = _c_snippet = None
+    _c_hits = _c_snippet = _c_matches = None
 C_HITS = _c_hits is not None
 
 

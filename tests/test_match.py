@@ -331,6 +331,15 @@ def test_the_fast_path_agrees_with_the_full_verdict_at_the_threshold() -> None:
     assert [match.score for match in m.matches("", body)] == [1.0]
 
 
+@pytest.mark.parametrize("make", [Matcher, automaton_matcher], ids=["c", "python"])
+def test_scores_keep_three_decimals(make: Any) -> None:
+    m = make([watchlist(keywords=[{"term": "sirte", "weight": 0.125},
+                                  {"term": "libya", "weight": 0.0625}], threshold=0.1)])
+    assert [match.score for match in m.matches("", "Sirte, Libya")] == [0.188]
+    assert [match.score for match in m.matches("", "Sirte")] == [0.125]
+    assert m.evaluate("", "Sirte, Libya")[0].match.score == 0.188
+
+
 VOCABULARY = ["haftar", "sirte", "trump", "ترامب", "بسرت", "سرت", "libya", "tripoli"]
 
 
