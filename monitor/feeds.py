@@ -4,6 +4,10 @@ Rules, in order:
 1. feedparser reads RSS 0.9x/1.0/2.0 and Atom (white space before the XML declaration, which
    many servers emit, is dropped first); JSON Feed 1.0/1.1 is read here. A malformed
    document yields what could be read plus a `problem` text, never an exception.
+   A document labelled Shift_JIS, EUC-KR, GB2312/GBK or Big5 (in its Content-Type or XML
+   declaration) is read with the superset that browsers read it with (the WHATWG
+   Encoding Standard): Python's strict codecs reject the vendor characters common in such
+   feeds (①, ～), and feedparser's fallback, without chardet, is ISO-8859-2 mojibake.
 2. An item's id is its GUID (scoped to the feed, since some feeds number GUIDs 1, 2, 3),
    else its canonical link, else a hash of its title and summary.
 3. Canonical URL: scheme and host lower-cased, default port, fragment and tracking
@@ -199,8 +203,38 @@ def item_spans(data: bytes) -> list[tuple[int, int]] | None:
     return None if start >= 0 else spans
 
 
+# Rule 1: labels whose documents are read with a superset, as browsers read them.
+_SUPERSETS = {
+    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis",
+                     "windows-31j"), "cp932"),
+    **dict.fromkeys(("euc-kr", "euc_kr", "ks_c_5601-1987", "csksc56011987", "korean"),
+                    "cp949"),
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk", "csgb2312", "chinese", "gb_2312-80"),
+                    "gb18030"),
+    **dict.fromkeys(("big5", "csbig5", "x-x-big5", "big5-hkscs"), "big5hkscs"),
+}
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.I)
+_XML_ENCODING = re.compile(rb"""\A<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)""")
+
+
+def _superset_type(data: bytes, content_type: str | None) -> str | None:
+    """The Content-Type to read `data` with when its charset label (the header's, else
+    the XML declaration's) names an encoding read as a superset (rule 1), else None."""
+    found = _CHARSET.search(content_type or "")
+    label = found.group(1) if found else None
+    if label is None:
+        declared = _XML_ENCODING.match(data)
+        label = declared.group(1).decode("ascii") if declared else None
+    superset = _SUPERSETS.get((label or "").lower())
+    if superset is None:
+        return None
+    media = (content_type or "").split(";")[0].strip() or "application/xml"
+    return f"{media}; charset={superset}"
+
+
 def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
                content_type: str | None) -> ParsedFeed:
+    content_type = _superset_type(data, content_type) or content_type
     headers = {"content-type": content_type} if content_type else {}
     parsed = feedparser.parse(data, response_headers=headers, sanitize_html=False,
                               resolve_relative_uris=False)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor import feeds as feeds_module
 from monitor.feeds import canonical_url, item_spans, parse_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -54,6 +55,36 @@ def test_legacy_charsets_decode_to_real_text() -> None:
     german = parse_feed((FEEDS / "miniflux__encoding_ISO-8859-1.xml").read_bytes(), "f", "f",
                         "https://example.org/")
     assert any(ch in (german.items[0].title + german.items[0].summary) for ch in "äöüß")
+
+
+# CJK feeds from chardet's test suite, each labelled in its XML declaration; the CP932 one
+# holds vendor characters (～) that Python's strict shift_jis codec rejects, which without
+# chardet left feedparser's ISO-8859-2 fallback: "‚ł‚ç‚Č‚é–hŠŚ‘Î".
+@pytest.mark.parametrize(("name", "first_title"), [
+    ("chardet__CP932__y-moto.com.xml", "さらなる防寒対策"),
+    ("chardet__SHIFT_JIS__milliontimes.jp.xml", "ビルドとステアの違い"),
+    ("chardet__EUC-KR__acnnewswire.net.xml", "JCB가 China UnionPay와 ATM"),
+    ("chardet__GB2312__acnnewswire.net.xml", "JCB 与中国银联（China UnionPay）"),
+    ("chardet__Big5__sinica.edu.tw.xml", "新年快樂"),
+])
+def test_cjk_feeds_are_read_as_browsers_read_them(name: str, first_title: str) -> None:
+    parsed = parse_feed((FEEDS / name).read_bytes(), "f", "f", "https://example.org/")
+    assert parsed.items[0].title.startswith(first_title)
+    assert parsed.problem is None
+
+
+@pytest.mark.parametrize(("content_type", "declared", "read_as"), [
+    ("text/xml; charset=Shift_JIS", b"", "text/xml; charset=cp932"),
+    (None, b'<?xml version="1.0" encoding="shift_jis"?>', "application/xml; charset=cp932"),
+    ("application/rss+xml", b"<?xml version='1.0' encoding='EUC-KR'?>",
+     "application/rss+xml; charset=cp949"),
+    ("text/xml; charset=utf-8", b'<?xml version="1.0" encoding="gb2312"?>', None),
+    (None, b'<?xml version="1.0" encoding="iso-8859-1"?>', None),
+    (None, b"<rss>", None),
+])
+def test_only_labels_of_narrower_codecs_change_how_a_feed_is_read(
+        content_type: str | None, declared: bytes, read_as: str | None) -> None:
+    assert feeds_module._superset_type(declared + b"<rss/>", content_type) == read_as
 
 
 @pytest.mark.parametrize(
