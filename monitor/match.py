@@ -105,10 +105,15 @@ class Result:
 
 
 class Matcher:
-    """All watchlists of one config, compiled; `evaluate` is pure and thread-safe."""
+    """All watchlists of one config, compiled; `evaluate` is pure and thread-safe.
 
-    def __init__(self, watchlists: Sequence[WatchlistConfig]) -> None:
+    `native=False` leaves the C extensions aside (the scan by the automaton, hits and
+    explanations in Python): the definitions the C code is tested against, and what an
+    install without a compiler runs."""
+
+    def __init__(self, watchlists: Sequence[WatchlistConfig], *, native: bool = True) -> None:
         self.watchlists = tuple(watchlists)
+        self._native = native
         # Per atom (something that can hit: an entity with all its spellings, a keyword, a
         # phrase, a word named only in rules, an exclusion), in columns: its watchlist,
         # kind (entity, keyword, phrase, term, exclude), term and weight. Columns of str
@@ -161,9 +166,9 @@ class Matcher:
         self._hopeless = [float("-inf") if compiled.rules else compiled.config.threshold
                           for compiled in self._lists]
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
-                                 self._hopeless)
-        self._c_hits = _c_hits  # chosen with the scanner: tests and bench/match.py switch both
-        self._c_matches = _c_matches if _c_hits is not None else None
+                                 self._hopeless) if self._native else None
+        self._c_hits = _c_hits if self._native else None
+        self._c_matches = _c_matches if self._native else None
         # What monitor._explain.matches needs of this config (see monitor/_explain.pyi).
         self._plan = (
             self._kind, self._term, self._weight, self._role, *self._points, *self._lines,
@@ -369,7 +374,7 @@ class Matcher:
             if by_atom is None:
                 results.append(Result(Match(wl.name, 0.0, ()), wl.threshold, False))
                 continue
-            verdict = self._verdict(compiled, by_atom, words)
+            verdict = self._verdict(index, by_atom, words)
             excluded = verdict.excluded
             excluded_by = tuple(dict.fromkeys(hit.matched for hit in self._hits(
                 [by_atom[atom] for atom in excluded], folded)[0])) if excluded else ()
@@ -398,14 +403,16 @@ class Matcher:
 
     def _match(self, index: int, by_atom: _ByAtom, folded: tuple[Folded, Folded],
                words: WordIndex) -> Match | None:
-        compiled = self._lists[index]
-        verdict = self._verdict(compiled, by_atom, words)
-        return self._explain(compiled, by_atom, verdict, folded) if verdict.matched else None
+        verdict = self._verdict(index, by_atom, words)
+        if not verdict.matched:
+            return None
+        return self._explain(self._lists[index], by_atom, verdict, folded)
 
     # -- scoring --------------------------------------------------------------------------
 
-    def _verdict(self, compiled: _List, by_atom: _ByAtom, words: WordIndex) -> _Verdict:
-        """The score, its breakdown and whether it matches."""
+    def _verdict(self, index: int, by_atom: _ByAtom, words: WordIndex) -> _Verdict:
+        """Watchlist `index`'s score, its breakdown and whether it matches."""
+        compiled = self._lists[index]
         wl = compiled.config
         lines: list[Contribution] = []  # the atoms' in config order, then the rules'
         score = 0.0
@@ -417,9 +424,8 @@ class Matcher:
             if kind == _SCORED:
                 field = by_atom[atom_id][0][1]  # title hits come first (_scan)
                 line = cached[field][atom_id]
-                if line is None:
-                    line = cached[field][atom_id] = self._line(wl, atom_id, field == 0)
-                lines.append(line)
+                lines.append(line if line is not None else
+                             self._cached_line(index, atom_id, field))
                 score += points[field][atom_id]
             elif kind == _EXCLUDE:
                 excluded.append(atom_id)
@@ -454,8 +460,9 @@ class Matcher:
         hits, first = self._hits(
             (raws for atom, raws in by_atom.items() if atom not in excluded) if excluded
             else by_atom.values(), folded)
-        return Match(compiled.config.name, verdict.score, hits,
-                     _snippet(folded[1].original, first), verdict.lines)
+        cut = _snippet if self._native else _snippet_python
+        return Match(compiled.config.name, verdict.score, hits, cut(folded[1].original, first),
+                     verdict.lines)
 
 
 def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
@@ -501,7 +508,6 @@ try:
     from monitor._explain import snippet as _c_snippet
 except ImportError:  # pragma: no cover - installs without a C compiler
     _c_hits = _c_snippet = _c_matches = None
-C_HITS = _c_hits is not None
 
 
 def _add_pair(table: dict[str, list[_Pair]], key: str, atom: int, spelling: str) -> None:

@@ -28,12 +28,7 @@ def matcher_for(*terms: str, **extra: Any) -> Matcher:
 def automaton_matcher(watchlists: list[WatchlistConfig]) -> Matcher:
     """A matcher that scans with the automaton and makes its hits in Python (the
     definitions), C extensions or not."""
-    built = match_module._CScanner, match_module._c_hits
-    match_module._CScanner = match_module._c_hits = None
-    try:
-        return Matcher(watchlists)
-    finally:
-        match_module._CScanner, match_module._c_hits = built
+    return Matcher(watchlists, native=False)
 
 
 # Each word table runs through both scanners: the C one where it was built, and the
