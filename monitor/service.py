@@ -182,11 +182,10 @@ class Service:
             return
         lease = self.settings.poll_lease_seconds or self.settings.http_timeout * 3 + 30
         try:
+            # Their states come with them, read in the same step: the lease keeps every
+            # other poll of these feeds away until they are done.
             due = await self.store.claim_due(lease, free)
             self._backlog = len(due) == free
-            # Their states in one round trip for the batch, not one per poll: the lease
-            # keeps every other poll of these feeds away until they are done.
-            states = await self.store.all_feed_states(due) if due else []
             if self._redis_down:
                 log.info("redis reachable again; polling resumed")
                 self._redis_down = False
@@ -198,7 +197,7 @@ class Service:
         if self.stop_event.is_set():
             return  # stopping: these feeds come due again when their leases end
         runtime = self.runtime
-        for feed_id, state in zip(due, states, strict=True):
+        for feed_id, state in due:
             feed = runtime.feeds.get(feed_id)
             if feed is None:
                 continue

@@ -6,6 +6,7 @@ module is the thin async wrapper the stages call.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -30,6 +31,7 @@ from monitor.store.scripts import (
     COMMIT_ITEM,
     DEAD,
     DONE,
+    FINISH_POLLS,
     REPLAY,
     STORY_LOOKUP,
 )
@@ -51,6 +53,83 @@ def _bucket_size(window: int) -> int:
 def _as_strings(fields: dict[str, Any]) -> dict[str, str]:
     """Hash fields as Redis stores them; None becomes the empty string."""
     return {k: "" if v is None else str(v) for k, v in fields.items()}
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    """A hash from the flat field-value list that HGETALL returns inside a script."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class _Finish:
+    feed_id: str
+    due: str
+    ttl: int
+    known_action: str  # "set", "del", or "" to leave the known items as they are
+    known: str
+    fields: dict[str, str]
+
+
+class _Finishes:
+    """Writes the outcomes of the polls that finish together in one script call.
+
+    `add` queues an outcome and returns once it is written. The first one queued starts
+    a flush on the next turn of the event loop; outcomes queued while a flush is in
+    Redis go in the next one, so under load the batches grow by themselves, and alone a
+    poll waits no longer than its own write. A feed whose write fails gets the error, and
+    if the call fails, every feed of its batch does (each is polled again when its lease
+    ends)."""
+
+    MAX_BATCH = 256  # polls per script call: bounds how long one call holds Redis
+
+    def __init__(self, script: Any, keys: Keys) -> None:
+        self._script = script
+        self._keys = keys
+        self._queue: list[tuple[_Finish, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def add(self, finish: _Finish) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((finish, done))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+                try:
+                    errors = await self._script(*self._call([f for f, _ in batch]))
+                except asyncio.CancelledError:  # the loop is going away: so are the polls
+                    for _, done in [*batch, *self._queue]:
+                        done.cancel()
+                    self._queue.clear()
+                    raise
+                except Exception as exc:
+                    errors = [exc] * len(batch)
+                for (_, done), error in zip(batch, errors, strict=True):
+                    if done.done():
+                        pass
+                    elif error:
+                        done.set_exception(error if isinstance(error, Exception)
+                                           else ResponseError(error))
+                    else:
+                        done.set_result(None)
+        finally:
+            self._flushing = None
+
+    def _call(self, finishes: Sequence[_Finish]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of FINISH_POLLS for `finishes`."""
+        keys: list[str] = [self._keys.schedule]
+        args: list[Any] = []
+        for f in finishes:
+            keys += [self._keys.feed(f.feed_id), self._keys.feed_known(f.feed_id)]
+            args += [f.feed_id, f.due, f.ttl, f.known_action, f.known, len(f.fields)]
+            for item in f.fields.items():
+                args += item
+        return keys, args
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +161,7 @@ class Store:
         self.keys = Keys(prefix)
         self.seen_ttl = seen_ttl
         self._claim = client.register_script(CLAIM_DUE)
+        self._finishes = _Finishes(client.register_script(FINISH_POLLS), self.keys)
         self._commit = client.register_script(COMMIT_ITEM)
         self._done = client.register_script(DONE)
         self._dead = client.register_script(DEAD)
@@ -102,10 +182,13 @@ class Store:
                 pipe.zrem(self.keys.schedule, gone)
             await pipe.execute()
 
-    async def claim_due(self, lease: float, limit: int, now: float | None = None) -> list[str]:
+    async def claim_due(self, lease: float, limit: int,
+                        now: float | None = None) -> list[tuple[str, dict[str, str]]]:
+        """Up to `limit` due feeds, leased for `lease` seconds, each with its state."""
         now = time.time() if now is None else now
-        result = await self._claim(keys=[self.keys.schedule], args=[now, lease, limit])
-        return [str(x) for x in result]
+        flat = await self._claim(keys=[self.keys.schedule],
+                                 args=[now, lease, limit, self.keys.feed("")])
+        return [(str(flat[i]), _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     # -- feed state -----------------------------------------------------------------------
 
@@ -118,24 +201,17 @@ class Store:
     async def finish_poll(self, feed_id: str, fields: dict[str, Any], due: float,
                           previous: Mapping[str, str] | None = None,
                           known: str | None = None) -> None:
-        """A poll's outcome in the feed's state and its next due time, in one round trip;
-        with the `previous` state (as read before the poll), only the fields that changed
-        are sent. `known`: the items the poll read (see `feed_known`), when it read any.
-        Both expire after FEED_TTL, or three times the wait for the next poll."""
+        """A poll's outcome in the feed's state and its next due time, atomically; with the
+        `previous` state (as read before the poll), only the fields that changed are sent.
+        `known`: the items the poll read (see `feed_known`), when it read any. Both expire
+        after FEED_TTL, or three times the wait for the next poll. Polls that finish
+        together are written together (`_Finishes`)."""
         changed = _as_strings(fields)
         if previous:
             changed = {k: v for k, v in changed.items() if previous.get(k) != v}
         ttl = max(FEED_TTL, int(3 * (due - time.time())))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            if changed:
-                pipe.hset(self.keys.feed(feed_id), mapping=changed)
-            pipe.expire(self.keys.feed(feed_id), ttl)
-            if known:
-                pipe.set(self.keys.feed_known(feed_id), known, ex=ttl)
-            elif known is not None:  # the items could not be told apart: parse it all
-                pipe.delete(self.keys.feed_known(feed_id))
-            pipe.zadd(self.keys.schedule, {feed_id: due}, xx=True)
-            await pipe.execute()
+        action = "" if known is None else "set" if known else "del"
+        await self._finishes.add(_Finish(feed_id, repr(due), ttl, action, known or "", changed))
 
     async def feed_known(self, feed_id: str) -> str:
         """The digests and dates of the items the feed's last poll read ("" if none)."""

@@ -1,0 +1,119 @@
+"""The feed schedule in Redis: claims with a lease, and poll outcomes written in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from monitor.store import FEED_TTL, Store
+
+
+async def commands(aredis: aioredis.Redis, name: str) -> int:
+    stats = await aredis.info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+async def test_a_claim_leases_the_due_feeds_and_returns_their_states(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    now = time.time()
+    await aredis.zadd(store.keys.schedule, {"a": now - 10, "b": now - 5, "c": now + 60})
+    await store.set_feed_state("a", {"etag": '"v1"', "failures": 2})
+
+    claimed = await store.claim_due(lease=30, limit=10, now=now)
+
+    assert claimed == [("a", {"etag": '"v1"', "failures": "2"}), ("b", {})]
+    assert await store.claim_due(lease=30, limit=10, now=now + 1) == []  # leased
+    scores = dict(await aredis.zrange(store.keys.schedule, 0, -1, withscores=True))
+    assert scores["a"] == pytest.approx(now + 30) and scores["b"] == pytest.approx(now + 30)
+    # The lease ends (the instance that claimed them died): they are due again.
+    assert [fid for fid, _ in await store.claim_due(30, 10, now=now + 31)] == ["a", "b"]
+
+
+async def test_a_claim_takes_at_most_its_limit_oldest_first(aredis: aioredis.Redis) -> None:
+    store = Store(aredis)
+    now = time.time()
+    await aredis.zadd(store.keys.schedule, {f"f{i}": now - 100 + i for i in range(5)})
+    assert [fid for fid, _ in await store.claim_due(60, 2, now=now)] == ["f0", "f1"]
+    assert [fid for fid, _ in await store.claim_due(60, 9, now=now)] == ["f2", "f3", "f4"]
+
+
+async def test_polls_that_finish_together_are_written_in_one_call(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    now = time.time()
+    ids = [f"feed{i}" for i in range(40)]
+    await aredis.zadd(store.keys.schedule, dict.fromkeys(ids, now))
+    for fid in ids:
+        await store.set_feed_state(fid, {"etag": '"old"', "status": "200", "failures": 0})
+        await aredis.set(store.keys.feed_known(fid), "d1:1")
+    previous = {"etag": '"old"', "status": "200", "failures": "0"}
+    before = await commands(aredis, "evalsha") + await commands(aredis, "eval")
+
+    async def finish(i: int, fid: str) -> None:
+        known = [None, "", f"d{i}:{i}"][i % 3]  # left alone, deleted, replaced
+        await store.finish_poll(fid, {"etag": '"old"', "status": "304", "last_poll": i,
+                                      "failures": 0}, now + 600 + i, previous, known)
+
+    await asyncio.gather(*(finish(i, fid) for i, fid in enumerate(ids)))
+
+    calls = await commands(aredis, "evalsha") + await commands(aredis, "eval")
+    assert calls - before <= 2  # the first poll's own call, then the 39 queued behind it
+    for i, fid in enumerate(ids):
+        state = await store.feed_state(fid)
+        assert state == {"etag": '"old"', "status": "304", "failures": "0",
+                         "last_poll": str(i)}
+        assert await aredis.zscore(store.keys.schedule, fid) == pytest.approx(now + 600 + i)
+        assert FEED_TTL - 5 < await aredis.ttl(store.keys.feed(fid)) <= FEED_TTL
+        known = await aredis.get(store.keys.feed_known(fid))
+        assert known == ["d1:1", None, f"d{i}:{i}"][i % 3]
+    # A feed gone from the schedule (removed from the config meanwhile) is not put back.
+    await aredis.zrem(store.keys.schedule, "feed0")
+    await store.finish_poll("feed0", {"status": "304"}, now + 60)
+    assert await aredis.zscore(store.keys.schedule, "feed0") is None
+
+
+async def test_a_feed_whose_state_cannot_be_written_fails_alone(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    now = time.time()
+    await aredis.zadd(store.keys.schedule, {"good": now, "broken": now})
+    await aredis.set(store.keys.feed("broken"), "not a hash")  # WRONGTYPE for HSET
+
+    results = await asyncio.gather(
+        store.finish_poll("good", {"status": "304"}, now + 60),
+        store.finish_poll("broken", {"status": "304"}, now + 60),
+        return_exceptions=True)
+
+    assert results[0] is None
+    assert isinstance(results[1], ResponseError) and "WRONGTYPE" in str(results[1])
+    assert await store.feed_state("good") == {"status": "304"}
+    assert await aredis.zscore(store.keys.schedule, "good") == pytest.approx(now + 60)
+    # The broken feed keeps its lease time: it is polled again, not lost.
+    assert await aredis.zscore(store.keys.schedule, "broken") == pytest.approx(now)
+
+
+async def test_every_poll_whose_write_failed_hears_of_it(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    await aredis.set(store.keys.schedule, "not a sorted set")  # every ZADD fails
+
+    results = await asyncio.gather(
+        *(store.finish_poll(f"f{i}", {"status": "304"}, time.time() + 60) for i in range(3)),
+        return_exceptions=True)
+
+    assert all(isinstance(r, ResponseError) for r in results)
+    # The next poll's write goes through once the key is sound again.
+    await aredis.delete(store.keys.schedule)
+    await aredis.zadd(store.keys.schedule, {"f0": 0})
+    await store.finish_poll("f0", {"status": "200"}, 1234.5)
+    assert await store.feed_state("f0") == {"status": "200"}
+    assert await aredis.zscore(store.keys.schedule, "f0") == 1234.5
