@@ -98,3 +98,16 @@ def test_email_text_holding_the_boundary_cannot_end_a_part() -> None:
     assert "forged" in parts[0].get_content() and "&lt;p&gt;forged" in parts[1].get_content()
     delimiters = [line for line in raw.splitlines() if line.startswith(b"--")]
     assert delimiters == [f"--{boundary}".encode()] * 2 + [f"--{boundary}--".encode()]
+
+
+def test_long_subjects_are_folded_and_read_back_whole() -> None:
+    for title in ("Haftar's forces near Sirte, officials say; " * 4,
+                  "قوات حفتر تتقدم نحو سرت حسب مسؤولين " * 4):
+        raw = email_bytes(alert(title=title), "monitor@example.org", "desk@example.org")
+        head = raw.split(b"\n\n", 1)[0].decode("ascii")
+        subject = head[head.index("Subject:"):head.index("\nFrom:")].splitlines()
+        assert len(subject) > 1 and max(len(line) for line in subject) <= 78
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert msg["Subject"] == one_line(f"[libya] {title}")
+        assert msg.get_content_type() == "multipart/alternative"
+        assert msg["X-Monitor-Alert"] == "k" * 32 and msg["Message-ID"].endswith("@monitor.local>")
