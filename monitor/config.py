@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,7 +181,7 @@ class FeedConfig(_Model):
             max(self.interval, min(self.interval * 4, 86400.0))
         return low, high
 
-    @property
+    @cached_property  # every poll reads it a few times
     def id(self) -> str:
         """Stable across restarts and instances: derived from the URL only."""
         return hashlib.sha1(self.url.encode()).hexdigest()[:16]
