@@ -17,7 +17,6 @@ import hmac
 import json
 import time
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 
 import aiohttp
 import aiosmtplib
@@ -27,7 +26,7 @@ from monitor import USER_AGENT
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.fetch import RETRYABLE_STATUS, EnvProxies, retry_after
 from monitor.models import Alert
-from monitor.render import email_bytes, webhook_payload
+from monitor.render import email_bytes, envelope_address, webhook_payload
 
 SIGNATURE_HEADER = "X-Monitor-Signature"
 TIMESTAMP_HEADER = "X-Monitor-Timestamp"
@@ -129,7 +128,7 @@ class EmailSender:
 
     async def send(self, alert: Alert, recipient: str) -> None:
         message = email_bytes(alert, self.sender, recipient)
-        envelope = (parseaddr(self.sender)[1], parseaddr(recipient)[1])
+        envelope = (envelope_address(self.sender), envelope_address(recipient))
         try:
             client, reused = await self._connection()
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from email.header import Header
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
@@ -114,7 +115,14 @@ def _header(text: str, name: str) -> str:
     return Header(text, charset, header_name=name).encode()
 
 
+@functools.lru_cache(maxsize=4096)  # the sender and the subscribers, parsed once each
 def _address(value: str) -> str:
     """`Name <addr>` with a non-ASCII name encoded; CR and LF cannot get through."""
     name, addr = parseaddr(one_line(value))
     return formataddr((name, addr), charset="utf-8")
+
+
+@functools.lru_cache(maxsize=4096)
+def envelope_address(value: str) -> str:
+    """The bare address of `Name <addr>`, for the SMTP envelope."""
+    return parseaddr(value)[1]
