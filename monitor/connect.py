@@ -5,12 +5,48 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import hiredis  # from redis[hiredis]
 import redis.asyncio as aioredis
+from redis.asyncio import connection as rc
+from redis.exceptions import DataError
 
 from monitor.embedded import EmbeddedRedis
 from monitor.settings import Settings
 from monitor.store import Store
+
+
+class _HiredisPacking:
+    """Commands packed by hiredis in C, as redis-py's own sync client packs them. Its
+    asyncio connections pack in Python and copy the buffer again for every argument: a
+    FINISH_POLLS call for 50 polls (600 arguments) cost 1.5-1.8 ms of the daemon's CPU
+    that way and 0.4-0.65 ms this way."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str):  # "CONFIG GET" and the like: one argument per word
+            args = (*args[0].encode().split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:
+            raise DataError(str(exc)) from exc
+
+
+class _PackedTCP(_HiredisPacking, rc.Connection):
+    pass
+
+
+class _PackedSSL(_HiredisPacking, rc.SSLConnection):
+    pass
+
+
+class _PackedUnix(_HiredisPacking, rc.UnixDomainSocketConnection):
+    pass
+
+
+_PACKED: dict[type[rc.AbstractConnection], type[rc.AbstractConnection]] = {
+    rc.Connection: _PackedTCP, rc.SSLConnection: _PackedSSL,
+    rc.UnixDomainSocketConnection: _PackedUnix}
 
 
 class Connection:
@@ -31,6 +67,7 @@ class Connection:
         pool = aioredis.BlockingConnectionPool.from_url(
             url, decode_responses=True, health_check_interval=30,
             max_connections=self.settings.redis_connections, timeout=30)
+        pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
         self.redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         return Store(self.redis, self.settings.redis_prefix,
                      int(self.settings.seen_ttl_days * 86400))
