@@ -226,11 +226,9 @@ class Store:
         """The ids among `item_ids` that were never committed."""
         if not item_ids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for item_id in item_ids:
-                pipe.exists(self.keys.seen(item_id))
-            flags = await pipe.execute()
-        return [item_id for item_id, flag in zip(item_ids, flags, strict=True) if not flag]
+        # One MGET, not an EXISTS each: a command in a pipeline costs ~50 us of CPU.
+        flags = await self.redis.mget([self.keys.seen(item_id) for item_id in item_ids])
+        return [item_id for item_id, flag in zip(item_ids, flags, strict=True) if flag is None]
 
     async def commit_item(self, item_id: str, alerts: Sequence[Alert], story_id: str = "",
                           window: int = DEFAULT_STORY_WINDOW, sources: int = 1,
