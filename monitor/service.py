@@ -208,9 +208,12 @@ class Service:
     def _poll_done(self, task: asyncio.Task[PollResult | None]) -> None:
         self._polls.discard(task)
         # Claim in small batches rather than one feed per finished poll: each claim is a
-        # script run in Redis.
+        # script run in Redis. One refill at a time: polls finishing together, before the
+        # first refill ran, each started another, which then claimed the few slots left
+        # (2,000 feeds took 943 claims of 2 feeds on average instead of 250 of 8).
         free = self.settings.http_concurrency - len(self._polls)
         if self._backlog and free >= self._claim_batch and not self._claiming.locked() \
+                and (self._refill is None or self._refill.done()) \
                 and not self.stop_event.is_set():
             self._refill = asyncio.create_task(self.tick())  # kept: tasks are weakly held
 

@@ -96,3 +96,36 @@ async def test_no_feed_is_claimed_while_enough_items_are_under_way(
         service.stop_event.set()
         await service._wait_polls()
         await service.close()
+
+
+async def test_polls_finishing_together_refill_with_full_batches(
+    tmp_path: Path, redis_url: str, aredis: aioredis.Redis, http_server: HTTPServer,
+) -> None:
+    # 400 feeds that answer 304 at once: dozens of polls finish in one turn of the loop,
+    # and each may find slots free; one refill claims them, not one refill each.
+    for i in range(400):
+        http_server.routes[f"/quick{i}"] = Route(304)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
+        f"  - {{url: {http_server.url(f'/quick{i}')!r}, interval: 600}}\n" for i in range(400)),
+        "utf-8")
+    service = Service(Settings(redis_url=redis_url, config_dir=config, http_concurrency=64,
+                               http_per_host=64, http_host_delay=0,
+                               allow_private_urls=True), env={})
+    await service.start()
+    await aredis.config_resetstat()
+    try:
+        await service.tick()  # the only tick: every later claim is a refill
+        async with asyncio.timeout(30):
+            while await aredis.zcount(service.store.keys.schedule, "-inf", time.time()) > 0 \
+                    or service._polls:
+                await asyncio.sleep(0.05)
+        claims = (await aredis.info("commandstats"))["cmdstat_zrangebyscore"]["calls"]
+        assert all(len(http_server.received(f"/quick{i}", "GET")) == 1 for i in range(400))
+        # 50 claims of 8 feeds, and a last one that finds none left.
+        assert claims <= 400 // 8 + 2
+    finally:
+        service.stop_event.set()
+        await service._wait_polls()
+        await service.close()
