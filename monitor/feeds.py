@@ -28,6 +28,7 @@ from __future__ import annotations
 import calendar
 import email.utils
 import hashlib
+import io
 import json
 import re
 from collections.abc import Mapping
@@ -236,8 +237,11 @@ def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
                content_type: str | None) -> ParsedFeed:
     content_type = _superset_type(data, content_type) or content_type
     headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(data, response_headers=headers, sanitize_html=False,
-                              resolve_relative_uris=False)
+    # A stream, not the bytes: given bytes, feedparser first tries them as a file name,
+    # so a feed whose body was "/etc/some.xml" read that local file (and paid a failed
+    # open() on every other document).
+    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers,
+                              sanitize_html=False, resolve_relative_uris=False)
     problem = None
     if parsed.get("bozo"):
         problem = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"

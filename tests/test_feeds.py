@@ -97,6 +97,15 @@ def test_broken_documents_report_a_problem_not_an_exception(data: bytes) -> None
     assert parsed.problem
 
 
+def test_a_body_naming_a_local_file_is_not_read_as_that_file(tmp_path: Path) -> None:
+    # A hostile server answers with the path of a feed on the daemon's own disk.
+    local = tmp_path / "private.xml"
+    local.write_bytes((FEEDS / ALL_FEEDS[0].name).read_bytes())
+    assert parse_feed(local.read_bytes(), "f", "f", "https://example.org/").items
+    parsed = parse_feed(str(local).encode(), "f", "f", "https://evil.example/feed")
+    assert parsed.items == () and parsed.problem
+
+
 def test_item_ids_guid_then_link_then_content() -> None:
     rss = b"""<rss version="2.0"><channel><title>t</title>
       <item><guid>1</guid><title>A</title><link>https://x.org/a?utm_source=rss#top</link></item>
