@@ -197,6 +197,15 @@ class Service:
         if self.stop_event.is_set():
             return  # stopping: these feeds come due again when their leases end
         runtime = self.runtime
+        unknown = [feed_id for feed_id, _ in due if feed_id not in runtime.feeds]
+        if unknown:
+            # Feeds of a config this instance has not loaded yet (another instance
+            # reloaded first): due again at once for one that knows them, not left
+            # leased here until the lease ends.
+            try:
+                await self.store.release(unknown)
+            except RedisError as exc:
+                log.warning("redis error releasing unknown feeds", error=str(exc))
         for feed_id, state in due:
             feed = runtime.feeds.get(feed_id)
             if feed is None:

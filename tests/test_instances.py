@@ -70,3 +70,51 @@ def test_three_instances_share_the_work(tmp_path: Path, redis_url: str,
     print(f"\n3 instances, {FEEDS} feeds every {INTERVAL:g}s: polls per feed in "
           f"{t1 - t0:.1f}s: min {min(deltas)}, max {max(deltas)} (expected {expected:.1f}); "
           f"{len(keys)} alerts, each delivered once")
+
+
+def test_a_config_edit_reaches_every_instance(tmp_path: Path, redis_url: str,
+                                              http_server: HTTPServer,
+                                              smtp_server: SMTPServer) -> None:
+    # Two instances on one config directory (one machine, or a volume every machine
+    # mounts). An edit adds a feed and a keyword and removes a feed; both instances
+    # reload it, the new feed is polled and its match alerted once, the removed feed
+    # is polled by neither.
+    http_server.routes["/old.xml"] = Route(200, rss([("o1", "Haftar in Sirte", "")]))
+    http_server.routes["/new.xml"] = Route(200, rss([("n1", "Misrata port reopens", "")]))
+    http_server.routes["/hook"] = Route(200, b"ok")
+    config = tmp_path / "config"
+    (config / "watchlists").mkdir(parents=True)
+    feeds = config / "feeds.yaml"
+    feeds.write_text(f"feeds:\n  - {{url: {http_server.url('/old.xml')!r}, interval: 1, "
+                     "adaptive: false}\n", "utf-8")
+    watchlist = config / "watchlists" / "w.yaml"
+    hook = f"subscribers:\n  - {{webhook: {http_server.url('/hook')!r}, secret: s3cret}}\n"
+    watchlist.write_text("name: libya\nkeywords: [Haftar]\n" + hook, "utf-8")
+    env = {**env_for(tmp_path, redis_url, smtp_server), "MONITOR_LOG_LEVEL": "INFO"}
+    daemons = [Daemon(tmp_path, env).start() for _ in range(2)]
+    try:
+        wait_for(lambda: len(http_server.received("/hook")) >= 1, timeout=30)
+        wait_for(lambda: all('"monitor started"' in d.log for d in daemons), timeout=30)
+        # The keyword first: an instance reloading between the two writes must not poll
+        # the new feed before it knows the keyword (its item would be seen, unmatched).
+        watchlist.write_text("name: libya\nkeywords: [Haftar, Misrata]\n" + hook, "utf-8")
+        wait_for(lambda: all(d.log.count('"config reloaded"') >= 1 for d in daemons),
+                 timeout=30)
+        feeds.write_text(f"feeds:\n  - {{url: {http_server.url('/new.xml')!r}, "
+                         "interval: 1, adaptive: false}\n", "utf-8")
+        wait_for(lambda: all(d.log.count('"config reloaded"') >= 2 for d in daemons),
+                 timeout=30)
+        wait_for(lambda: len(http_server.received("/hook")) >= 2, timeout=30)
+        time.sleep(1.0)  # both instances reloaded: the old feed is due for neither
+        before = polls(http_server)
+        time.sleep(3.0)
+        after = polls(http_server)
+        assert after["/old.xml"] == before["/old.xml"], "a removed feed is still polled"
+        assert after["/new.xml"] >= before["/new.xml"] + 2, "the new feed is not polled"
+        assert all(d.running() for d in daemons)
+    finally:
+        for d in daemons:
+            if d.running():
+                assert d.stop() == 0, d.log
+    titles = Counter(json.loads(r.body)["item"]["title"] for r in http_server.received("/hook"))
+    assert titles == {"Haftar in Sirte": 1, "Misrata port reopens": 1}

@@ -117,3 +117,18 @@ async def test_every_poll_whose_write_failed_hears_of_it(
     await store.finish_poll("f0", {"status": "200"}, 1234.5)
     assert await store.feed_state("f0") == {"status": "200"}
     assert await aredis.zscore(store.keys.schedule, "f0") == 1234.5
+
+
+async def test_a_released_feed_is_due_again_and_a_removed_one_stays_gone(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    now = time.time()
+    await aredis.zadd(store.keys.schedule, {"known-elsewhere": now - 1, "removed": now - 1})
+    assert len(await store.claim_due(lease=60, limit=10, now=now)) == 2
+    await aredis.zrem(store.keys.schedule, "removed")  # another instance's config dropped it
+
+    await store.release(["known-elsewhere", "removed"], now=now)
+
+    assert await store.claim_due(lease=60, limit=10, now=now + 0.1) == [("known-elsewhere", {})]
+    assert await aredis.zscore(store.keys.schedule, "removed") is None

@@ -190,6 +190,11 @@ class Store:
                                  args=[now, lease, limit, self.keys.feed("")])
         return [(str(flat[i]), _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
 
+    async def release(self, feed_ids: Sequence[str], now: float | None = None) -> None:
+        """Claimed feeds this instance will not poll, due again now (if still scheduled)."""
+        now = time.time() if now is None else now
+        await self.redis.zadd(self.keys.schedule, dict.fromkeys(feed_ids, now), xx=True)
+
     # -- feed state -----------------------------------------------------------------------
 
     async def feed_state(self, feed_id: str) -> dict[str, str]:
