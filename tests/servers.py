@@ -201,6 +201,11 @@ class SMTPServer:
         self.controller.loop.close()  # aiosmtpd leaves the loop it made open
 
 
+def calls(stats: dict[str, dict[str, int]], command: str) -> int:
+    """How often Redis ran `command`, from INFO commandstats (0 if never)."""
+    return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Polls `predicate` until it is truthy; returns its value or raises AssertionError."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from monitor.service import Service
 from monitor.settings import Settings
 from tests.daemon import rss
-from tests.servers import HTTPServer, Route
+from tests.servers import HTTPServer, Route, calls
 
 
 async def test_a_backlog_is_claimed_a_small_batch_at_a_time(
@@ -121,7 +121,7 @@ async def test_polls_finishing_together_refill_with_full_batches(
             while await aredis.zcount(service.store.keys.schedule, "-inf", time.time()) > 0 \
                     or service._polls:
                 await asyncio.sleep(0.05)
-        claims = (await aredis.info("commandstats"))["cmdstat_zrangebyscore"]["calls"]
+        claims = calls(await aredis.info("commandstats"), "zrangebyscore")
         assert all(len(http_server.received(f"/quick{i}", "GET")) == 1 for i in range(400))
         # 50 claims of 8 feeds, and a last one that finds none left.
         assert claims <= 400 // 8 + 2

@@ -10,11 +10,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from monitor.store import FEED_TTL, Store
-
-
-async def commands(aredis: aioredis.Redis, name: str) -> int:
-    stats = await aredis.info("commandstats")
-    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+from tests.servers import calls
 
 
 async def test_a_claim_leases_the_due_feeds_and_returns_their_states(
@@ -54,7 +50,8 @@ async def test_polls_that_finish_together_are_written_in_one_call(
         await store.set_feed_state(fid, {"etag": '"old"', "status": "200", "failures": 0})
         await aredis.set(store.keys.feed_known(fid), "d1:1")
     previous = {"etag": '"old"', "status": "200", "failures": "0"}
-    before = await commands(aredis, "evalsha") + await commands(aredis, "eval")
+    stats = await aredis.info("commandstats")
+    before = calls(stats, "evalsha") + calls(stats, "eval")
 
     async def finish(i: int, fid: str) -> None:
         known = [None, "", f"d{i}:{i}"][i % 3]  # left alone, deleted, replaced
@@ -63,8 +60,9 @@ async def test_polls_that_finish_together_are_written_in_one_call(
 
     await asyncio.gather(*(finish(i, fid) for i, fid in enumerate(ids)))
 
-    calls = await commands(aredis, "evalsha") + await commands(aredis, "eval")
-    assert calls - before <= 2  # the first poll's own call, then the 39 queued behind it
+    stats = await aredis.info("commandstats")
+    # The first poll's own call, then the 39 queued behind it.
+    assert calls(stats, "evalsha") + calls(stats, "eval") - before <= 2
     for i, fid in enumerate(ids):
         state = await store.feed_state(fid)
         assert state == {"etag": '"old"', "status": "304", "failures": "0",

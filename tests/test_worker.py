@@ -17,7 +17,7 @@ from monitor.models import Alert, Hit, Item, Match
 from monitor.poller import Runtime, alert_key
 from monitor.store import Store
 from monitor.worker import DeliveryWorker, RetryPolicy
-from tests.servers import HTTPServer, Route, SMTPServer
+from tests.servers import HTTPServer, Route, SMTPServer, calls
 
 SECRET = "hook-secret"
 FAST = RetryPolicy(max_attempts=3, base=0.05, cap=0.2, visibility_timeout=5.0)
@@ -60,11 +60,6 @@ async def client() -> AsyncIterator[WebhookSender]:
     sender = WebhookSender(timeout=5)
     yield sender
     await sender.close()
-
-
-def calls(stats: dict[str, dict[str, int]], command: str) -> int:
-    """How often Redis ran `command`, from INFO commandstats (0 if never)."""
-    return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
 
 
 async def run_until(worker: DeliveryWorker, condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
