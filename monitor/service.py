@@ -197,7 +197,14 @@ class Service:
         if self.stop_event.is_set():
             return  # stopping: these feeds come due again when their leases end
         runtime = self.runtime
-        unknown = [feed_id for feed_id, _ in due if feed_id not in runtime.feeds]
+        unknown = []
+        for feed_id, state in due:
+            if feed_id not in runtime.feeds:
+                unknown.append(feed_id)
+                continue
+            task = asyncio.create_task(self._poll(feed_id, runtime, state))
+            self._polls.add(task)
+            task.add_done_callback(self._poll_done)
         if unknown:
             # Feeds of a config this instance has not loaded yet (another instance
             # reloaded first): due again at once for one that knows them, not left
@@ -206,13 +213,6 @@ class Service:
                 await self.store.release(unknown)
             except RedisError as exc:
                 log.warning("redis error releasing unknown feeds", error=str(exc))
-        for feed_id, state in due:
-            feed = runtime.feeds.get(feed_id)
-            if feed is None:
-                continue
-            task = asyncio.create_task(self._poll(feed_id, runtime, state))
-            self._polls.add(task)
-            task.add_done_callback(self._poll_done)
 
     def _poll_done(self, task: asyncio.Task[PollResult | None]) -> None:
         self._polls.discard(task)
