@@ -91,15 +91,16 @@ def email_bytes(alert: Alert, sender: str, recipient: str) -> bytes:
     subject = one_line(f"[{tag}] {alert.item.title or alert.item.url}")
     # Both parts are base64 (UTF-8 text), whose lines never hold "-": a boundary starting
     # with one cannot occur in them, so it needs no search for a free one.
-    boundary = f"--monitor-{one_line(alert.key)[:32]}"
+    key = one_line(alert.key)  # it comes back from the queue's JSON: kept to one line
+    boundary = f"--monitor-{key[:32]}"
     head = (f'Content-Type: multipart/alternative;\n boundary="{boundary}"\n'
             "MIME-Version: 1.0\n"
             f"Subject: {_header(subject, 'Subject')}\n"
             f"From: {_address(sender)}\n"
             f"To: {_address(recipient)}\n"
             f"Date: {formatdate(localtime=False)}\n"
-            f"Message-ID: {make_msgid(idstring=alert.key[:16], domain='monitor.local')}\n"
-            f"X-Monitor-Alert: {one_line(alert.key)}\n")
+            f"Message-ID: {make_msgid(idstring=key[:16], domain='monitor.local')}\n"
+            f"X-Monitor-Alert: {key}\n")
     parts = "".join(
         f"\n--{boundary}\nContent-Type: text/{subtype}; charset=\"utf-8\"\n"
         f"MIME-Version: 1.0\nContent-Transfer-Encoding: base64\n\n"
