@@ -15,7 +15,10 @@ from redis.exceptions import DataError
 from monitor.connect import Connection, _HiredisPacking, _PackedTCP
 from monitor.settings import Settings
 
-ARGS = st.lists(st.one_of(st.text(), st.binary(), st.integers(-(2**63), 2**63 - 1),
+# Text includes lone surrogates now and then (hypothesis leaves them out by default), so
+# the branch for what neither side can pack is exercised, not dead.
+ARGS = st.lists(st.one_of(st.text(), st.text(st.characters(categories=["Cs"]), min_size=1),
+                          st.binary(), st.integers(-(2**63), 2**63 - 1),
                           st.floats(allow_nan=False, allow_infinity=False)),
                 max_size=40)
 
