@@ -44,7 +44,7 @@ from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.models import Alert, Item, Match
 from monitor.page import decode_html
-from monitor.store import NewStory, Store
+from monitor.store import NewStory, Store, StoryLookup
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
@@ -180,14 +180,26 @@ def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bo
     return out
 
 
+def new_story(item_id: str, url: str, sig: dedup.Signature | None,
+              source: dict[str, str]) -> Story:
+    """The item as a story of its own, under its id: what it is unless Redis knows its
+    story, by its story URL or by its text (`sig`, the signature of its text, None when
+    too short)."""
+    new = NewStory(dedup.url_key(url), tuple(dedup.band_keys(sig)) if sig is not None else (),
+                   dedup.to_bytes(sig) if sig is not None else None, source)
+    return Story(item_id, False, (url,), new=new)
+
+
 async def resolve_story(store: Store, item_id: str, url: str, sig: dedup.Signature | None,
-                        source: dict[str, str], *, window: int, threshold: float) -> Story:
-    """The story an item belongs to: a known one by story URL or by text (`sig`, the
-    signature of its text, None when too short), else a new one, under the item's id,
-    which `Store.commit_item` registers with the item."""
-    key = dedup.url_key(url)
-    bands = dedup.band_keys(sig) if sig is not None else []
-    found, candidates = await store.story_candidates(key, bands, window)
+                        source: dict[str, str], *, window: int, threshold: float,
+                        own: Story | None = None, known: StoryLookup | None = None) -> Story:
+    """The story an item belongs to: a known one by story URL or by text, else `own`, the
+    item's `new_story`, which `Store.commit_item` registers with the item. `known`: what
+    Redis answered for it already (`Store.commit_new_story`), else it is looked up."""
+    own = own or new_story(item_id, url, sig, source)
+    assert own.new is not None
+    key = own.new.url_key
+    found, candidates = known or await store.story_candidates(key, own.new.bands, window)
     score: float | None = 1.0 if found else None
     changed = False
     if found is not None and sig is not None:
@@ -205,8 +217,7 @@ async def resolve_story(store: Store, item_id: str, url: str, sig: dedup.Signatu
     if found is not None:
         sources = await store.add_source(found, key, source, window)
         return Story(found, True, tuple(s.get("url", "") for s in sources), score, changed)
-    new = NewStory(key, tuple(bands), dedup.to_bytes(sig) if sig is not None else None, source)
-    return Story(item_id, False, (url,), new=new)
+    return own
 
 
 def _analyse(matcher: Matcher, title: str, body: str) -> tuple[list[Match],
@@ -377,16 +388,29 @@ class Poller:
         found, sig = await self._compute(len(title) + len(body), _analyse, runtime.matcher,
                                          title, body)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
+        source = {"feed": feed.name, "url": item.url, "title": item.title}
+        story = new_story(item.id, item.url, sig, source)
+        assert story.new is not None
         async with self._stories:
-            source = {"feed": feed.name, "url": item.url, "title": item.title}
-            story = await resolve_story(self.store, item.id, item.url, sig, source,
-                                        window=self.dedup_window,
-                                        threshold=self.dedup_threshold)
-            alerted = await self.store.story_alerted(story.id) if story.copy else {}
-            alerts = alerts_for(item, matches, runtime.config, scraped, datetime.now(UTC),
-                                story, alerted)
-            queued = await self.store.commit_item(item.id, alerts, story.id, self.dedup_window,
-                                                  len(story.sources), story.new)
+            # Most items are stories of their own: one round trip registers them, unless
+            # Redis knows the story; then it is judged and the item committed as a copy.
+            now = datetime.now(UTC)
+            alerts = alerts_for(item, matches, runtime.config, scraped, now, story)
+            committed = await self.store.commit_new_story(item.id, alerts, story.new,
+                                                          self.dedup_window)
+            if isinstance(committed, int):
+                queued = committed
+            else:
+                story = await resolve_story(self.store, item.id, item.url, sig, source,
+                                            window=self.dedup_window,
+                                            threshold=self.dedup_threshold, own=story,
+                                            known=committed)
+                alerted = await self.store.story_alerted(story.id) if story.copy else {}
+                alerts = alerts_for(item, matches, runtime.config, scraped, now, story,
+                                    alerted)
+                queued = await self.store.commit_item(item.id, alerts, story.id,
+                                                      self.dedup_window, len(story.sources),
+                                                      story.new)
         if story.copy:
             log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
                      story=story.id, sources=len(story.sources), similarity=story.similarity,

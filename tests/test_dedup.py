@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -18,8 +19,8 @@ from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.extract import extract, extract_text
 from monitor.feeds import canonical_url
 from monitor.fetch import Fetcher
-from monitor.poller import Poller, Runtime
-from monitor.store import Store
+from monitor.poller import Poller, Runtime, new_story
+from monitor.store import Store, StoryLookup
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route
 
@@ -121,6 +122,19 @@ def other_template(text: str, title: str) -> bytes:
             f"</body></html>").encode()
 
 
+def copy_feeds(http_server: HTTPServer, count: int) -> list[FeedConfig]:
+    """`count` feeds of one item each: a copy of the seed story on a page of its own."""
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    seed = extract_text(SEED_TEXT)
+    feeds = []
+    for n in range(count):
+        http_server.routes[f"/copy{n}"] = Route(200, other_template(seed.text, seed.title), html)
+        http_server.routes[f"/f{n}.xml"] = Route(
+            200, rss([(f"g{n}", seed.title, http_server.url(f"/copy{n}"))]))
+        feeds.append(FeedConfig(url=http_server.url(f"/f{n}.xml"), interval=60, scrape=True))
+    return feeds
+
+
 def runtime(feeds: list[FeedConfig], analyst_min: float = 0.0) -> Runtime:
     wl = WatchlistConfig.model_validate({"name": "libya", "threshold": 3, "entities": [
         {"name": "Haftar", "aliases": ["حفتر"], "weight": 2},
@@ -195,6 +209,52 @@ async def test_a_later_copy_still_alerts_a_subscriber_the_first_did_not_match(
     assert (await poller.poll(feeds[0], rt)).alerts == 1
     assert (await poller.poll(feeds[1], rt)).alerts == 1
     assert [a["subscriber"] for a in await queued(poller.store)] == ["desk", "analyst"]
+
+
+async def test_instances_reading_one_story_at_once_register_it_once(
+    aredis: aioredis.Redis, http_server: HTTPServer
+) -> None:
+    # Four instances (a Poller and Store each, as four `monitor run` processes have) poll
+    # four feeds at once, each with a copy of one story under its own URL. Looking the
+    # story up and registering it are one step in Redis, so one copy registers it and
+    # alerts; the others find it and are its sources.
+    feeds = copy_feeds(http_server, 4)
+    rt = runtime(feeds)
+    fetcher = Fetcher(timeout=2.0, allow_private=True)
+    try:
+        pollers = [Poller(Store(aredis), fetcher, max_age=7 * 86400) for _ in feeds]
+        results = await asyncio.gather(*(p.poll(f, rt) for p, f in zip(pollers, feeds,
+                                                                          strict=True)))
+    finally:
+        await fetcher.close()
+    assert [r.new for r in results] == [1, 1, 1, 1]
+    alerts = await queued(pollers[0].store)
+    assert sorted(a["subscriber"] for a in alerts) == ["analyst", "desk"]
+    (story,) = {a["story"] for a in alerts}
+    sources = await aredis.lrange(pollers[0].store.keys.story_sources(story), 0, -1)
+    assert sorted(json.loads(s)["url"].rsplit("/", 1)[1] for s in sources) == \
+        ["copy0", "copy1", "copy2", "copy3"]
+
+
+async def test_a_known_story_is_left_to_judge_and_nothing_is_written(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    sig = dedup.signature(SEED_TEXT)
+    first = new_story("a", "https://site.org/libya/sirte", sig, {"url": "u1"})
+    assert first.new is not None
+    assert await store.commit_new_story("a", [], first.new) == 0
+    assert await store.story_by_url(first.new.url_key) == "a"
+    # The same page under another URL form (known by URL), the same text elsewhere
+    # (known by its bands): the lookup comes back, and neither item is marked seen.
+    same_page = new_story("b", "https://www.site.org/libya/sirte/", None, {"url": "u2"})
+    same_text = new_story("c", "https://other.org/x", sig, {"url": "u3"})
+    assert same_page.new is not None and same_text.new is not None
+    assert await store.commit_new_story("b", [], same_page.new) == StoryLookup("a", set())
+    assert await store.commit_new_story("c", [], same_text.new) == StoryLookup(None, {"a"})
+    assert await store.unseen(["a", "b", "c"]) == ["b", "c"]
+    assert await aredis.llen(store.keys.story_sources("a")) == 1
+    assert await store.commit_new_story("a", [], first.new) == -1  # seen: nothing looked up
 
 
 def test_daemon_end_to_end_one_alert_per_story(tmp_path: Path, redis_url: str,
@@ -277,14 +337,7 @@ def runtime_with(feeds: list[FeedConfig], **options: object) -> Runtime:
 async def test_update_when_a_story_is_picked_up_by_more_sources(
     poller: Poller, http_server: HTTPServer
 ) -> None:
-    html = {"Content-Type": "text/html; charset=utf-8"}
-    seed = extract_text(SEED_TEXT)
-    feeds = []
-    for n in range(3):
-        http_server.routes[f"/copy{n}"] = Route(200, other_template(seed.text, seed.title), html)
-        http_server.routes[f"/f{n}.xml"] = Route(
-            200, rss([(f"g{n}", seed.title, http_server.url(f"/copy{n}"))]))
-        feeds.append(FeedConfig(url=http_server.url(f"/f{n}.xml"), interval=60, scrape=True))
+    feeds = copy_feeds(http_server, 3)
     rt = runtime_with(feeds, update_sources=2)
     for feed in feeds:
         await poller.poll(feed, rt)

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -29,6 +29,7 @@ from monitor.store.keys import (
 from monitor.store.scripts import (
     CLAIM_DUE,
     COMMIT_ITEM,
+    COMMIT_NEW_STORY,
     DEAD,
     DONE,
     FINISH_POLLS,
@@ -37,7 +38,8 @@ from monitor.store.scripts import (
 )
 
 __all__ = ["DEFAULT_SEEN_TTL", "DEFAULT_STORY_WINDOW", "DELIVERY_GROUP",
-           "STORY_BUCKETS_PER_WINDOW", "Keys", "NewStory", "Pending", "QueueSummary", "Store"]
+           "STORY_BUCKETS_PER_WINDOW", "Keys", "NewStory", "Pending", "QueueSummary", "Store",
+           "StoryLookup"]
 
 
 def _band_fields(bands: Sequence[str]) -> str:
@@ -143,6 +145,14 @@ class NewStory:
     source: dict[str, Any]
 
 
+class StoryLookup(NamedTuple):
+    """What Redis knows of an item's story: the story by its URL, and the stories whose
+    text shares a band with it (candidates, to be compared)."""
+
+    by_url: str | None
+    candidates: set[str]
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     id: str
@@ -163,6 +173,7 @@ class Store:
         self._claim = client.register_script(CLAIM_DUE)
         self._finishes = _Finishes(client.register_script(FINISH_POLLS), self.keys)
         self._commit = client.register_script(COMMIT_ITEM)
+        self._commit_new_story = client.register_script(COMMIT_NEW_STORY)
         self._done = client.register_script(DONE)
         self._dead = client.register_script(DEAD)
         self._replay = client.register_script(REPLAY)
@@ -240,13 +251,33 @@ class Store:
                           new_story: NewStory | None = None) -> int:
         """Marks the item seen, queues its alerts, notes them on its story and registers
         `new_story` under `story_id`, atomically; -1 if the item was already seen."""
-        story_id = story_id or item_id
+        keys, args = self._commit_call(item_id, alerts, story_id or item_id, window, sources,
+                                       new_story, time.time())
+        return int(await self._commit(keys=keys, args=args))
+
+    async def commit_new_story(self, item_id: str, alerts: Sequence[Alert], new_story: NewStory,
+                               window: int = DEFAULT_STORY_WINDOW) -> int | StoryLookup:
+        """`commit_item` for an item that is a story of its own (under its id), unless a
+        story is known by its URL or shares a band with it: then nothing is written and
+        the answer of `story_candidates` comes back, for `resolve_story` to judge."""
+        now = time.time()
+        keys, args = self._commit_call(item_id, alerts, item_id, window, 1, new_story, now)
+        older = [self.keys.story_bands(b) for b in self._buckets(window, now)[1:]]
+        reply = await self._commit_new_story(keys=keys + older, args=args)
+        if isinstance(reply, list):
+            by_url, found = reply
+            return StoryLookup(by_url or None, set(found))
+        return int(reply)
+
+    def _commit_call(self, item_id: str, alerts: Sequence[Alert], story_id: str, window: int,
+                     sources: int, new_story: NewStory | None,
+                     now: float) -> tuple[list[str], list[Any]]:
+        """COMMIT_ITEM's keys and arguments."""
         payloads = [json.dumps(a.to_dict(), ensure_ascii=False) for a in alerts]
         keys = [self.keys.seen(item_id), self.keys.alerts, self.keys.story_alerted(story_id)]
         args: list[Any] = [self.seen_ttl, window, sources, len(alerts),
                            *(a.subscriber for a in alerts), *payloads]
         if new_story is not None:
-            now = time.time()
             bucket = self._buckets(window, now)[0]
             source = new_story.source
             keys += [self.keys.story_url(new_story.url_key), self.keys.story_bands(bucket),
@@ -256,7 +287,7 @@ class Store:
                      base64.b64encode(new_story.sig).decode() if new_story.sig else "",
                      source.get("title", ""), source.get("url", ""), now,
                      json.dumps(source, ensure_ascii=False), 1 if new_story.url_key else 0]
-        return int(await self._commit(keys=keys, args=args))
+        return keys, args
 
     # -- stories (cross-feed dedup) -------------------------------------------------------
 
@@ -266,13 +297,13 @@ class Store:
         return [current - i for i in range(STORY_BUCKETS_PER_WINDOW + 1)]
 
     async def story_candidates(self, url_key: str, bands: Sequence[str],
-                               window: int = DEFAULT_STORY_WINDOW) -> tuple[str | None, set[str]]:
+                               window: int = DEFAULT_STORY_WINDOW) -> StoryLookup:
         """The story already known by this URL, and the stories sharing a band with it."""
         buckets = [self.keys.story_bands(b) for b in self._buckets(window, time.time())]
         by_url, found = await self._story_lookup(
             keys=[self.keys.story_url(url_key), *buckets],  # "" never set: no URL, no story
             args=[_band_fields(bands)])
-        return by_url or None, set(found)
+        return StoryLookup(by_url or None, set(found))
 
     async def story_signatures(self, story_ids: Sequence[str]) -> dict[str, bytes]:
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -58,61 +58,85 @@ return errors
 # hash and sources list. ARGV: seen TTL, story window, source count, n, n subscriber
 # names, n alert payloads, then for a new story: story id, bucket expiry, band fields (as
 # for STORY_LOOKUP), signature, title, url, first seen, source JSON, and 1 when the item
-# has a story URL. Returns -1 when the item was already seen, else the alerts queued.
-# The seen marker's value is 1, which Redis keeps as a shared integer: a timestamp there
-# cost 25 more bytes per item (bench/memory.py), and nothing reads it.
-COMMIT_ITEM = """
-if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then
-  return -1
-end
-local window = tonumber(ARGV[2])
-local n = tonumber(ARGV[4])
-for i = 1, n do
-  redis.call('HSET', KEYS[3], ARGV[4 + i], ARGV[3])
-  redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
-end
-if n > 0 then redis.call('EXPIRE', KEYS[3], window) end
-if #KEYS == 7 then
-  local story = {unpack(ARGV, 5 + 2 * n)}
-  if story[9] == '1' then redis.call('SET', KEYS[4], story[1], 'EX', window) end
-  local mapping = {}
-  for field in string.gmatch(story[3], '%S+') do
-    mapping[#mapping + 1] = field
-    mapping[#mapping + 1] = story[1]
+# has a story URL. `commit` returns -1 when the item was already seen, else the alerts
+# queued. The seen marker's value is 1, which Redis keeps as a shared integer: a
+# timestamp there cost 25 more bytes per item (bench/memory.py), and nothing reads it.
+_COMMIT = """
+local function commit(new_story)
+  if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then
+    return -1
   end
-  if #mapping > 0 then
-    redis.call('HSET', KEYS[5], unpack(mapping))
-    redis.call('EXPIREAT', KEYS[5], tonumber(story[2]))
+  local window = tonumber(ARGV[2])
+  local n = tonumber(ARGV[4])
+  for i = 1, n do
+    redis.call('HSET', KEYS[3], ARGV[4 + i], ARGV[3])
+    redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
   end
-  redis.call('HSET', KEYS[6], 'sig', story[4], 'title', story[5], 'url', story[6],
-             'first_seen', story[7])
-  redis.call('EXPIRE', KEYS[6], window)
-  redis.call('RPUSH', KEYS[7], story[8])
-  redis.call('EXPIRE', KEYS[7], window)
+  if n > 0 then redis.call('EXPIRE', KEYS[3], window) end
+  if new_story then
+    local story = {unpack(ARGV, 5 + 2 * n)}
+    if story[9] == '1' then redis.call('SET', KEYS[4], story[1], 'EX', window) end
+    local mapping = {}
+    for field in string.gmatch(story[3], '%S+') do
+      mapping[#mapping + 1] = field
+      mapping[#mapping + 1] = story[1]
+    end
+    if #mapping > 0 then
+      redis.call('HSET', KEYS[5], unpack(mapping))
+      redis.call('EXPIREAT', KEYS[5], tonumber(story[2]))
+    end
+    redis.call('HSET', KEYS[6], 'sig', story[4], 'title', story[5], 'url', story[6],
+               'first_seen', story[7])
+    redis.call('EXPIRE', KEYS[6], window)
+    redis.call('RPUSH', KEYS[7], story[8])
+    redis.call('EXPIRE', KEYS[7], window)
+  end
+  return n
 end
-return n
 """
+COMMIT_ITEM = _COMMIT + "return commit(#KEYS == 7)\n"
 
-# The story known by a URL, and the stories sharing a band of a text's signature. KEYS:
-# the URL's key, then the band buckets; ARGV[1]: the band fields ("index:value"),
-# space-separated (one argument, not 42 per bucket: packing and parsing them cost the
+# The story known by a URL, and the stories sharing a band of a text's signature: the
+# bands are looked up in each of the `buckets` (keys), as fields "index:value", given
+# space-separated in one argument (not 42 per bucket: packing and parsing them cost the
 # daemon more CPU than Redis spent answering). Returns the story by URL (or false) and
 # the distinct others.
-STORY_LOOKUP = """
-local fields = {}
-for field in string.gmatch(ARGV[1], '%S+') do fields[#fields + 1] = field end
-local found, seen = {}, {}
-if #fields > 0 then
-  for k = 2, #KEYS do
-    for _, id in ipairs(redis.call('HMGET', KEYS[k], unpack(fields))) do
-      if id and not seen[id] then
-        seen[id] = true
-        found[#found + 1] = id
+_STORY_LOOKUP = """
+local function story_lookup(url_key, buckets, band_fields)
+  local fields = {}
+  for field in string.gmatch(band_fields, '%S+') do fields[#fields + 1] = field end
+  local found, seen = {}, {}
+  if #fields > 0 then
+    for _, bucket in ipairs(buckets) do
+      for _, id in ipairs(redis.call('HMGET', bucket, unpack(fields))) do
+        if id and not seen[id] then
+          seen[id] = true
+          found[#found + 1] = id
+        end
       end
     end
   end
+  return redis.call('GET', url_key), found
 end
-return {redis.call('GET', KEYS[1]), found}
+"""
+# KEYS: the URL's key, then the band buckets; ARGV[1]: the band fields.
+STORY_LOOKUP = _STORY_LOOKUP + """
+local by_url, found = story_lookup(KEYS[1], {unpack(KEYS, 2)}, ARGV[1])
+return {by_url, found}
+"""
+
+# An item whose story is new unless Redis knows it: the lookup of STORY_LOOKUP, then, if
+# neither the URL nor any band is known, COMMIT_ITEM with the new story, in one round
+# trip (most items are stories of their own) and atomically (two instances that read one
+# story at once register it once). KEYS and ARGV: COMMIT_ITEM's for a new story, then the
+# older band buckets. Returns -1 when the item was already seen, the alerts queued when
+# it committed, and else the lookup's reply, having written nothing.
+COMMIT_NEW_STORY = _STORY_LOOKUP + _COMMIT + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local n = tonumber(ARGV[4])
+local by_url, found = story_lookup(KEYS[4], {KEYS[5], unpack(KEYS, 8)}, ARGV[7 + 2 * n])
+if by_url or #found > 0 then return {by_url, found} end
+return commit(true)
 """
 
 # Confirmed sends: acknowledge, delete the entries so the stream stays small, forget
