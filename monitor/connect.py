@@ -1,4 +1,10 @@
-"""Opens the Redis that settings name: MONITOR_REDIS_URL, or the embedded server."""
+"""Opens the Redis that settings name: MONITOR_REDIS_URL, or the embedded server.
+
+A URL naming a node of a Redis (or Valkey) Cluster gets redis-py's cluster client, which
+finds the node that serves monitor's keys and follows them when slots move or a replica
+takes over. Every key shares one hash tag (monitor.store.keys), so they all live in one
+slot and each script's keys are on one node.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from typing import Any
 import hiredis  # from redis[hiredis]
 import redis.asyncio as aioredis
 from redis.asyncio import connection as rc
-from redis.exceptions import DataError
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import DataError, ResponseError
 
 from monitor.embedded import EmbeddedRedis
 from monitor.settings import Settings
@@ -49,26 +56,76 @@ _PACKED: dict[type[rc.AbstractConnection], type[rc.AbstractConnection]] = {
     rc.UnixDomainSocketConnection: _PackedUnix}
 
 
+class _WaitingCluster(RedisCluster):
+    """A cluster client that waits for a free connection when `max_connections` commands
+    are in flight, as the single server's BlockingConnectionPool does, where redis-py's
+    cluster nodes raise MaxConnectionsError (a poll of many new items commits them
+    concurrently)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.free = asyncio.Semaphore(kwargs.get("max_connections", 100))
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.free:
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None,
+                 shard_hint: Any | None = None) -> ClusterPipeline:
+        # mypy takes an attribute that redis-py's mixins only annotate for abstract.
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _WaitingPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        client = self.cluster_client
+        assert isinstance(client, _WaitingCluster)
+        async with client.free:
+            return await super().execute(raise_on_error, allow_redirections)
+
+
+async def is_cluster(url: str) -> bool:
+    """Whether `url` names a node of a Redis Cluster (its INFO says cluster_enabled)."""
+    if url.startswith("unix:"):
+        return False
+    probe = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        info = await probe.info("cluster")
+    except ResponseError:  # INFO refused (a restricted user, a proxy): a single server
+        return False
+    finally:
+        await probe.aclose()
+    return bool(info.get("cluster_enabled"))
+
+
 class Connection:
     """A Redis client and, in embedded mode, the server it runs; close() stops both."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.embedded: EmbeddedRedis | None = None
-        self.redis: aioredis.Redis | None = None
+        self.redis: aioredis.Redis | RedisCluster | None = None
+        self.cluster = False
 
     async def open(self) -> Store:
         url = self.settings.redis_url
         if url is None:
             self.embedded = await asyncio.to_thread(EmbeddedRedis, self.settings.data_dir)
             url = self.embedded.url
-        # A blocking pool waits for a free connection instead of failing when every one is
-        # busy (a poll of many new items commits them concurrently).
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, health_check_interval=30,
-            max_connections=self.settings.redis_connections, timeout=30)
-        pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
-        self.redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        self.cluster = await is_cluster(url)
+        if self.cluster:
+            self.redis = _WaitingCluster.from_url(
+                url, decode_responses=True, health_check_interval=30,
+                max_connections=self.settings.redis_connections)
+        else:
+            # A blocking pool waits for a free connection instead of failing when every one
+            # is busy (a poll of many new items commits them concurrently).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, decode_responses=True, health_check_interval=30,
+                max_connections=self.settings.redis_connections, timeout=30)
+            pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
+            self.redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         return Store(self.redis, self.settings.redis_prefix,
                      int(self.settings.seen_ttl_days * 86400))
 

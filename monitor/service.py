@@ -91,7 +91,8 @@ class Service:
         log.info("monitor started", feeds=len(self.runtime.config.feeds),
                  watchlists=len(self.runtime.config.watchlists),
                  subscribers=len(self.runtime.config.subscribers),
-                 redis="embedded" if self._connection.embedded else "external",
+                 redis="embedded" if self._connection.embedded
+                 else "cluster" if self._connection.cluster else "external",
                  consumer=self.consumer)
 
     async def close(self) -> None:

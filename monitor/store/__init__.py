@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from monitor.models import Alert
@@ -164,7 +165,7 @@ class Pending:
 class Store:
     """Thin async wrapper over the scripts and commands above."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "monitor",
+    def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "monitor",
                  seen_ttl: int = DEFAULT_SEEN_TTL) -> None:
         # redis-py's annotations cannot express decode_responses=True (replies are str).
         self.redis: Any = client
