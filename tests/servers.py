@@ -108,9 +108,35 @@ class ClusterServers:
     def owner(self, key: str) -> RedisServer:
         """The node that serves `key`'s slot."""
         with redis.Redis(port=self.nodes[0].port) as client:
-            slot = client.execute_command("CLUSTER", "KEYSLOT", key)
-            share = self.SLOTS // len(self.nodes)
-        return self.nodes[min(int(slot) // share, len(self.nodes) - 1)]
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            ranges = client.execute_command("CLUSTER", "SLOTS")
+        port = next(int(r[2][1]) for r in ranges if int(r[0]) <= slot <= int(r[1]))
+        return next(node for node in self.nodes if node.port == port)
+
+    def move_slot(self, key: str, target: RedisServer) -> int:
+        """Moves `key`'s slot and its keys to `target`, as `redis-cli --cluster reshard`
+        does (IMPORTING, MIGRATING, MIGRATE in batches, then the new owner everywhere),
+        while clients keep using it; returns the number of keys moved."""
+        source = self.owner(key)
+        clients = {node.port: redis.Redis(port=node.port) for node in self.nodes}
+        try:
+            src, dst = clients[source.port], clients[target.port]
+            slot = int(src.execute_command("CLUSTER", "KEYSLOT", key))
+            src_id = src.execute_command("CLUSTER", "MYID").decode()
+            dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            moved = 0
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 50):
+                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+                                    "KEYS", *keys)
+                moved += len(keys)
+            for client in clients.values():
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+            return moved
+        finally:
+            for client in clients.values():
+                client.close()
 
     def stop(self) -> None:
         for node in self.nodes:
