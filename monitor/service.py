@@ -21,9 +21,10 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from datetime import datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
@@ -55,6 +56,7 @@ class Service:
         self._claiming = asyncio.Lock()
         self._backlog = False  # the last claim filled every slot: more feeds may be due
         self._refill: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs under way
         self._claim_batch = max(1, settings.http_concurrency // 8)
         self._items_cap = settings.items_in_flight or 2 * settings.scrape_concurrency
 
@@ -113,16 +115,25 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
         scheduler = AsyncIOScheduler(event_loop=loop)
-        scheduler.add_job(self.tick, "interval", seconds=self.settings.tick_seconds,
+        scheduler.add_job(self._job(self.tick), "interval", seconds=self.settings.tick_seconds,
                           max_instances=1, coalesce=True, id="tick", next_run_time=datetime.now())
-        scheduler.add_job(self.reload, "interval", seconds=self.settings.reload_seconds,
-                          max_instances=1, coalesce=True, id="reload")
+        scheduler.add_job(self._job(self.reload), "interval",
+                          seconds=self.settings.reload_seconds, max_instances=1, coalesce=True,
+                          id="reload")
         scheduler.start()
         delivery = asyncio.create_task(self.worker.run(self.stop_event))
         try:
             await self.stop_event.wait()
             log.info("shutting down: finishing polls and sends in flight")
         finally:
+            # A tick or reload under way finishes first: shutting the scheduler down
+            # cancels its jobs, which logged a traceback, and a claim cancelled after
+            # Redis ran it left its feeds leased, polled by no instance until the lease
+            # ran out. (A claim once stopping starts no poll, and releases its feeds.)
+            scheduler.pause()
+            await asyncio.sleep(0)  # jobs submitted before the pause start, and register
+            if self._jobs:
+                await asyncio.wait(self._jobs, timeout=SHUTDOWN_GRACE)
             scheduler.shutdown(wait=False)
             await self._wait_polls()
             with suppress(asyncio.TimeoutError):
@@ -158,6 +169,19 @@ class Service:
             task.cancel()  # nothing is lost: an uncommitted item is simply polled again
 
     # -- jobs -----------------------------------------------------------------------------
+
+    def _job(self, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        """`job` as the scheduler runs it, its runs kept in `_jobs` while under way."""
+        async def run() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._jobs.add(task)
+            try:
+                await job()
+            finally:
+                self._jobs.discard(task)
+
+        return run
 
     async def tick(self) -> None:
         """Claims due feeds for free poll slots, a small batch at a time. When a batch came
@@ -195,25 +219,23 @@ class Service:
                 log.error("redis unreachable; polling paused", error=str(exc))
                 self._redis_down = True
             return
-        if self.stop_event.is_set():
-            return  # stopping: these feeds come due again when their leases end
         runtime = self.runtime
-        unknown = []
+        released = []
         for feed_id, state in due:
-            if feed_id not in runtime.feeds:
-                unknown.append(feed_id)
+            if feed_id not in runtime.feeds or self.stop_event.is_set():
+                released.append(feed_id)
                 continue
             task = asyncio.create_task(self._poll(feed_id, runtime, state))
             self._polls.add(task)
             task.add_done_callback(self._poll_done)
-        if unknown:
+        if released:
             # Feeds of a config this instance has not loaded yet (another instance
-            # reloaded first): due again at once for one that knows them, not left
-            # leased here until the lease ends.
+            # reloaded first), or all of them when it is stopping: due again at once for
+            # another instance, not left leased here until the lease ends.
             try:
-                await self.store.release(unknown)
+                await self.store.release(released)
             except RedisError as exc:
-                log.warning("redis error releasing unknown feeds", error=str(exc))
+                log.warning("redis error releasing claimed feeds", error=str(exc))
 
     def _poll_done(self, task: asyncio.Task[PollResult | None]) -> None:
         self._polls.discard(task)

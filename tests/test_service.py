@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from monitor.service import Service
 from monitor.settings import Settings
+from monitor.store import Store
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route, calls
 
@@ -129,3 +133,43 @@ async def test_polls_finishing_together_refill_with_full_batches(
         service.stop_event.set()
         await service._wait_polls()
         await service.close()
+
+
+async def test_a_stop_during_a_claim_lets_it_finish_and_releases_its_feeds(
+    tmp_path: Path, redis_url: str, aredis: aioredis.Redis, http_server: HTTPServer,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # SIGTERM arrives while a tick's claim is in Redis. The claim finishes (cancelling
+    # it logged a traceback and left the feeds it had leased unpolled until the lease
+    # ran out), starts no poll, and hands the feeds back: due at once for another
+    # instance.
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
+        f"  - {{url: {http_server.url(f'/f{i}')!r}, interval: 600}}\n" for i in range(8)),
+        "utf-8")
+    claimed, proceed = asyncio.Event(), asyncio.Event()
+    claim_due = Store.claim_due
+
+    async def held_claim(store: Store, *args: Any, **kwargs: Any) -> Any:
+        due = await claim_due(store, *args, **kwargs)
+        claimed.set()
+        await proceed.wait()
+        return due
+
+    monkeypatch.setattr(Store, "claim_due", held_claim)
+    service = Service(Settings(redis_url=redis_url, config_dir=config, http_concurrency=64,
+                               allow_private_urls=True), env={})  # claims 64 / 8 at a time
+    run = asyncio.create_task(service.run())
+    async with asyncio.timeout(10):
+        await claimed.wait()
+    schedule = service.store.keys.schedule
+    assert await aredis.zcount(schedule, "-inf", time.time()) == 0  # all eight leased
+    service.stop_event.set()
+    await asyncio.sleep(0.2)  # the stop is under way while the claim is held
+    proceed.set()
+    async with asyncio.timeout(30):
+        await run
+    assert await aredis.zcount(schedule, "-inf", time.time()) == 8
+    assert not http_server.requests
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
