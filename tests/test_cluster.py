@@ -117,9 +117,8 @@ def test_two_instances_share_a_redis_cluster(tmp_path: Path, cluster: ClusterSer
     hooks = delivered_once(http_server, FEEDS + 1)
     (story,) = [h for h in hooks if h["item"]["title"] == extract_text(SEED_TEXT).title]
     assert len(story["story"]["sources"]) == 1  # the first copy alerted; two followed it
-    for d in daemons:
-        assert '"redis": "cluster"' in d.log and '"feed polled"' in d.log
-        assert "Error" not in d.log, d.log[-3000:]
+    for d in daemons:  # (which of the two polls what feeds is up to their claims)
+        assert '"redis": "cluster"' in d.log and "Error" not in d.log, d.log[-3000:]
     rows = json.loads(report.stdout)
     assert len(rows) == FEEDS + COPIES, rows
     assert all(r["status"] in ("200", "unchanged") and r["failures"] == 0 for r in rows), rows
