@@ -101,7 +101,7 @@ async def replay(store: Store, *, ids: Sequence[str] = (), subscriber: str | Non
 
 async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
     states = await store.all_feed_states([f.id for f in config.feeds])
-    now = time.time()
+    now = store.now()
     rows = []
     for feed, state in zip(config.feeds, states, strict=True):
         next_poll = float(state["next_poll"]) if state.get("next_poll") else None

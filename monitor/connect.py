@@ -126,8 +126,10 @@ class Connection:
                 max_connections=self.settings.redis_connections, timeout=30)
             pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
             self.redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
-        return Store(self.redis, self.settings.redis_prefix,
-                     int(self.settings.seen_ttl_days * 86400))
+        store = Store(self.redis, self.settings.redis_prefix,
+                      int(self.settings.seen_ttl_days * 86400))
+        await store.sync_clock()
+        return store
 
     async def close(self) -> None:
         if self.redis is not None:

@@ -286,7 +286,7 @@ class Poller:
             return await self._failed(feed, state, exc)
         body_hash = hashlib.sha256(resp.body).hexdigest()[:16] if resp.body else ""
         base_state: dict[str, Any] = {
-            "url": feed.url, "name": feed.name, "last_poll": time.time(), "failures": 0,
+            "url": feed.url, "name": feed.name, "last_poll": self.store.now(), "failures": 0,
             "error": "", "etag": resp.etag or state.get("etag") or "",
             "last_modified": resp.last_modified or state.get("last_modified") or "",
             "body_hash": body_hash or state.get("body_hash") or "",
@@ -297,7 +297,7 @@ class Poller:
                         feed=feed.name, url=feed.url, moved_to=resp.moved_to)
         if resp.not_modified or (body_hash and body_hash == state.get("body_hash") and same_url):
             status = "304" if resp.not_modified else "unchanged"
-            interval = poll_interval(feed, state, time.time())
+            interval = poll_interval(feed, state, self.store.now())
             await self._finish(feed, {**base_state, "status": status, "interval": interval},
                                interval, state)
             log.debug("feed not modified", feed=feed.name, status=status)
@@ -314,7 +314,7 @@ class Poller:
             log.warning("feed has problems", feed=feed.name, error=parsed.problem,
                         items=len(parsed.items))
         new_items = await self._new_items(parsed.items)
-        now = time.time()
+        now = self.store.now()
         learned = cadence_state(parsed, state, len(new_items), now)
         interval = poll_interval(feed, learned, now)
         left: list[Item] = []
@@ -348,7 +348,7 @@ class Poller:
         failures = int(state.get("failures") or 0) + 1
         if isinstance(exc, PermanentFetchError) and exc.status == 410:
             await self._finish(feed, {"url": feed.url, "name": feed.name, "status": "gone",
-                                      "last_poll": time.time(), "error": str(exc),
+                                      "last_poll": self.store.now(), "error": str(exc),
                                       "failures": failures}, GONE_PAUSE, state)
             log.error("feed is gone (HTTP 410): polling stopped; remove it or change its URL",
                       feed=feed.name, url=feed.url)
@@ -356,9 +356,9 @@ class Poller:
         delay = min(feed.interval * 2 ** (failures - 1), max(MAX_BACKOFF, feed.interval))
         if isinstance(exc, RetryableFetchError) and exc.delay is not None:
             delay = max(delay, exc.delay)
-        await self._finish(feed, {"url": feed.url, "name": feed.name, "last_poll": time.time(),
-                                  "status": "error", "error": str(exc), "failures": failures},
-                           delay, state)
+        await self._finish(feed, {"url": feed.url, "name": feed.name,
+                                  "last_poll": self.store.now(), "status": "error",
+                                  "error": str(exc), "failures": failures}, delay, state)
         log.warning("feed poll failed", feed=feed.name, error=str(exc), failures=failures,
                     retry_in_s=round(delay))
         return PollResult(feed.name, "error", error=str(exc))
@@ -367,7 +367,7 @@ class Poller:
                       previous: Mapping[str, str], known: str | None = None) -> None:
         """Records the poll: the fields that differ from the feed's `previous` state (a
         304 changes three or four of its dozen), the items it read, and the next due time."""
-        due = time.time() + delay
+        due = self.store.now() + delay
         await self.store.finish_poll(feed.id, {**fields, "next_poll": due}, due, previous,
                                      known)
 

@@ -40,6 +40,10 @@ from monitor.settings import Settings
 from monitor.worker import DeliveryWorker, RetryPolicy
 
 SHUTDOWN_GRACE = 30.0
+# Schedules are kept by Redis's clock (Store.now); this machine's is measured against it
+# this often, and a difference over CLOCK_WARN seconds is logged (NTP keeps it to ms).
+CLOCK_SYNC_SECONDS = 60.0
+CLOCK_WARN = 1.0
 log = logs.get("monitor.service")
 
 
@@ -57,6 +61,7 @@ class Service:
         self._backlog = False  # the last claim filled every slot: more feeds may be due
         self._refill: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs under way
+        self._clock_warned = 0.0  # the clock offset last logged
         self._claim_batch = max(1, settings.http_concurrency // 8)
         self._items_cap = settings.items_in_flight or 2 * settings.scrape_concurrency
 
@@ -90,6 +95,7 @@ class Service:
             concurrency=s.delivery_concurrency, per_endpoint=s.delivery_per_endpoint,
         )
         await self.store.sync_schedule(self.runtime.feeds)
+        self._check_clock(self.store.clock_offset)
         log.info("monitor started", feeds=len(self.runtime.config.feeds),
                  watchlists=len(self.runtime.config.watchlists),
                  subscribers=len(self.runtime.config.subscribers),
@@ -120,6 +126,8 @@ class Service:
         scheduler.add_job(self._job(self.reload), "interval",
                           seconds=self.settings.reload_seconds, max_instances=1, coalesce=True,
                           id="reload")
+        scheduler.add_job(self._job(self.sync_clock), "interval", seconds=CLOCK_SYNC_SECONDS,
+                          max_instances=1, coalesce=True, id="clock")
         scheduler.start()
         delivery = asyncio.create_task(self.worker.run(self.stop_event))
         try:
@@ -260,6 +268,21 @@ class Service:
         except Exception:  # one broken feed must never stop the daemon
             log.exception("poll crashed; feed will be polled again", feed=feed.name)
         return None
+
+    async def sync_clock(self) -> None:
+        """Measures this machine's clock against Redis's again; says so when they differ."""
+        try:
+            offset = await self.store.sync_clock()
+        except RedisError as exc:
+            log.warning("redis error measuring the clock", error=str(exc))
+            return
+        self._check_clock(offset)
+
+    def _check_clock(self, offset: float) -> None:
+        if abs(offset) > CLOCK_WARN and abs(offset - self._clock_warned) > CLOCK_WARN:
+            log.warning("this machine's clock differs from Redis's; feeds are scheduled by "
+                        "Redis's clock (check NTP)", offset_s=round(offset, 3))
+            self._clock_warned = offset
 
     async def reload(self) -> Config | None:
         current = await asyncio.to_thread(fingerprint, self.settings.config_dir)

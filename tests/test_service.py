@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
 from monitor.service import Service
 from monitor.settings import Settings
@@ -173,3 +174,13 @@ async def test_a_stop_during_a_claim_lets_it_finish_and_releases_its_feeds(
     assert await aredis.zcount(schedule, "-inf", time.time()) == 8
     assert not http_server.requests
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_a_clock_off_the_clock_of_redis_is_logged_when_the_difference_changes() -> None:
+    service = Service(Settings(), env={})
+    with capture_logs() as logs:
+        for offset in (0.3, -300.0, -300.4, -120.0, 0.2):
+            service._check_clock(offset)
+    assert [(e["event"].split(";")[0], e["offset_s"]) for e in logs] == [
+        ("this machine's clock differs from Redis's", -300.0),
+        ("this machine's clock differs from Redis's", -120.0)]

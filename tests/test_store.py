@@ -130,3 +130,26 @@ async def test_a_released_feed_is_due_again_and_a_removed_one_stays_gone(
 
     assert await store.claim_due(lease=60, limit=10, now=now + 0.1) == [("known-elsewhere", {})]
     assert await aredis.zscore(store.keys.schedule, "removed") is None
+
+
+async def test_instances_whose_clocks_differ_schedule_by_the_clock_of_redis(
+    aredis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One machine's clock runs five minutes ahead. Measured against Redis's, it still sees
+    # the feed that another instance leased as leased, not as due since minutes ago.
+    right, ahead = Store(aredis), Store(aredis)
+    local = time.time
+    monkeypatch.setattr(time, "time", lambda: local() + 300)
+    offset = await ahead.sync_clock()
+    monkeypatch.undo()
+    assert offset == pytest.approx(-300, abs=0.5)
+    assert await right.sync_clock() == pytest.approx(0, abs=0.5)
+    await right.sync_schedule(["a"])
+    assert [fid for fid, _ in await right.claim_due(lease=60, limit=10)] == ["a"]
+
+    with monkeypatch.context() as m:
+        m.setattr(time, "time", lambda: local() + 300)
+        assert ahead.now() == pytest.approx(local(), abs=0.5)
+        assert await ahead.claim_due(lease=60, limit=10) == []  # leased for a minute more
+        ahead.clock_offset = 0.0  # by its own clock, the lease ran out four minutes ago
+        assert [fid for fid, _ in await ahead.claim_due(lease=60, limit=10)] == ["a"]

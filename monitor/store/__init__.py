@@ -171,6 +171,7 @@ class Store:
         self.redis: Any = client
         self.keys = Keys(prefix)
         self.seen_ttl = seen_ttl
+        self.clock_offset = 0.0  # Redis's clock minus this machine's (sync_clock)
         self._claim = client.register_script(CLAIM_DUE)
         self._finishes = _Finishes(client.register_script(FINISH_POLLS), self.keys)
         self._commit = client.register_script(COMMIT_ITEM)
@@ -180,11 +181,29 @@ class Store:
         self._replay = client.register_script(REPLAY)
         self._story_lookup = client.register_script(STORY_LOOKUP)
 
+    # -- clock ----------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Unix time by Redis's clock. Due times, leases and story buckets are written and
+        compared by it, so the instances on several machines share one clock: one whose
+        own clock runs ahead would otherwise claim feeds that another still holds, and
+        set due times in the others' future or past."""
+        return time.time() + self.clock_offset
+
+    async def sync_clock(self) -> float:
+        """Measures Redis's clock against this machine's (TIME, read halfway through the
+        round trip) and keeps the difference for `now`; returns it in seconds."""
+        before = time.time()
+        seconds, micros = await self.redis.time()
+        after = time.time()
+        self.clock_offset = int(seconds) + int(micros) / 1_000_000 - (before + after) / 2
+        return self.clock_offset
+
     # -- schedule -------------------------------------------------------------------------
 
     async def sync_schedule(self, feed_ids: Iterable[str], now: float | None = None) -> None:
         """New feeds come due now; feeds gone from the config leave the schedule."""
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         wanted = set(feed_ids)
         known = set(await self.redis.zrange(self.keys.schedule, 0, -1))
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -197,14 +216,14 @@ class Store:
     async def claim_due(self, lease: float, limit: int,
                         now: float | None = None) -> list[tuple[str, dict[str, str]]]:
         """Up to `limit` due feeds, leased for `lease` seconds, each with its state."""
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         flat = await self._claim(keys=[self.keys.schedule],
                                  args=[now, lease, limit, self.keys.feed("")])
         return [(str(flat[i]), _pairs(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     async def release(self, feed_ids: Sequence[str], now: float | None = None) -> None:
         """Claimed feeds this instance will not poll, due again now (if still scheduled)."""
-        now = time.time() if now is None else now
+        now = self.now() if now is None else now
         await self.redis.zadd(self.keys.schedule, dict.fromkeys(feed_ids, now), xx=True)
 
     # -- feed state -----------------------------------------------------------------------
@@ -226,7 +245,7 @@ class Store:
         changed = _as_strings(fields)
         if previous:
             changed = {k: v for k, v in changed.items() if previous.get(k) != v}
-        ttl = max(FEED_TTL, int(3 * (due - time.time())))
+        ttl = max(FEED_TTL, int(3 * (due - self.now())))
         action = "" if known is None else "set" if known else "del"
         await self._finishes.add(_Finish(feed_id, repr(due), ttl, action, known or "", changed))
 
@@ -253,7 +272,7 @@ class Store:
         """Marks the item seen, queues its alerts, notes them on its story and registers
         `new_story` under `story_id`, atomically; -1 if the item was already seen."""
         keys, args = self._commit_call(item_id, alerts, story_id or item_id, window, sources,
-                                       new_story, time.time())
+                                       new_story, self.now())
         return int(await self._commit(keys=keys, args=args))
 
     async def commit_new_story(self, item_id: str, alerts: Sequence[Alert], new_story: NewStory,
@@ -261,7 +280,7 @@ class Store:
         """`commit_item` for an item that is a story of its own (under its id), unless a
         story is known by its URL or shares a band with it: then nothing is written and
         the answer of `story_candidates` comes back, for `resolve_story` to judge."""
-        now = time.time()
+        now = self.now()
         keys, args = self._commit_call(item_id, alerts, item_id, window, 1, new_story, now)
         older = [self.keys.story_bands(b) for b in self._buckets(window, now)[1:]]
         reply = await self._commit_new_story(keys=keys + older, args=args)
@@ -300,7 +319,7 @@ class Store:
     async def story_candidates(self, url_key: str, bands: Sequence[str],
                                window: int = DEFAULT_STORY_WINDOW) -> StoryLookup:
         """The story already known by this URL, and the stories sharing a band with it."""
-        buckets = [self.keys.story_bands(b) for b in self._buckets(window, time.time())]
+        buckets = [self.keys.story_bands(b) for b in self._buckets(window, self.now())]
         by_url, found = await self._story_lookup(
             keys=[self.keys.story_url(url_key), *buckets],  # "" never set: no URL, no story
             args=[_band_fields(bands)])
@@ -438,7 +457,9 @@ class Store:
             pending = int(info["pending"])
         except ResponseError:  # no group yet: nothing was ever read
             pending = 0
-        return QueueSummary(int(queued), pending, _age(first), int(dead), _age(first_dead))
+        now = self.now()  # stream ids are Redis's milliseconds
+        return QueueSummary(int(queued), pending, _age(first, now), int(dead),
+                            _age(first_dead, now))
 
     async def all_feed_states(self, feed_ids: Sequence[str]) -> list[dict[str, str]]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -456,8 +477,8 @@ class QueueSummary:
     oldest_dead_age: float | None
 
 
-def _age(entries: list[tuple[str, Any]]) -> float | None:
+def _age(entries: list[tuple[str, Any]], now: float) -> float | None:
     """Seconds since a stream entry was added, from its id (milliseconds-sequence)."""
     if not entries:
         return None
-    return max(0.0, time.time() - int(str(entries[0][0]).split("-")[0]) / 1000)
+    return max(0.0, now - int(str(entries[0][0]).split("-")[0]) / 1000)
