@@ -16,6 +16,11 @@ Rules, in order:
    (cloud metadata at 169.254.169.254 included), multicast and reserved addresses are
    refused, so a malicious feed cannot make the daemon read internal services such as
    Redis. `allow_private` lifts this (tests, demos, intranets).
+8. A host that answers 429, or 503 with a Retry-After, is sent nothing more by this
+   instance until that time has passed (HOST_PAUSE when a 429 names none, HOST_PAUSE_MAX
+   at most): requests for it fail at once meanwhile, retryable with the time left, so a
+   site that asks for a pause is not sent the rest of a burst of article links, or its
+   other feeds' polls.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 MAX_HEADER_LINE = 64 * 1024  # some sites send cookies and CSP headers far over 8 KB
+HOST_PAUSE = 30.0  # rule 8: after a 429 without Retry-After
+HOST_PAUSE_MAX = 3600.0
 
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, used inside clouds
@@ -145,6 +152,7 @@ class Fetcher:
         self.max_bytes = max_bytes
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._paused: dict[str, float] = {}  # host -> monotonic time its pause ends (rule 8)
         self._session: aiohttp.ClientSession | None = None
         self._proxies = EnvProxies()
 
@@ -178,9 +186,11 @@ class Fetcher:
         if accept:
             headers["Accept"] = accept
         host = urlsplit(url).netloc.lower()
+        self._check_pause(url, host)
         gate = self._hosts.setdefault(host, asyncio.Semaphore(self.per_host))
         async with gate:
             await self._space(host)
+            self._check_pause(url, host)  # asked while this request waited its turn
             started = time.monotonic()
             try:
                 async with asyncio.timeout(self.timeout):
@@ -194,6 +204,21 @@ class Fetcher:
                     f"{exc.os_error.strerror or exc.os_error}") from exc
             except (aiohttp.ClientError, ValueError) as exc:
                 raise RetryableFetchError(f"fetch: {url}: {type(exc).__name__}: {exc}") from exc
+
+    def _check_pause(self, url: str, host: str) -> None:
+        left = self._paused.get(host, 0.0) - time.monotonic()
+        if left > 0:
+            raise RetryableFetchError(
+                f"fetch: {url}: {host} asked for a pause (HTTP 429 or 503); {left:.0f}s left",
+                left)
+
+    def _pause(self, resp: aiohttp.ClientResponse, delay: float | None) -> None:
+        """Rule 8: no more requests to the host that answered `resp` for a while."""
+        if resp.status != 429 and delay is None:
+            return  # a 503 without Retry-After: one failed request, not a request to wait
+        host = urlsplit(str(resp.url)).netloc.lower()
+        pause = min(HOST_PAUSE if delay is None else delay, HOST_PAUSE_MAX)
+        self._paused[host] = max(self._paused.get(host, 0.0), time.monotonic() + pause)
 
     async def _space(self, host: str) -> None:
         """Waits until `host_delay` has passed since the last request to `host` started."""
@@ -230,6 +255,8 @@ class Fetcher:
             return self._response(resp, b"", False, moved)
         if resp.status in RETRYABLE_STATUS:
             delay = retry_after(resp.headers.get("Retry-After"))
+            if resp.status in (429, 503):
+                self._pause(resp, delay)
             raise RetryableFetchError(f"fetch: {url}: HTTP {resp.status}", delay)
         if resp.status >= 400:
             raise PermanentFetchError(f"fetch: {url}: HTTP {resp.status}", resp.status)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -7,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from monitor.errors import PermanentFetchError, RetryableFetchError
-from monitor.fetch import Fetcher, is_public, retry_after
+from monitor.fetch import HOST_PAUSE, Fetcher, is_public, retry_after
 from tests.servers import HTTPServer, Route
 
 LIMIT = 256 * 1024
@@ -183,3 +184,41 @@ async def test_proxy_from_the_environment(http_server: HTTPServer,
         assert http_server.received("/direct", "GET")
     finally:
         await fetcher.close()
+
+
+@pytest.mark.parametrize(("status", "headers", "pause"), [
+    (429, {"Retry-After": "30"}, 30.0),
+    (429, {}, HOST_PAUSE),  # a 429 that names no time
+    (503, {"Retry-After": "30"}, 30.0),
+])
+async def test_a_host_that_asks_for_a_pause_is_sent_nothing_until_it_ends(
+    fetcher: Fetcher, http_server: HTTPServer, status: int, headers: dict[str, str],
+    pause: float,
+) -> None:
+    http_server.routes["/a"] = Route(status, b"", headers)
+    http_server.routes["/b"] = Route(200, b"fine")
+    with pytest.raises(RetryableFetchError):
+        await fetcher.get(http_server.url("/a"))
+    with pytest.raises(RetryableFetchError, match="asked for a pause") as refused:
+        await fetcher.get(http_server.url("/b"))
+    assert refused.value.delay is not None and pause - 5 < refused.value.delay <= pause
+    assert not http_server.received("/b")
+    # Another host (the same server under another name) is not held up.
+    other = http_server.url("/b").replace("127.0.0.1", "localhost")
+    assert (await fetcher.get(other)).body == b"fine"
+
+
+async def test_a_pause_ends_and_a_plain_503_pauses_nothing(fetcher: Fetcher,
+                                                          http_server: HTTPServer) -> None:
+    http_server.routes["/busy"] = Route(503)
+    http_server.routes["/short"] = Route(429, b"", {"Retry-After": "1"})
+    http_server.routes["/b"] = Route(200, b"fine")
+    with pytest.raises(RetryableFetchError, match="HTTP 503"):
+        await fetcher.get(http_server.url("/busy"))
+    assert (await fetcher.get(http_server.url("/b"))).body == b"fine"
+    with pytest.raises(RetryableFetchError, match="HTTP 429"):
+        await fetcher.get(http_server.url("/short"))
+    with pytest.raises(RetryableFetchError, match="asked for a pause"):
+        await fetcher.get(http_server.url("/b"))
+    await asyncio.sleep(1.1)
+    assert (await fetcher.get(http_server.url("/b"))).body == b"fine"

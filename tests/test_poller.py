@@ -172,6 +172,27 @@ async def test_scrape_failure_falls_back_to_feed_text(poller: Poller,
     assert "HTTP 404" in event["error"]
 
 
+async def test_a_site_that_asks_for_a_pause_is_not_sent_the_rest_of_a_burst(
+    poller: Poller, http_server: HTTPServer
+) -> None:
+    # Eight new items link to one site, which answers 429: after the requests already
+    # under way (two at once per host), it is asked nothing more, and every item still
+    # alerts, matched on its feed text.
+    links = [(f"g{i}", f"Haftar {i}", http_server.url(f"/art{i}")) for i in range(8)]
+    http_server.routes["/feed"] = Route(200, rss(links))
+    for i in range(8):
+        http_server.routes[f"/art{i}"] = Route(429, b"", {"Retry-After": "60"})
+    feed = feed_at(http_server, scrape=True)
+    with capture_logs() as logs:
+        assert (await poller.poll(feed, runtime(feed))).alerts == 8
+    articles = [r for r in http_server.requests if r.path.startswith("/art")]
+    assert 1 <= len(articles) <= 2, [r.path for r in articles]
+    assert all(a["scraped"] is False for a in await queued(poller.store))
+    paused = [e for e in logs if e["event"].startswith("scrape failed")
+              and "asked for a pause" in e["error"]]
+    assert len(paused) == 8 - len(articles)
+
+
 async def test_article_links_to_private_addresses_are_refused_by_default(
     aredis: aioredis.Redis, http_server: HTTPServer
 ) -> None:
