@@ -238,11 +238,13 @@ class Poller:
         self.dedup_window = int(dedup_window)
         self.dedup_threshold = dedup_threshold
         # Resolving an item's story, reading whom the story alerted and committing the
-        # item's alerts must not interleave with another item's: two copies of one story
+        # item's alerts do not interleave with another item's: two copies of one story
         # polled at once from two feeds would each find no story yet, or no alert yet,
-        # and both alert. Matching and the text's signature are computed before, outside
-        # the lock; inside are only the few Redis round trips. (Across instances a narrow
-        # window remains.)
+        # and work on both alerts. Across instances, the commit scripts decide: a new
+        # story is looked up and registered in one step, and an alert is queued only if
+        # its subscriber's record on the story is still what was read. Matching and the
+        # text's signature are computed before, outside the lock; inside are only the
+        # few Redis round trips.
         self._stories = asyncio.Lock()
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
         self.items_in_flight = 0  # new items of the polls under way, not yet committed
@@ -410,7 +412,7 @@ class Poller:
                                     alerted)
                 queued = await self.store.commit_item(item.id, alerts, story.id,
                                                       self.dedup_window, len(story.sources),
-                                                      story.new)
+                                                      story.new, alerted)
         if story.copy:
             log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
                      story=story.id, sources=len(story.sources), similarity=story.similarity,

@@ -236,6 +236,34 @@ async def test_instances_reading_one_story_at_once_register_it_once(
         ["copy0", "copy1", "copy2", "copy3"]
 
 
+async def test_copies_on_four_instances_alert_a_subscriber_the_story_missed_once(
+    aredis: aioredis.Redis, http_server: HTTPServer
+) -> None:
+    # The story alerted the desk from a feed's text alone (the analyst wants more). Four
+    # instances then read the full article at once from four feeds: each decides the
+    # analyst is due an alert, and the commit lets only the first one through.
+    http_server.routes["/full"] = Route(200, SEED_PAGE, {"Content-Type": "text/html"})
+    http_server.routes["/short.xml"] = Route(200, rss([("s1", "حفتر", http_server.url("/full"))]))
+    short = FeedConfig(url=http_server.url("/short.xml"), interval=60, scrape=False)
+    feeds = []
+    for n in range(4):
+        http_server.routes[f"/full{n}.xml"] = Route(
+            200, rss([(f"f{n}", "سرت", http_server.url("/full"))]))
+        feeds.append(FeedConfig(url=http_server.url(f"/full{n}.xml"), interval=60, scrape=True))
+    rt = runtime([short, *feeds], analyst_min=5)
+    fetchers = [Fetcher(timeout=2.0, allow_private=True) for _ in feeds]
+    try:
+        pollers = [Poller(Store(aredis), f, max_age=7 * 86400) for f in fetchers]
+        assert (await pollers[0].poll(short, rt)).alerts == 1
+        results = await asyncio.gather(*(p.poll(f, rt) for p, f in zip(pollers, feeds,
+                                                                          strict=True)))
+    finally:
+        for fetcher in fetchers:
+            await fetcher.close()
+    assert sum(r.alerts for r in results) == 1
+    assert [a["subscriber"] for a in await queued(pollers[0].store)] == ["desk", "analyst"]
+
+
 async def test_a_known_story_is_left_to_judge_and_nothing_is_written(
     aredis: aioredis.Redis,
 ) -> None:

@@ -268,11 +268,15 @@ class Store:
 
     async def commit_item(self, item_id: str, alerts: Sequence[Alert], story_id: str = "",
                           window: int = DEFAULT_STORY_WINDOW, sources: int = 1,
-                          new_story: NewStory | None = None) -> int:
+                          new_story: NewStory | None = None,
+                          alerted: Mapping[str, int] | None = None) -> int:
         """Marks the item seen, queues its alerts, notes them on its story and registers
-        `new_story` under `story_id`, atomically; -1 if the item was already seen."""
+        `new_story` under `story_id`, atomically; -1 if the item was already seen, else
+        the alerts queued. `alerted`: the story's record as read (`story_alerted`) when
+        the alerts were decided; an alert whose subscriber's record changed since (another
+        copy alerted it) is not queued."""
         keys, args = self._commit_call(item_id, alerts, story_id or item_id, window, sources,
-                                       new_story, self.now())
+                                       new_story, self.now(), alerted or {})
         return int(await self._commit(keys=keys, args=args))
 
     async def commit_new_story(self, item_id: str, alerts: Sequence[Alert], new_story: NewStory,
@@ -281,7 +285,7 @@ class Store:
         story is known by its URL or shares a band with it: then nothing is written and
         the answer of `story_candidates` comes back, for `resolve_story` to judge."""
         now = self.now()
-        keys, args = self._commit_call(item_id, alerts, item_id, window, 1, new_story, now)
+        keys, args = self._commit_call(item_id, alerts, item_id, window, 1, new_story, now, {})
         older = [self.keys.story_bands(b) for b in self._buckets(window, now)[1:]]
         reply = await self._commit_new_story(keys=keys + older, args=args)
         if isinstance(reply, list):
@@ -290,13 +294,14 @@ class Store:
         return int(reply)
 
     def _commit_call(self, item_id: str, alerts: Sequence[Alert], story_id: str, window: int,
-                     sources: int, new_story: NewStory | None,
-                     now: float) -> tuple[list[str], list[Any]]:
+                     sources: int, new_story: NewStory | None, now: float,
+                     alerted: Mapping[str, int]) -> tuple[list[str], list[Any]]:
         """COMMIT_ITEM's keys and arguments."""
         payloads = [json.dumps(a.to_dict(), ensure_ascii=False) for a in alerts]
         keys = [self.keys.seen(item_id), self.keys.alerts, self.keys.story_alerted(story_id)]
         args: list[Any] = [self.seen_ttl, window, sources, len(alerts),
-                           *(a.subscriber for a in alerts), *payloads]
+                           *(a.subscriber for a in alerts), *payloads,
+                           *(str(alerted.get(a.subscriber, "")) for a in alerts)]
         if new_story is not None:
             bucket = self._buckets(window, now)[0]
             source = new_story.source

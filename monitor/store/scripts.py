@@ -53,12 +53,16 @@ return errors
 # Marks an item seen, queues its alerts, records on its story whom it alerted (with the
 # story's source count then, for updates), and registers the story when it is new, in one
 # step: a crash leaves all or nothing, so an alert is never lost and never queued twice,
-# and an item another instance committed first registers nothing. KEYS: seen marker,
-# alert stream, story's alerted hash, then for a new story its URL key, band bucket, story
-# hash and sources list. ARGV: seen TTL, story window, source count, n, n subscriber
-# names, n alert payloads, then for a new story: story id, bucket expiry, band fields (as
-# for STORY_LOOKUP), signature, title, url, first seen, source JSON, and 1 when the item
-# has a story URL. `commit` returns -1 when the item was already seen, else the alerts
+# and an item another instance committed first registers nothing. An alert is queued
+# only if the story's record for its subscriber is still what the poller read when it
+# decided on it: when another copy of the story, on another instance, alerted that
+# subscriber meanwhile, this one is dropped, so one story alerts a subscriber once (and
+# an update once per step). KEYS: seen marker, alert stream, story's alerted hash, then
+# for a new story its URL key, band bucket, story hash and sources list. ARGV: seen TTL,
+# story window, source count, n, n subscriber names, n alert payloads, n records as read
+# ('' for none), then for a new story: story id, bucket expiry, band fields (as for
+# STORY_LOOKUP), signature, title, url, first seen, source JSON, and 1 when the item has
+# a story URL. `commit` returns -1 when the item was already seen, else the alerts
 # queued. The seen marker's value is 1, which Redis keeps as a shared integer: a
 # timestamp there cost 25 more bytes per item (bench/memory.py), and nothing reads it.
 _COMMIT = """
@@ -68,13 +72,18 @@ local function commit(new_story)
   end
   local window = tonumber(ARGV[2])
   local n = tonumber(ARGV[4])
+  local queued = 0
   for i = 1, n do
-    redis.call('HSET', KEYS[3], ARGV[4 + i], ARGV[3])
-    redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
+    local sub = ARGV[4 + i]
+    if (redis.call('HGET', KEYS[3], sub) or '') == ARGV[4 + 2 * n + i] then
+      redis.call('HSET', KEYS[3], sub, ARGV[3])
+      redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
+      queued = queued + 1
+    end
   end
-  if n > 0 then redis.call('EXPIRE', KEYS[3], window) end
+  if queued > 0 then redis.call('EXPIRE', KEYS[3], window) end
   if new_story then
-    local story = {unpack(ARGV, 5 + 2 * n)}
+    local story = {unpack(ARGV, 5 + 3 * n)}
     if story[9] == '1' then redis.call('SET', KEYS[4], story[1], 'EX', window) end
     local mapping = {}
     for field in string.gmatch(story[3], '%S+') do
@@ -91,7 +100,7 @@ local function commit(new_story)
     redis.call('RPUSH', KEYS[7], story[8])
     redis.call('EXPIRE', KEYS[7], window)
   end
-  return n
+  return queued
 end
 """
 COMMIT_ITEM = _COMMIT + "return commit(#KEYS == 7)\n"
@@ -134,7 +143,7 @@ return {by_url, found}
 COMMIT_NEW_STORY = _STORY_LOOKUP + _COMMIT + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local n = tonumber(ARGV[4])
-local by_url, found = story_lookup(KEYS[4], {KEYS[5], unpack(KEYS, 8)}, ARGV[7 + 2 * n])
+local by_url, found = story_lookup(KEYS[4], {KEYS[5], unpack(KEYS, 8)}, ARGV[7 + 3 * n])
 if by_url or #found > 0 then return {by_url, found} end
 return commit(true)
 """
