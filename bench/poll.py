@@ -177,15 +177,15 @@ def main() -> None:
           f"2 new items each, every new item emailed; timed round after a warm-up round; "
           f"monitor with {' '.join(f'{k}={v}' for k, v in MONITOR_ENV.items())}")
     for latency, rows in tables:
-        baseline = dict(rows).get("rss2email 3.14") or rows[-1][1]
+        baseline = dict(rows).get("rss2email 3.14")  # without it, no ratio is printed
         print(f"\nserver latency {latency * 1000:.0f} ms per answer")
         print(f"{'client':28} {'first round s':>13} {'round s':>8} {'polls/s':>8} "
               f"{'vs rss2email':>13} {'emails':>7}")
         for name, r in rows:
-            ratio = baseline["seconds"] / r["seconds"]
+            ratio = f"{baseline['seconds'] / r['seconds']:12.1f}x" if baseline else f"{'-':>13}"
             sent = f"{r['sent']:7.0f}" if "sent" in r else f"{'-':>7}"
             print(f"{name:28} {r['warm']:13.2f} {r['seconds']:8.2f} {feeds / r['seconds']:8.0f} "
-                  f"{ratio:12.1f}x {sent}")
+                  f"{ratio} {sent}")
 
 
 if __name__ == "__main__":
