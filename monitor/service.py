@@ -44,6 +44,9 @@ SHUTDOWN_GRACE = 30.0
 # this often, and a difference over CLOCK_WARN seconds is logged (NTP keeps it to ms).
 CLOCK_SYNC_SECONDS = 60.0
 CLOCK_WARN = 1.0
+# This config's feeds are put back in the schedule this often if they left it (see
+# check_schedule).
+SCHEDULE_CHECK_SECONDS = 60.0
 log = logs.get("monitor.service")
 
 
@@ -128,6 +131,9 @@ class Service:
                           id="reload")
         scheduler.add_job(self._job(self.sync_clock), "interval", seconds=CLOCK_SYNC_SECONDS,
                           max_instances=1, coalesce=True, id="clock")
+        scheduler.add_job(self._job(self.check_schedule), "interval",
+                          seconds=SCHEDULE_CHECK_SECONDS, max_instances=1, coalesce=True,
+                          id="schedule")
         scheduler.start()
         delivery = asyncio.create_task(self.worker.run(self.stop_event))
         try:
@@ -277,6 +283,20 @@ class Service:
             log.warning("redis error measuring the clock", error=str(exc))
             return
         self._check_clock(offset)
+
+    async def check_schedule(self) -> None:
+        """Puts this config's feeds back in the schedule if they left it. An instance
+        removes the feeds its config lacks when it starts or reloads; one that read
+        another config (an older one, halfway through a deploy) removed feeds of this one,
+        which nothing else would add back until this config changed."""
+        try:
+            added = await self.store.sync_schedule(self.runtime.feeds, remove=False)
+        except RedisError as exc:
+            log.warning("redis error checking the schedule", error=str(exc))
+            return
+        if added:
+            log.warning("feeds of this config were missing from the schedule and are due "
+                        "again; does another instance read another config?", feeds=added)
 
     def _check_clock(self, offset: float) -> None:
         if abs(offset) > CLOCK_WARN and abs(offset - self._clock_warned) > CLOCK_WARN:

@@ -184,3 +184,33 @@ def test_a_clock_off_the_clock_of_redis_is_logged_when_the_difference_changes() 
     assert [(e["event"].split(";")[0], e["offset_s"]) for e in logs] == [
         ("this machine's clock differs from Redis's", -300.0),
         ("this machine's clock differs from Redis's", -120.0)]
+
+
+async def test_feeds_that_an_instance_on_another_config_removed_come_back(
+    tmp_path: Path, redis_url: str, aredis: aioredis.Redis, http_server: HTTPServer,
+) -> None:
+    # Halfway through a deploy: an instance still on the old config starts after one on
+    # the new config added a feed, and its start removes that feed from the schedule.
+    # The new instance's periodic check puts it back, and says why it had to.
+    configs = {"new": ["/x", "/y"], "old": ["/y"]}
+    services = {}
+    for name, paths in configs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "feeds.yaml").write_text("feeds:\n" + "".join(
+            f"  - {{url: {http_server.url(p)!r}, interval: 600}}\n" for p in paths), "utf-8")
+        services[name] = Service(Settings(redis_url=redis_url, config_dir=tmp_path / name,
+                                          allow_private_urls=True), env={})
+    try:
+        for service in services.values():
+            await service.start()
+        new, old = services["new"], services["old"]
+        schedule = new.store.keys.schedule
+        assert set(await aredis.zrange(schedule, 0, -1)) == set(old.runtime.feeds)
+        with capture_logs() as logs:
+            await old.check_schedule()  # its own feed is there: nothing to say
+            await new.check_schedule()
+        assert set(await aredis.zrange(schedule, 0, -1)) == set(new.runtime.feeds)
+        assert [(e["log_level"], e["feeds"]) for e in logs] == [("warning", 1)]
+    finally:
+        for service in services.values():
+            await service.close()

@@ -201,17 +201,20 @@ class Store:
 
     # -- schedule -------------------------------------------------------------------------
 
-    async def sync_schedule(self, feed_ids: Iterable[str], now: float | None = None) -> None:
-        """New feeds come due now; feeds gone from the config leave the schedule."""
+    async def sync_schedule(self, feed_ids: Iterable[str], now: float | None = None, *,
+                            remove: bool = True) -> int:
+        """New feeds come due now; with `remove`, feeds gone from the config leave the
+        schedule. Returns the number of feeds added."""
         now = self.now() if now is None else now
         wanted = set(feed_ids)
-        known = set(await self.redis.zrange(self.keys.schedule, 0, -1))
+        known = set(await self.redis.zrange(self.keys.schedule, 0, -1)) if remove else set()
         async with self.redis.pipeline(transaction=True) as pipe:
             if wanted:
                 pipe.zadd(self.keys.schedule, {fid: now for fid in wanted}, nx=True)
             for gone in known - wanted:
                 pipe.zrem(self.keys.schedule, gone)
-            await pipe.execute()
+            replies = await pipe.execute()
+        return int(replies[0]) if wanted else 0
 
     async def claim_due(self, lease: float, limit: int,
                         now: float | None = None) -> list[tuple[str, dict[str, str]]]:
