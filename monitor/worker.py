@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from monitor import logs
 from monitor.config import SubscriberConfig
 from monitor.deliver import EmailSender, WebhookSender
-from monitor.errors import DeliveryError, PermanentDeliveryError
+from monitor.errors import DeliveryError, RetryableDeliveryError
 from monitor.models import Alert
 from monitor.poller import Runtime
 from monitor.store import Store
@@ -237,7 +237,10 @@ class DeliveryWorker:
         bound = log.bind(subscriber=alert.subscriber, item=alert.item.url or alert.item.id,
                          watchlist=[m.watchlist for m in alert.matches], attempt=tries)
         if sub is None:
-            error = PermanentDeliveryError("subscriber is no longer configured")
+            # Not in this instance's config: another instance's newer one (halfway through
+            # a deploy) may have it, and takes the alert when it comes up for retry; if no
+            # config has it any more, it ends with the dead letters after the attempts.
+            error = RetryableDeliveryError("subscriber is not in this instance's config")
             await self._failed(entry_id, payload, tries, deferred, error, bound)
             return
         endpoint, limit = self._endpoint(sub)

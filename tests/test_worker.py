@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
 from monitor.config import Config, SubscriberConfig, WatchlistConfig
 from monitor.deliver import EmailSender, WebhookSender, verify_signature
@@ -361,3 +362,29 @@ async def test_alerts_arriving_one_by_one_share_reads_and_acknowledgements(
     # room for a slow machine, whose commits come further apart.
     assert calls(after, "xreadgroup") - calls(before, "xreadgroup") <= 20
     assert calls(after, "xack") - calls(before, "xack") <= 20
+
+
+async def test_an_alert_for_a_subscriber_this_config_lacks_waits_for_one_that_has_it(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: WebhookSender,
+) -> None:
+    # Halfway through a deploy: an instance on the new config queued an alert for a
+    # subscriber it added, and one still on the old config reads it first. It fails
+    # the try, and is not dead-lettered: the new instance delivers it on retry.
+    http_server.routes["/hook"] = Route(204)
+    store, new = await worker_for(aredis, http_server, smtp_server.port, client)
+    full = runtime(http_server).config
+    without_hook = Config(watchlists=full.watchlists, subscribers=full.subscribers[1:])
+    older = Runtime(without_hook, Matcher(without_hook.watchlists))
+    old = DeliveryWorker(store, lambda: older, consumer="old-config",
+                         email=new.email, webhook=client, policy=FAST,
+                         retry_scan_seconds=0.02)
+    await store.commit_item("item-1", [make_alert("hook")])
+    with capture_logs() as logs:
+        await old.drain()
+    (pending,) = await store.pending()
+    assert pending.consumer == "old-config" and await store.dead_letters() == []
+    assert "not in this instance's config" in logs[-1]["error"]
+    await run_until(new, lambda: new.sent == 1)
+    assert len(http_server.received("/hook")) == 1
+    assert await store.pending() == [] and await store.dead_letters() == []
