@@ -47,6 +47,10 @@ CLOCK_WARN = 1.0
 # This config's feeds are put back in the schedule this often if they left it (see
 # check_schedule).
 SCHEDULE_CHECK_SECONDS = 60.0
+# Consumers of the delivery group that hold nothing and were idle this long (an instance
+# that died; a running one reads every second) are removed, checked every CONSUMERS_SECONDS.
+IDLE_CONSUMER_SECONDS = 3600.0
+CONSUMERS_SECONDS = 600.0
 log = logs.get("monitor.service")
 
 
@@ -134,6 +138,9 @@ class Service:
         scheduler.add_job(self._job(self.check_schedule), "interval",
                           seconds=SCHEDULE_CHECK_SECONDS, max_instances=1, coalesce=True,
                           id="schedule")
+        scheduler.add_job(self._job(self.forget_consumers), "interval",
+                          seconds=CONSUMERS_SECONDS, max_instances=1, coalesce=True,
+                          id="consumers")
         scheduler.start()
         delivery = asyncio.create_task(self.worker.run(self.stop_event))
         try:
@@ -297,6 +304,17 @@ class Service:
         if added:
             log.warning("feeds of this config were missing from the schedule and are due "
                         "again; does another instance read another config?", feeds=added)
+
+    async def forget_consumers(self) -> None:
+        """Removes the delivery group's consumers of instances gone for an hour."""
+        try:
+            gone = await self.store.forget_consumers(min_idle=IDLE_CONSUMER_SECONDS,
+                                                     keep=self.consumer)
+        except RedisError as exc:
+            log.warning("redis error removing idle consumers", error=str(exc))
+            return
+        if gone:
+            log.info("idle consumers removed from the delivery group", consumers=gone)
 
     def _check_clock(self, offset: float) -> None:
         if abs(offset) > CLOCK_WARN and abs(offset - self._clock_warned) > CLOCK_WARN:

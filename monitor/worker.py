@@ -148,6 +148,10 @@ class DeliveryWorker:
                     redis_down = True
                 await asyncio.sleep(1.0)
         await self.wait_idle()
+        try:  # this consumer is never used again: leave the group if it holds nothing
+            await self.store.forget_consumers([self.consumer])
+        except RedisError as exc:
+            log.warning("redis error leaving the delivery group", error=str(exc))
 
     async def drain(self) -> None:
         """Sends everything queued now and waits for it (for `monitor run --once`)."""

@@ -16,7 +16,7 @@ from monitor.deliver import EmailSender, WebhookSender, verify_signature
 from monitor.match import Matcher
 from monitor.models import Alert, Hit, Item, Match
 from monitor.poller import Runtime, alert_key
-from monitor.store import Store
+from monitor.store import DELIVERY_GROUP, Store
 from monitor.worker import DeliveryWorker, RetryPolicy
 from tests.servers import HTTPServer, Route, SMTPServer, calls
 
@@ -61,6 +61,14 @@ async def client() -> AsyncIterator[WebhookSender]:
     sender = WebhookSender(timeout=5)
     yield sender
     await sender.close()
+
+
+@pytest.fixture
+async def hooked(aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+                 client: WebhookSender) -> tuple[Store, DeliveryWorker]:
+    """A store and worker whose webhook subscriber's endpoint answers 204."""
+    http_server.routes["/hook"] = Route(204)
+    return await worker_for(aredis, http_server, smtp_server.port, client)
 
 
 async def run_until(worker: DeliveryWorker, condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -365,14 +373,12 @@ async def test_alerts_arriving_one_by_one_share_reads_and_acknowledgements(
 
 
 async def test_an_alert_for_a_subscriber_this_config_lacks_waits_for_one_that_has_it(
-    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
-    client: WebhookSender,
+    hooked: tuple[Store, DeliveryWorker], http_server: HTTPServer, client: WebhookSender,
 ) -> None:
     # Halfway through a deploy: an instance on the new config queued an alert for a
     # subscriber it added, and one still on the old config reads it first. It fails
     # the try, and is not dead-lettered: the new instance delivers it on retry.
-    http_server.routes["/hook"] = Route(204)
-    store, new = await worker_for(aredis, http_server, smtp_server.port, client)
+    store, new = hooked
     full = runtime(http_server).config
     without_hook = Config(watchlists=full.watchlists, subscribers=full.subscribers[1:])
     older = Runtime(without_hook, Matcher(without_hook.watchlists))
@@ -388,3 +394,28 @@ async def test_an_alert_for_a_subscriber_this_config_lacks_waits_for_one_that_ha
     await run_until(new, lambda: new.sent == 1)
     assert len(http_server.received("/hook")) == 1
     assert await store.pending() == [] and await store.dead_letters() == []
+
+
+async def test_consumers_that_hold_nothing_leave_the_group(
+    hooked: tuple[Store, DeliveryWorker], aredis: aioredis.Redis,
+) -> None:
+    # Every start of an instance is a new consumer. One that stops leaves the group; one
+    # that died is removed once idle, unless it still holds an alert, which another
+    # consumer must be able to claim.
+    store, worker = hooked
+    await store.commit_item("held", [make_alert("hook", "held")])
+    await store.read_new("died-holding", 10, None)
+    await aredis.xgroup_createconsumer(store.keys.alerts, DELIVERY_GROUP, "died-empty")
+    await store.commit_item("sent", [make_alert("hook", "sent")])
+    await run_until(worker, lambda: worker.sent == 1)  # then it stops, and leaves
+
+    def names(rows: list[dict[str, object]]) -> set[object]:
+        return {r["name"] for r in rows}
+
+    consumers = await aredis.xinfo_consumers(store.keys.alerts, DELIVERY_GROUP)
+    assert names(consumers) == {"died-holding", "died-empty"}
+    assert await store.forget_consumers(min_idle=3600) == []  # not idle long enough
+    assert await store.forget_consumers(min_idle=0, keep="alive") == ["died-empty"]
+    consumers = await aredis.xinfo_consumers(store.keys.alerts, DELIVERY_GROUP)
+    assert names(consumers) == {"died-holding"}
+    assert [p.consumer for p in await store.pending()] == ["died-holding"]

@@ -34,6 +34,7 @@ from monitor.store.scripts import (
     DEAD,
     DONE,
     FINISH_POLLS,
+    FORGET_CONSUMER,
     REPLAY,
     STORY_LOOKUP,
 )
@@ -179,6 +180,7 @@ class Store:
         self._done = client.register_script(DONE)
         self._dead = client.register_script(DEAD)
         self._replay = client.register_script(REPLAY)
+        self._forget_consumer = client.register_script(FORGET_CONSUMER)
         self._story_lookup = client.register_script(STORY_LOOKUP)
 
     # -- clock ----------------------------------------------------------------------------
@@ -385,6 +387,25 @@ class Store:
         reply = await self.redis.xreadgroup(DELIVERY_GROUP, consumer, {self.keys.alerts: ">"},
                                             count=count, block=block_ms)
         return [(entry_id, fields) for _, entries in reply or [] for entry_id, fields in entries]
+
+    async def forget_consumers(self, names: Sequence[str] | None = None, *,
+                               min_idle: float = 0.0, keep: str = "") -> list[str]:
+        """Removes consumers that hold no entry from the delivery group: `names`, or every
+        consumer idle at least `min_idle` seconds but `keep`. Each start of an instance is
+        a new consumer, so those of instances that stopped or died would pile up. Returns
+        the names removed."""
+        if names is None:
+            try:
+                rows = await self.redis.xinfo_consumers(self.keys.alerts, DELIVERY_GROUP)
+            except ResponseError:  # no stream or no group yet
+                return []
+            names = [str(r["name"]) for r in rows if str(r["name"]) != keep
+                     and int(r["pending"]) == 0 and int(r["idle"]) >= min_idle * 1000]
+        removed = []
+        for name in names:
+            if await self._forget_consumer(keys=[self.keys.alerts], args=[DELIVERY_GROUP, name]):
+                removed.append(name)
+        return removed
 
     async def pending(self, count: int = 100, start: str = "-",
                       min_idle: float = 0.0) -> list[Pending]:

@@ -148,6 +148,15 @@ if by_url or #found > 0 then return {by_url, found} end
 return commit(true)
 """
 
+# Removes a consumer from the delivery group if it holds no entry: checked here, in the
+# same step, because entries of a deleted consumer could no longer be claimed by anyone.
+# KEYS: the alert stream; ARGV: the group, the consumer. Returns 1 if it was removed.
+FORGET_CONSUMER = """
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 # Confirmed sends: acknowledge, delete the entries so the stream stays small, forget
 # their errors. ARGV: the group, then the entry ids.
 DONE = """
