@@ -65,6 +65,13 @@ class _WaitingCluster(RedisCluster):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.free = asyncio.Semaphore(kwargs.get("max_connections", 100))
+        # Commands packed by hiredis, as on a single server: the nodes found later are
+        # made with these keyword arguments, the first ones already were.
+        packed = _PACKED.get(self.connection_kwargs["connection_class"])
+        if packed is not None and issubclass(packed, rc.Connection):  # TCP or TLS
+            self.connection_kwargs["connection_class"] = packed
+            for node in self.startup_nodes:
+                node.connection_class = packed
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         async with self.free:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from monitor.connect import Connection
+from monitor.connect import Connection, _HiredisPacking
 from monitor.extract import extract_text
 from monitor.settings import Settings
 from tests.daemon import Daemon, rss
@@ -185,5 +185,7 @@ async def test_commands_beyond_the_connection_limit_wait_for_one(
         await asyncio.gather(*(store.redis.incr(key) for _ in range(30)),
                              *(pipelined() for _ in range(30)))
         assert int(await store.redis.get(key)) == 60
+        used = [c for node in store.redis.get_nodes() for c in node._connections]
+        assert used and all(isinstance(c, _HiredisPacking) for c in used)  # as on one server
     finally:
         await connection.close()
