@@ -43,12 +43,12 @@ async def test_a_backlog_is_claimed_a_small_batch_at_a_time(
         # An eighth of the 64 slots: another instance claiming now gets its share of the
         # backlog, and this one claims more as its polls finish.
         assert len(service._polls) == 8
-        due = await aredis.zcount(service.store.keys.schedule, "-inf", time.time())
+        due = await aredis.zcount(service.store.keys.schedule, "-inf", service.store.now())
         assert due == 92
         polls = set(service._polls)
         await asyncio.wait(polls, timeout=10)
         async with asyncio.timeout(10):  # each finished poll claimed again: a refill
-            while await aredis.zcount(service.store.keys.schedule, "-inf", time.time()) > 84:
+            while await aredis.zcount(service.store.keys.schedule, "-inf", service.store.now()) > 84:
                 await asyncio.sleep(0.05)
     finally:
         service.stop_event.set()
@@ -81,7 +81,7 @@ async def test_no_feed_is_claimed_while_enough_items_are_under_way(
     schedule = service.store.keys.schedule
 
     async def due() -> int:
-        return int(await aredis.zcount(schedule, "-inf", time.time()))
+        return int(await aredis.zcount(schedule, "-inf", service.store.now()))
 
     try:
         await service.tick()
@@ -123,7 +123,7 @@ async def test_polls_finishing_together_refill_with_full_batches(
     try:
         await service.tick()  # the only tick: every later claim is a refill
         async with asyncio.timeout(30):
-            while await aredis.zcount(service.store.keys.schedule, "-inf", time.time()) > 0 \
+            while await aredis.zcount(service.store.keys.schedule, "-inf", service.store.now()) > 0 \
                     or service._polls:
                 await asyncio.sleep(0.05)
         claims = calls(await aredis.info("commandstats"), "zrangebyscore")
@@ -165,13 +165,13 @@ async def test_a_stop_during_a_claim_lets_it_finish_and_releases_its_feeds(
     async with asyncio.timeout(10):
         await claimed.wait()
     schedule = service.store.keys.schedule
-    assert await aredis.zcount(schedule, "-inf", time.time()) == 0  # all eight leased
+    assert await aredis.zcount(schedule, "-inf", service.store.now()) == 0  # all eight leased
     service.stop_event.set()
     await asyncio.sleep(0.2)  # the stop is under way while the claim is held
     proceed.set()
     async with asyncio.timeout(30):
         await run
-    assert await aredis.zcount(schedule, "-inf", time.time()) == 8
+    assert await aredis.zcount(schedule, "-inf", service.store.now()) == 8
     assert not http_server.requests
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
