@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from monitor.service import Service
 from monitor.settings import Settings
-from monitor.store import Store
+from monitor.store import DELIVERY_GROUP, Store
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route, calls
 
@@ -214,3 +214,23 @@ async def test_feeds_that_an_instance_on_another_config_removed_come_back(
     finally:
         for service in services.values():
             await service.close()
+
+
+async def test_a_run_once_leaves_the_delivery_group(
+    tmp_path: Path, redis_url: str, aredis: aioredis.Redis, http_server: HTTPServer,
+) -> None:
+    # `monitor run --once` from cron is a new consumer every run: it delivers, then leaves.
+    http_server.routes["/feed"] = Route(200, rss([("g1", "Haftar", "")]))
+    http_server.routes["/hook"] = Route(204)
+    config = tmp_path / "config"
+    (config / "watchlists").mkdir(parents=True)
+    (config / "feeds.yaml").write_text(
+        f"feeds:\n  - {{url: {http_server.url('/feed')!r}, scrape: false}}\n", "utf-8")
+    (config / "watchlists" / "w.yaml").write_text(
+        "name: libya\nkeywords: [Haftar]\nsubscribers:\n"
+        f"  - {{webhook: {http_server.url('/hook')!r}, secret: s3cret}}\n", "utf-8")
+    service = Service(Settings(redis_url=redis_url, config_dir=config, allow_private_urls=True),
+                      env={})
+    (result,) = await service.run_once()
+    assert result.alerts == 1 and len(http_server.received("/hook")) == 1
+    assert await aredis.xinfo_consumers(service.store.keys.alerts, DELIVERY_GROUP) == []
