@@ -67,6 +67,7 @@ class RedisServer:
                     return self
             except OSError:
                 time.sleep(0.05)
+        self.stop()
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
@@ -88,6 +89,13 @@ class ClusterServers:
             "--cluster-node-timeout", "5000")) for i in range(size)]
 
     def start(self) -> ClusterServers:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no node left running when the cluster could not be made
+            raise
+
+    def _start(self) -> ClusterServers:
         for node in self.nodes:
             node.start()
         clients = [redis.Redis(port=node.port) for node in self.nodes]
