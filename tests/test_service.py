@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ from monitor.store import DELIVERY_GROUP, Store
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route, calls
 
+# Every feed of these tests is on one loopback host: per-host politeness off, 64 slots.
+ONE_HOST: dict[str, Any] = {"http_concurrency": 64, "http_per_host": 64, "http_host_delay": 0}
+
+
+def write_feeds(config: Path, urls: Iterable[str], fields: str) -> Path:
+    """`config`/feeds.yaml listing `urls`, each with the same YAML `fields`."""
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
+        f"  - {{url: {url!r}, {fields}}}\n" for url in urls), "utf-8")
+    return config
+
+
+def service_at(redis_url: str, config: Path, **settings: Any) -> Service:
+    """A service on the test Redis and `config`, allowed to fetch from loopback."""
+    return Service(Settings(redis_url=redis_url, config_dir=config, allow_private_urls=True,
+                            **settings), env={})
+
 
 async def test_a_backlog_is_claimed_a_small_batch_at_a_time(
     tmp_path: Path, redis_url: str, aredis: aioredis.Redis, http_server: HTTPServer,
@@ -29,14 +47,9 @@ async def test_a_backlog_is_claimed_a_small_batch_at_a_time(
 
     for i in range(100):
         http_server.routes[f"/slow{i}"] = slow
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
-        f"  - {{url: {http_server.url(f'/slow{i}')!r}, interval: 60}}\n" for i in range(100)),
-        "utf-8")
-    service = Service(Settings(redis_url=redis_url, config_dir=config, http_concurrency=64,
-                               http_per_host=64, http_host_delay=0,
-                               allow_private_urls=True), env={})
+    config = write_feeds(tmp_path / "config",
+                         [http_server.url(f"/slow{i}") for i in range(100)], "interval: 60")
+    service = service_at(redis_url, config, **ONE_HOST)
     await service.start()
     try:
         await service.tick()
@@ -69,14 +82,9 @@ async def test_no_feed_is_claimed_while_enough_items_are_under_way(
         for j in range(3):
             http_server.routes[f"/page{i}-{j}"] = Route(
                 200, page, {"Content-Type": "text/html; charset=utf-8"}, delay=0.15)
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
-        f"  - {{url: {http_server.url(f'/feed{i}')!r}, interval: 600, scrape: true}}\n"
-        for i in range(20)), "utf-8")
-    service = Service(Settings(redis_url=redis_url, config_dir=config, http_concurrency=64,
-                               http_per_host=64, http_host_delay=0, scrape_concurrency=2,
-                               items_in_flight=4, allow_private_urls=True), env={})
+    config = write_feeds(tmp_path / "config", [http_server.url(f"/feed{i}") for i in range(20)],
+                         "interval: 600, scrape: true")
+    service = service_at(redis_url, config, **ONE_HOST, scrape_concurrency=2, items_in_flight=4)
     await service.start()
     schedule = service.store.keys.schedule
 
@@ -110,14 +118,9 @@ async def test_polls_finishing_together_refill_with_full_batches(
     # and each may find slots free; one refill claims them, not one refill each.
     for i in range(400):
         http_server.routes[f"/quick{i}"] = Route(304)
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
-        f"  - {{url: {http_server.url(f'/quick{i}')!r}, interval: 600}}\n" for i in range(400)),
-        "utf-8")
-    service = Service(Settings(redis_url=redis_url, config_dir=config, http_concurrency=64,
-                               http_per_host=64, http_host_delay=0,
-                               allow_private_urls=True), env={})
+    config = write_feeds(tmp_path / "config",
+                         [http_server.url(f"/quick{i}") for i in range(400)], "interval: 600")
+    service = service_at(redis_url, config, **ONE_HOST)
     await service.start()
     await aredis.config_resetstat()
     try:
@@ -144,11 +147,8 @@ async def test_a_stop_during_a_claim_lets_it_finish_and_releases_its_feeds(
     # it logged a traceback and left the feeds it had leased unpolled until the lease
     # ran out), starts no poll, and hands the feeds back: due at once for another
     # instance.
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "feeds.yaml").write_text("feeds:\n" + "".join(
-        f"  - {{url: {http_server.url(f'/f{i}')!r}, interval: 600}}\n" for i in range(8)),
-        "utf-8")
+    config = write_feeds(tmp_path / "config", [http_server.url(f"/f{i}") for i in range(8)],
+                         "interval: 600")
     claimed, proceed = asyncio.Event(), asyncio.Event()
     claim_due = Store.claim_due
 
@@ -159,8 +159,7 @@ async def test_a_stop_during_a_claim_lets_it_finish_and_releases_its_feeds(
         return due
 
     monkeypatch.setattr(Store, "claim_due", held_claim)
-    service = Service(Settings(redis_url=redis_url, config_dir=config, http_concurrency=64,
-                               allow_private_urls=True), env={})  # claims 64 / 8 at a time
+    service = service_at(redis_url, config, http_concurrency=64)  # claims 64 / 8 at a time
     run = asyncio.create_task(service.run())
     async with asyncio.timeout(10):
         await claimed.wait()
@@ -195,11 +194,8 @@ async def test_feeds_that_an_instance_on_another_config_removed_come_back(
     configs = {"new": ["/x", "/y"], "old": ["/y"]}
     services = {}
     for name, paths in configs.items():
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "feeds.yaml").write_text("feeds:\n" + "".join(
-            f"  - {{url: {http_server.url(p)!r}, interval: 600}}\n" for p in paths), "utf-8")
-        services[name] = Service(Settings(redis_url=redis_url, config_dir=tmp_path / name,
-                                          allow_private_urls=True), env={})
+        config = write_feeds(tmp_path / name, map(http_server.url, paths), "interval: 600")
+        services[name] = service_at(redis_url, config)
     try:
         for service in services.values():
             await service.start()
@@ -222,15 +218,12 @@ async def test_a_run_once_leaves_the_delivery_group(
     # `monitor run --once` from cron is a new consumer every run: it delivers, then leaves.
     http_server.routes["/feed"] = Route(200, rss([("g1", "Haftar", "")]))
     http_server.routes["/hook"] = Route(204)
-    config = tmp_path / "config"
-    (config / "watchlists").mkdir(parents=True)
-    (config / "feeds.yaml").write_text(
-        f"feeds:\n  - {{url: {http_server.url('/feed')!r}, scrape: false}}\n", "utf-8")
+    config = write_feeds(tmp_path / "config", [http_server.url("/feed")], "scrape: false")
+    (config / "watchlists").mkdir()
     (config / "watchlists" / "w.yaml").write_text(
         "name: libya\nkeywords: [Haftar]\nsubscribers:\n"
         f"  - {{webhook: {http_server.url('/hook')!r}, secret: s3cret}}\n", "utf-8")
-    service = Service(Settings(redis_url=redis_url, config_dir=config, allow_private_urls=True),
-                      env={})
+    service = service_at(redis_url, config)
     (result,) = await service.run_once()
     assert result.alerts == 1 and len(http_server.received("/hook")) == 1
     assert await aredis.xinfo_consumers(service.store.keys.alerts, DELIVERY_GROUP) == []
