@@ -176,10 +176,7 @@ class Service:
 
             results = await asyncio.gather(*(one(fid) for fid in self.runtime.feeds))
             await self.worker.drain()
-            try:  # each run is a new consumer: leave the group if it holds nothing
-                await self.store.forget_consumers([self.consumer])
-            except RedisError as exc:
-                log.warning("redis error leaving the delivery group", error=str(exc))
+            await self.worker.leave()
             return list(results)
         finally:
             await self.close()

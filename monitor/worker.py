@@ -148,7 +148,12 @@ class DeliveryWorker:
                     redis_down = True
                 await asyncio.sleep(1.0)
         await self.wait_idle()
-        try:  # this consumer is never used again: leave the group if it holds nothing
+        await self.leave()
+
+    async def leave(self) -> None:
+        """Leaves the delivery group if this consumer holds nothing: each start of an
+        instance (and each `monitor run --once`) is a new consumer, never used again."""
+        try:
             await self.store.forget_consumers([self.consumer])
         except RedisError as exc:
             log.warning("redis error leaving the delivery group", error=str(exc))
