@@ -117,14 +117,14 @@ def main() -> None:
     args = parser.parse_args()
     sentences = harness.sentences()
     one = run(1, args, sentences)
-    two = one if args.one else run(2, args, sentences)
+    runs = [(1, one)] if args.one else [(1, one), (2, run(2, args, sentences))]
     print(f"\n{args.feeds} feeds x {args.new} new items x {args.rounds} rounds, scraped, "
           f"matched against {args.terms + 5} terms, delivered as signed webhooks")
     print(f"{'instances':>9} {'items':>6} {'seconds':>8} {'items/s':>8} {'p50 s':>6} "
           f"{'p99 s':>6} {'max s':>6} {'repeats':>8} {'CPU ms/item':>12} {'CPU busy':>9} "
           f"{'server+redis ms/item':>21} {'ceiling items/s':>16}")
     cores = os.cpu_count() or 1
-    for count, r in ((1, one), (2, two)):
+    for count, r in runs:
         shared = r["server_ms_per_item"] + r["redis_ms_per_item"]
         # What this machine's cores could deliver, at this CPU per item, all of them busy.
         ceiling = cores * 1000 / (r["cpu_ms_per_item"] + shared)
@@ -132,7 +132,8 @@ def main() -> None:
               f"{r['p99']:6.2f} {r['max']:6.2f} {r['hooks'] - r['items']:>8} "
               f"{r['cpu_ms_per_item']:12.1f} {r['cpu_share']:8.0%} "
               f"{r['server_ms_per_item']:>9.1f} + {r['redis_ms_per_item']:<9.1f} {ceiling:>16.0f}")
-    print(f"two instances: {two['rate'] / one['rate']:.2f}x one")
+    if not args.one:
+        print(f"two instances: {runs[1][1]['rate'] / one['rate']:.2f}x one")
 
 
 if __name__ == "__main__":
