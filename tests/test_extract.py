@@ -53,6 +53,23 @@ def test_notices_in_several_languages_are_removed(notice: str) -> None:
     assert "Sirte" in text
 
 
+def test_notices_and_headings_deep_in_the_article_go_phrases_inside_sentences_stay() -> None:
+    """Only blocks whose text mentions a phrase are looked into: one nested several levels
+    under long text is still found, and one quoted mid-sentence is still kept."""
+    said = "Die Armee meldet neue Kämpfe bei Sirte, sagte ein Sprecher am Mittwoch. " * 3
+    quoted = "The site's banner, which read Read also our terms, was taken down in Sirte."
+    links = "".join(f"<li><a href='/s{i}'>Another story number {i}</a></li>" for i in range(4))
+    html = (f"<html><body><article><div><div><section><p>{said}</p>"
+            f"<div><span><b>{NOTICE}</b></span></div><p>{quoted}</p>"
+            f"<div><h3>اقرأ أيضا</h3><ul>{links}</ul></div><p>{said}</p>"
+            "</section></div></div></article></body></html>")
+    text = extract(html).text
+    assert NOTICE not in text
+    assert "اقرأ أيضا" not in text and "Another story" not in text
+    assert quoted in text.splitlines()
+    assert text.count("Sirte, sagte") == 6
+
+
 def test_a_page_that_is_only_a_notice_has_no_article() -> None:
     html = f"<html><body><noscript>{NOTICE}</noscript><p>{NOTICE}</p></body></html>"
     assert extract(html).text == ""
