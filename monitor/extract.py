@@ -235,10 +235,9 @@ def _holds_article(el: lxml.html.HtmlElement, page_chars: int) -> bool:
 
 
 def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
-    for el in list(doc.iter(lxml.etree.Comment, lxml.etree.ProcessingInstruction)):
-        _drop(el)
-    for el in list(doc.iter(*_NEVER_CONTENT)):
-        _drop(el)
+    # In one pass in C; each element's tail stays, as Element.drop_tree keeps it.
+    lxml.etree.strip_elements(doc, lxml.etree.Comment, lxml.etree.ProcessingInstruction,
+                              *_NEVER_CONTENT, with_tail=False)
     for el in list(doc.iter("header", "footer")):
         if not any(a.tag in ("article", "main") for a in el.iterancestors()):
             _drop(el)
