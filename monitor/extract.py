@@ -234,6 +234,13 @@ def _holds_article(el: lxml.html.HtmlElement, page_chars: int) -> bool:
     return page_chars > 0 and _paragraph_chars(el) * 2 >= page_chars
 
 
+@lru_cache(maxsize=4096)
+def _boilerplate_name(names: str) -> bool:
+    """Whether a class and id name boilerplate. Pages and sites repeat their class names
+    (the corpus's pages: 270 named elements, 110 distinct names each): each is searched once."""
+    return _BOILERPLATE_NAME.search(names) is not None
+
+
 def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
     # In one pass in C; each element's tail stays, as Element.drop_tree keeps it.
     lxml.etree.strip_elements(doc, lxml.etree.Comment, lxml.etree.ProcessingInstruction,
@@ -246,12 +253,12 @@ def _strip_boilerplate(doc: lxml.html.HtmlElement, rules: Boilerplate) -> None:
     for el in named:
         if el.getparent() is None:
             continue
-        names = f"{el.get('class', '')} {el.get('id', '')}"
-        hidden = el.get("hidden") is not None or el.get("aria-hidden") == "true" or \
-            "display:none" in el.get("style", "").replace(" ", "")
+        style = el.get("style")
+        hidden = el.get("hidden") is not None or el.get("aria-hidden") == "true" or (
+            style is not None and "display:none" in style.replace(" ", ""))
         if hidden or el.get("role") in _BOILERPLATE_ROLES or (
-            _BOILERPLATE_NAME.search(names) and not _holds_article(el, page_chars)
-        ):
+                _boilerplate_name(f"{el.get('class', '')} {el.get('id', '')}")
+                and not _holds_article(el, page_chars)):
             _drop(el)
     _drop_phrases(doc, rules)
 
