@@ -76,6 +76,7 @@ _STANDFIRST_CLASSES = ("standfirst", "perex", "chapo", "chapeau", "dek", "lede")
 _STANDFIRST_CANDIDATES = lxml.etree.XPath("//@class[" + " or ".join(
     f'contains(., "{c}")' for c in _STANDFIRST_CLASSES) + "]/..")
 _ARTICLE_BODY = lxml.etree.XPath('//@itemprop[.="articleBody"]/..')
+_CLASS_MENTIONS = lxml.etree.XPath("//@class[contains(., $name)]/..")
 _WITH_NAMES = lxml.etree.XPath("//*[@class or @id or @hidden or @aria-hidden or @style or @role]")
 _MIN_LEAD = 100
 _REPEAT_MAX_CHARS = 120  # a heading this long is a sentence of the article, not a title
@@ -383,8 +384,8 @@ def _family_blocks(doc: lxml.html.HtmlElement, best: lxml.html.HtmlElement,
     family = _class_family(best)
     if not family:
         return [best]
-    blocks = [el for el in doc.iter() if isinstance(el.tag, str)
-              and _class_family(el) == family
+    blocks = [el for el in _CLASS_MENTIONS(doc, name=family)  # a walk in C, then exactly:
+              if _class_family(el) == family
               and (scores.get(el, 0.0) > 0 or _lead_chars(el) >= _MIN_LEAD)
               and _link_density(el) < 0.3]
     outer = [el for el in blocks
