@@ -21,6 +21,9 @@ Rules, in order:
    at most): requests for it fail at once meanwhile, retryable with the time left, so a
    site that asks for a pause is not sent the rest of a burst of article links, or its
    other feeds' polls.
+9. The pause is every instance's: `asked_pauses` hands the hosts that asked this one to
+   the daemon, which shares them through Redis, and `pause` holds a host that asked
+   another instance (monitor.service), so n instances do not each take their own 429.
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ class Fetcher:
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._paused: dict[str, float] = {}  # host -> monotonic time its pause ends (rule 8)
+        self._asked: set[str] = set()  # hosts that asked this instance, not yet handed on
         self._session: aiohttp.ClientSession | None = None
         self._proxies = EnvProxies()
 
@@ -217,8 +221,23 @@ class Fetcher:
         if resp.status != 429 and delay is None:
             return  # a 503 without Retry-After: one failed request, not a request to wait
         host = urlsplit(str(resp.url)).netloc.lower()
-        pause = min(HOST_PAUSE if delay is None else delay, HOST_PAUSE_MAX)
-        self._paused[host] = max(self._paused.get(host, 0.0), time.monotonic() + pause)
+        self.pause(host, HOST_PAUSE if delay is None else delay)
+        self._asked.add(host)
+
+    def pause(self, host: str, seconds: float) -> None:
+        """No requests to `host` (as `host:port` when not the default) for `seconds`, or
+        until a longer pause already set ends (rules 8 and 9)."""
+        until = time.monotonic() + min(seconds, HOST_PAUSE_MAX)
+        self._paused[host] = max(self._paused.get(host, 0.0), until)
+
+    def asked_pauses(self) -> dict[str, float]:
+        """The hosts that asked this instance for a pause since the last call, with the
+        seconds left of each (rule 9)."""
+        now = time.monotonic()
+        asked = {host: self._paused[host] - now for host in self._asked
+                 if self._paused.get(host, 0.0) > now}
+        self._asked.clear()
+        return asked
 
     async def _space(self, host: str) -> None:
         """Waits until `host_delay` has passed since the last request to `host` started."""

@@ -10,6 +10,8 @@ Jobs, on APScheduler's asyncio scheduler:
 - `reload` re-reads config/ when a file changed; an invalid edit is logged with its
   location and the last good config stays in force. The watchlists are compiled again
   only when they changed.
+- `share_pauses` hands the hosts that asked this instance for a pause (HTTP 429) to the
+  others through Redis, and holds those that asked another instance, every second.
 The delivery worker runs beside them. SIGTERM/SIGINT stop new work, let polls and sends in
 flight finish (an unfinished send stays pending in Redis and is retried), then exit.
 """
@@ -51,6 +53,8 @@ SCHEDULE_CHECK_SECONDS = 60.0
 # that died; a running one reads every second) are removed, checked every CONSUMERS_SECONDS.
 IDLE_CONSUMER_SECONDS = 3600.0
 CONSUMERS_SECONDS = 600.0
+# Hosts that asked an instance for a pause reach the others within this many seconds.
+PAUSES_SECONDS = 1.0
 log = logs.get("monitor.service")
 
 
@@ -69,6 +73,7 @@ class Service:
         self._refill: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs under way
         self._clock_warned = 0.0  # the clock offset last logged
+        self._pauses_seen: set[str] = set()  # hosts paused at the last share_pauses
         self._claim_batch = max(1, settings.http_concurrency // 8)
         self._items_cap = settings.items_in_flight or 2 * settings.scrape_concurrency
 
@@ -135,6 +140,8 @@ class Service:
                           id="reload")
         scheduler.add_job(self._job(self.sync_clock), "interval", seconds=CLOCK_SYNC_SECONDS,
                           max_instances=1, coalesce=True, id="clock")
+        scheduler.add_job(self._job(self.share_pauses), "interval", seconds=PAUSES_SECONDS,
+                          max_instances=1, coalesce=True, id="pauses")
         scheduler.add_job(self._job(self.check_schedule), "interval",
                           seconds=SCHEDULE_CHECK_SECONDS, max_instances=1, coalesce=True,
                           id="schedule")
@@ -174,7 +181,9 @@ class Service:
                 async with gate:
                     return await self.poller.poll(self.runtime.feeds[feed_id], self.runtime)
 
+            await self.share_pauses()  # hosts that asked the daemon's instances for one
             results = await asyncio.gather(*(one(fid) for fid in self.runtime.feeds))
+            await self.share_pauses()
             await self.worker.drain()
             await self.worker.leave()
             return list(results)
@@ -305,6 +314,24 @@ class Service:
         if added:
             log.warning("feeds of this config were missing from the schedule and are due "
                         "again; does another instance read another config?", feeds=added)
+
+    async def share_pauses(self) -> None:
+        """Shares the pauses hosts asked this instance for, and holds those they asked
+        the others for (monitor.fetch rule 9)."""
+        asked = self.fetcher.asked_pauses()
+        try:
+            paused = await self.store.share_host_pauses(asked)
+        except RedisError as exc:
+            # The pauses still hold here; the other instances learn of them from the host.
+            log.debug("redis error sharing host pauses", error=str(exc), hosts=list(asked))
+            return
+        for host, left in paused.items():
+            if host not in asked:
+                self.fetcher.pause(host, left)
+        if paused.keys() - asked.keys() - self._pauses_seen:
+            log.info("hosts paused, as they asked another instance",
+                     hosts=sorted(paused.keys() - asked.keys()))
+        self._pauses_seen = set(paused)
 
     async def forget_consumers(self) -> None:
         """Removes the delivery group's consumers of instances gone for an hour."""

@@ -208,6 +208,27 @@ async def test_a_host_that_asks_for_a_pause_is_sent_nothing_until_it_ends(
     assert (await fetcher.get(other)).body == b"fine"
 
 
+async def test_pauses_asked_here_are_handed_on_once_and_pauses_from_elsewhere_hold(
+    fetcher: Fetcher, http_server: HTTPServer,
+) -> None:
+    http_server.routes["/a"] = Route(429, b"", {"Retry-After": "30"})
+    http_server.routes["/b"] = Route(200, b"fine")
+    with pytest.raises(RetryableFetchError, match="HTTP 429"):
+        await fetcher.get(http_server.url("/a"))
+    asked = fetcher.asked_pauses()
+    host = f"127.0.0.1:{http_server.port}"
+    assert asked.keys() == {host} and 25 < asked[host] <= 30
+    assert fetcher.asked_pauses() == {}  # handed on once
+    # A pause another instance was asked for (the same server under another name): nothing
+    # is sent to that host meanwhile, and it is not this instance's to hand on.
+    fetcher.pause(f"localhost:{http_server.port}", 20)
+    with pytest.raises(RetryableFetchError, match="asked for a pause") as refused:
+        await fetcher.get(http_server.url("/b").replace("127.0.0.1", "localhost"))
+    assert refused.value.delay is not None and 15 < refused.value.delay <= 20
+    assert not http_server.received("/b", "GET")
+    assert fetcher.asked_pauses() == {}
+
+
 async def test_a_pause_ends_and_a_plain_503_pauses_nothing(fetcher: Fetcher,
                                                           http_server: HTTPServer) -> None:
     http_server.routes["/busy"] = Route(503)

@@ -227,3 +227,32 @@ async def test_a_run_once_leaves_the_delivery_group(
     (result,) = await service.run_once()
     assert result.alerts == 1 and len(http_server.received("/hook")) == 1
     assert await aredis.xinfo_consumers(service.store.keys.alerts, DELIVERY_GROUP) == []
+
+
+async def test_a_host_that_asked_one_instance_for_a_pause_is_paused_for_the_other(
+    tmp_path: Path, redis_url: str, http_server: HTTPServer,
+) -> None:
+    http_server.routes["/busy"] = Route(429, b"", {"Retry-After": "60"})
+    http_server.routes["/quiet"] = Route(200, rss([("q1", "Quiet", "http://x.test/q1")]))
+    urls = [http_server.url("/busy"), http_server.url("/quiet")]
+    config = write_feeds(tmp_path / "config", urls, "interval: 60")
+    one, two = service_at(redis_url, config, **ONE_HOST), service_at(redis_url, config, **ONE_HOST)
+    await one.start()
+    await two.start()
+    try:
+        feeds = {f.url: f for f in one.runtime.feeds.values()}
+        busy = await one.poller.poll(feeds[urls[0]], one.runtime)
+        assert busy.error is not None and "HTTP 429" in busy.error
+        await one.share_pauses()
+        with capture_logs() as logs:
+            await two.share_pauses()
+        # The other feed on that host, polled by the other instance, is not requested.
+        quiet = await two.poller.poll(two.runtime.feeds[feeds[urls[1]].id], two.runtime)
+        assert quiet.error is not None and "asked for a pause" in quiet.error
+        assert not http_server.received("/quiet", "GET")
+        assert len(http_server.received("/busy", "GET")) == 1
+        assert [e["hosts"] for e in logs if e["event"].startswith("hosts paused")] == \
+            [[f"127.0.0.1:{http_server.port}"]]
+    finally:
+        await one.close()
+        await two.close()

@@ -153,3 +153,19 @@ async def test_instances_whose_clocks_differ_schedule_by_the_clock_of_redis(
         assert await ahead.claim_due(lease=60, limit=10) == []  # leased for a minute more
         ahead.clock_offset = 0.0  # by its own clock, the lease ran out four minutes ago
         assert [fid for fid, _ in await ahead.claim_due(lease=60, limit=10)] == ["a"]
+
+
+async def test_host_pauses_are_shared_the_later_end_wins_and_ended_ones_go(
+    aredis: aioredis.Redis,
+) -> None:
+    one, two = Store(aredis), Store(aredis)
+    await one.share_host_pauses({"news.example": 30.0, "slow.example:8080": 0.2})
+    paused = await two.share_host_pauses({})
+    assert paused.keys() == {"news.example", "slow.example:8080"}
+    assert 29 < paused["news.example"] <= 30
+    # A shorter pause asked of another instance later does not cut the first one short.
+    await two.share_host_pauses({"news.example": 5.0})
+    assert (await one.share_host_pauses({}))["news.example"] > 29
+    await asyncio.sleep(0.3)
+    assert (await one.share_host_pauses({})).keys() == {"news.example"}  # the short one ended
+    assert 29 <= await aredis.ttl(one.keys.host_pauses) <= 32  # the key ends with its last

@@ -35,6 +35,7 @@ from monitor.store.scripts import (
     DONE,
     FINISH_POLLS,
     FORGET_CONSUMER,
+    HOST_PAUSES,
     REPLAY,
     STORY_LOOKUP,
 )
@@ -181,6 +182,7 @@ class Store:
         self._dead = client.register_script(DEAD)
         self._replay = client.register_script(REPLAY)
         self._forget_consumer = client.register_script(FORGET_CONSUMER)
+        self._host_pauses = client.register_script(HOST_PAUSES)
         self._story_lookup = client.register_script(STORY_LOOKUP)
 
     # -- clock ----------------------------------------------------------------------------
@@ -230,6 +232,16 @@ class Store:
         """Claimed feeds this instance will not poll, due again now (if still scheduled)."""
         now = self.now() if now is None else now
         await self.redis.zadd(self.keys.schedule, dict.fromkeys(feed_ids, now), xx=True)
+
+    async def share_host_pauses(self, asked: Mapping[str, float]) -> dict[str, float]:
+        """Hosts paused for every instance (monitor.fetch rule 9), host -> seconds left:
+        `asked`, this instance's new pauses (host -> seconds left), added first."""
+        now = self.now()
+        args: list[str | float] = [now]
+        for host, left in asked.items():
+            args += [host, now + left]
+        flat = await self._host_pauses(keys=[self.keys.host_pauses], args=args)
+        return {str(flat[i]): float(flat[i + 1]) - now for i in range(0, len(flat), 2)}
 
     # -- feed state -----------------------------------------------------------------------
 

@@ -45,6 +45,11 @@ class Keys:
         """Sorted set: feed id -> unix time it is next due."""
         return f"{self._base}:schedule"
 
+    @property
+    def host_pauses(self) -> str:
+        """Sorted set: host that asked for a pause -> unix time the pause ends."""
+        return f"{self._base}:host_pauses"
+
     def feed(self, feed_id: str) -> str:
         """Hash of one feed's polling state (ETag, Last-Modified, status, failures)."""
         return f"{self._base}:feed:{feed_id}"

@@ -193,3 +193,23 @@ for i = 1, #fields, 2 do
 end
 return 0
 """
+
+# Hosts that asked an instance for a pause (monitor.fetch rule 9), for every instance: a
+# sorted set of host -> Redis time the pause ends, expiring with its last pause. Drops the
+# pauses that ended, adds this instance's new ones (a later end wins), and returns them
+# all, flat (host, end). ARGV: now, then host-end pairs.
+HOST_PAUSES = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for i = 2, #ARGV, 2 do
+  local ends = tonumber(ARGV[i + 1])
+  local current = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if not current or tonumber(current) < ends then
+    redis.call('ZADD', KEYS[1], ends, ARGV[i])
+  end
+end
+local pauses = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+if #ARGV > 1 and #pauses > 0 then
+  redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(pauses[#pauses])) + 1)
+end
+return pauses
+"""
