@@ -8,6 +8,9 @@ Rules, in order:
    declaration) is read with the superset that browsers read it with (the WHATWG
    Encoding Standard): Python's strict codecs reject the vendor characters common in such
    feeds (①, ～), and feedparser's fallback, without chardet, is ISO-8859-2 mojibake.
+   A document labelled UTF-8 (or not labelled) that is UTF-8 but for a few stray bytes
+   (at least four in five of its non-ASCII characters valid) is read as UTF-8 with those
+   bytes in Windows-1252; feedparser would read all of it in that fallback.
 2. An item's id is its GUID (scoped to the feed, since some feeds number GUIDs 1, 2, 3),
    else its canonical link, else a hash of its title and summary.
 3. Canonical URL: scheme and host lower-cased, default port, fragment and tracking
@@ -42,6 +45,7 @@ import lxml.html
 
 from monitor.cadence import feed_hint
 from monitor.models import Item
+from monitor.text import mostly_utf8
 
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga",
@@ -218,14 +222,19 @@ _CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.I)
 _XML_ENCODING = re.compile(rb"""\A<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)""")
 
 
-def _superset_type(data: bytes, content_type: str | None) -> str | None:
-    """The Content-Type to read `data` with when its charset label (the header's, else
-    the XML declaration's) names an encoding read as a superset (rule 1), else None."""
+def _charset_label(data: bytes, content_type: str | None) -> str | None:
+    """The charset `data` is labelled with: the header's, else the XML declaration's."""
     found = _CHARSET.search(content_type or "")
-    label = found.group(1) if found else None
-    if label is None:
-        declared = _XML_ENCODING.match(data)
-        label = declared.group(1).decode("ascii") if declared else None
+    if found:
+        return found.group(1)
+    declared = _XML_ENCODING.match(data)
+    return declared.group(1).decode("ascii") if declared else None
+
+
+def _superset_type(data: bytes, content_type: str | None) -> str | None:
+    """The Content-Type to read `data` with when its charset label names an encoding read
+    as a superset (rule 1), else None."""
+    label = _charset_label(data, content_type)
     superset = _SUPERSETS.get((label or "").lower())
     if superset is None:
         return None
@@ -233,8 +242,24 @@ def _superset_type(data: bytes, content_type: str | None) -> str | None:
     return f"{media}; charset={superset}"
 
 
+def _repair_utf8(data: bytes, content_type: str | None) -> tuple[bytes, int]:
+    """A document labelled UTF-8 (or not labelled) that is UTF-8 but for a few stray
+    bytes, with those read as Windows-1252, and their count (rule 1); else `data`, 0."""
+    if data.isascii() or (_charset_label(data, content_type) or "utf-8").lower() not in (
+            "utf-8", "utf8"):
+        return data, 0
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        repaired = mostly_utf8(data)
+        if repaired is not None:
+            return repaired[0].encode("utf-8"), repaired[1]
+    return data, 0
+
+
 def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
                content_type: str | None) -> ParsedFeed:
+    data, stray = _repair_utf8(data, content_type)
     content_type = _superset_type(data, content_type) or content_type
     headers = {"content-type": content_type} if content_type else {}
     # A stream, not the bytes: given bytes, feedparser first tries them as a file name,
@@ -245,6 +270,8 @@ def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
     problem = None
     if parsed.get("bozo"):
         problem = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
+    elif stray:
+        problem = f"{stray} byte(s) not UTF-8 in a UTF-8 document, read as Windows-1252"
     language = parsed.feed.get("language") or None
     items: list[Item] = []
     for entry in parsed.entries:
@@ -285,7 +312,12 @@ def _parse_json_feed(data: bytes, feed_id: str, feed_name: str,
     """JSON Feed (jsonfeed.org) 1.0/1.1; None when the document is not one."""
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # stray bytes in UTF-8, as in XML feeds (rule 1)
+        repaired = mostly_utf8(data)
+        if repaired is None:
+            return ParsedFeed(title="", items=(), problem=f"parser: invalid JSON Feed: {exc}")
+        return _parse_json_feed(repaired[0].encode("utf-8"), feed_id, feed_name, feed_url)
+    except ValueError as exc:
         return ParsedFeed(title="", items=(), problem=f"parser: invalid JSON Feed: {exc}")
     if not isinstance(doc, dict) or "jsonfeed.org/version" not in str(doc.get("version", "")):
         return None

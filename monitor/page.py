@@ -3,7 +3,8 @@ title, language and publication date that the markup states.
 
 Rules, in order:
 1. Bytes are decoded by BOM, then as UTF-8 when they are valid UTF-8 (a page labelled
-   gb2312 that is really UTF-8 decodes right), then by the declared charset when it decodes
+   gb2312 that is really UTF-8 decodes right) or UTF-8 but for a few stray bytes (read as
+   Windows-1252: monitor.text.mostly_utf8), then by the declared charset when it decodes
    cleanly, else by charset-normalizer's detection.
 2. The title is og:title, twitter:title, <title>, else the first <h1>.
 3. The language comes from the markup (html lang, content-language, og:locale), else from
@@ -30,6 +31,7 @@ import lxml.etree
 import lxml.html
 
 from monitor.feeds import parse_date
+from monitor.text import mostly_utf8
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
@@ -43,7 +45,9 @@ def decode_html(data: bytes, declared: str | None = None) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        pass
+        repaired = mostly_utf8(data)
+        if repaired is not None:
+            return repaired[0]
     found = _META_CHARSET.search(data[:4096])
     for label in (declared, found.group(1).decode("ascii") if found else None):
         if label:

@@ -188,3 +188,28 @@ def is_unspaced(ch: str) -> bool:
 def is_arabic(ch: str) -> bool:
     code = ord(ch)
     return 0x0600 <= code <= 0x06FF or 0x0750 <= code <= 0x077F or 0x08A0 <= code <= 0x08FF
+
+
+# A byte that is not UTF-8, escaped by the "surrogateescape" decoding, and what it is in
+# Windows-1252 (U+FFFD for the five bytes that code page leaves undefined).
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+_WINDOWS_1252 = {chr(0xDC00 + b): bytes([b]).decode("cp1252", errors="replace")
+                 for b in range(0x80, 0x100)}
+
+
+def mostly_utf8(data: bytes) -> tuple[str, int] | None:
+    """`data` decoded as UTF-8 when it is UTF-8 but for a few stray bytes (pasted from a
+    Windows editor, or a database that mixed encodings: "5\x80" for "5€"), each such byte
+    read as Windows-1252, with their count; None when fewer than four in five of its
+    non-ASCII characters are valid UTF-8 (it is in another encoding, mislabelled).
+    Decoders that give up on such a document read all of it in a fallback codepage, so
+    its every accented or Arabic letter came out garbled."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    stray = sum(1 for _ in _ESCAPED_BYTE.finditer(text))
+    if not stray:
+        return text, 0
+    valid = sum(1 for _ in _NON_ASCII.finditer(text)) - stray
+    if valid < 4 * stray:
+        return None
+    return _ESCAPED_BYTE.sub(lambda m: _WINDOWS_1252[m.group()], text), stray

@@ -90,6 +90,14 @@ def test_deeply_nested_markup_is_handled() -> None:
     assert "Sirte" in extract(html).text
 
 
+def test_a_utf8_page_with_a_stray_byte_keeps_its_text_and_reads_the_byte() -> None:
+    page = SEED_PAGE.read_bytes()
+    at = page.index("ترامب".encode())
+    text = extract(page[:at] + "5€ ".encode("cp1252") + page[at:]).text
+    assert text.splitlines() == [line.replace("دونالد ترامب", "دونالد 5€ ترامب")
+                                 for line in seed_lines()[1:-1]]
+
+
 def test_charset_utf8_labelled_gb2312_decodes_as_utf8() -> None:
     text = "<html><head><meta charset='gb2312'></head><body><p>中文新闻：利比亚</p></body></html>"
     assert "利比亚" in decode_html(text.encode("utf-8"))

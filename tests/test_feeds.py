@@ -7,6 +7,7 @@ import pytest
 
 from monitor import feeds as feeds_module
 from monitor.feeds import canonical_url, item_spans, parse_feed
+from monitor.text import mostly_utf8
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 ALL_FEEDS = sorted(FEEDS.iterdir())
@@ -55,6 +56,41 @@ def test_legacy_charsets_decode_to_real_text() -> None:
     german = parse_feed((FEEDS / "miniflux__encoding_ISO-8859-1.xml").read_bytes(), "f", "f",
                         "https://example.org/")
     assert any(ch in (german.items[0].title + german.items[0].summary) for ch in "äöüß")
+
+
+# Arabic in UTF-8, with one byte pasted from Windows-1252 (0x80, the euro sign): read
+# whole as a fallback codepage, every Arabic letter came out garbled (and matched nothing).
+ARABIC_TITLES = ["حفتر يلتقي ترامب في سرت", "ترمب: ليبيا بحاجة إلى حكومة موحدة"]
+STRAY = "Sirte port fees rise to 5€".encode("cp1252")
+
+
+@pytest.mark.parametrize("content_type", [None, "application/rss+xml; charset=utf-8"])
+def test_a_utf8_feed_with_a_stray_byte_keeps_its_text(content_type: str | None) -> None:
+    items = "".join(f"<item><guid>{i}</guid><title>{t}</title></item>"
+                    for i, t in enumerate(ARABIC_TITLES))
+    data = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>أخبار'
+            f"</title>{items}<item><guid>x</guid><title>STRAY</title></item></channel></rss>"
+            ).encode().replace(b"STRAY", STRAY)
+    parsed = parse_feed(data, "f", "f", "https://example.org/", content_type)
+    assert [i.title for i in parsed.items] == [*ARABIC_TITLES, "Sirte port fees rise to 5€"]
+    assert parsed.problem == "1 byte(s) not UTF-8 in a UTF-8 document, read as Windows-1252"
+
+
+def test_a_json_feed_with_a_stray_byte_keeps_its_text() -> None:
+    data = ('{"version": "https://jsonfeed.org/version/1.1", "title": "t", "items": ['
+            f'{{"id": "1", "title": "{ARABIC_TITLES[0]}"}}, {{"id": "2", "title": "STRAY"}}]}}'
+            ).encode().replace(b"STRAY", STRAY)
+    parsed = parse_feed(data, "f", "f", "https://example.org/")
+    assert [i.title for i in parsed.items] == [ARABIC_TITLES[0], "Sirte port fees rise to 5€"]
+
+
+@pytest.mark.parametrize("codec", ["cp1252", "cp1256", "gbk"])
+def test_a_feed_wholly_in_another_charset_is_not_taken_for_utf8(codec: str) -> None:
+    """Labelled UTF-8 but written in another codec: not UTF-8 with stray bytes, so read
+    as before (feedparser's fallback), not byte by byte as Windows-1252."""
+    text = {"cp1252": "Café naïve à Zürich, déjà vu", "cp1256": ARABIC_TITLES[0],
+            "gbk": "会议在苏尔特举行"}[codec]
+    assert mostly_utf8(text.encode(codec)) is None
 
 
 # CJK feeds from chardet's test suite, each labelled in its XML declaration; the CP932 one
