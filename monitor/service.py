@@ -74,6 +74,7 @@ class Service:
         self._jobs: set[asyncio.Task[Any]] = set()  # scheduler jobs under way
         self._clock_warned = 0.0  # the clock offset last logged
         self._pauses_seen: set[str] = set()  # hosts paused at the last share_pauses
+        self._pauses_version = -1  # of the shared pauses this instance read last
         self._claim_batch = max(1, settings.http_concurrency // 8)
         self._items_cap = settings.items_in_flight or 2 * settings.scrape_concurrency
 
@@ -320,11 +321,14 @@ class Service:
         the others for (monitor.fetch rule 9)."""
         asked = self.fetcher.asked_pauses()
         try:
-            paused = await self.store.share_host_pauses(asked)
+            version, paused = await self.store.share_host_pauses(asked, self._pauses_version)
         except RedisError as exc:
             # The pauses still hold here; the other instances learn of them from the host.
             log.debug("redis error sharing host pauses", error=str(exc), hosts=list(asked))
             return
+        self._pauses_version = version
+        if paused is None:
+            return  # no pause added since this instance last read them
         for host, left in paused.items():
             if host not in asked:
                 self.fetcher.pause(host, left)

@@ -159,13 +159,22 @@ async def test_host_pauses_are_shared_the_later_end_wins_and_ended_ones_go(
     aredis: aioredis.Redis,
 ) -> None:
     one, two = Store(aredis), Store(aredis)
-    await one.share_host_pauses({"news.example": 30.0, "slow.example:8080": 0.2})
-    paused = await two.share_host_pauses({})
+    v1, _ = await one.share_host_pauses({"news.example": 30.0, "slow.example:8080": 0.2})
+    v2, paused = await two.share_host_pauses({})
+    assert v2 == v1 and paused is not None
     assert paused.keys() == {"news.example", "slow.example:8080"}
     assert 29 < paused["news.example"] <= 30
-    # A shorter pause asked of another instance later does not cut the first one short.
-    await two.share_host_pauses({"news.example": 5.0})
-    assert (await one.share_host_pauses({}))["news.example"] > 29
+    # Unchanged since: not read again.
+    assert await two.share_host_pauses({}, v2) == (v2, None)
+    # A shorter pause asked of another instance later does not cut the first one short,
+    # and does not change the set.
+    assert await two.share_host_pauses({"news.example": 5.0}, v2) == (v2, None)
     await asyncio.sleep(0.3)
-    assert (await one.share_host_pauses({})).keys() == {"news.example"}  # the short one ended
+    v3, paused = await one.share_host_pauses({})
+    assert v3 == v2 and paused is not None and paused.keys() == {"news.example"}
+    assert paused["news.example"] > 29  # the short one ended; the long one holds
     assert 29 <= await aredis.ttl(one.keys.host_pauses) <= 32  # the key ends with its last
+    # A new pause is a new version, which the other instance reads.
+    v4, _ = await one.share_host_pauses({"other.example": 10.0}, v3)
+    v5, paused = await two.share_host_pauses({}, v3)
+    assert v5 == v4 > v3 and paused is not None and "other.example" in paused

@@ -233,15 +233,23 @@ class Store:
         now = self.now() if now is None else now
         await self.redis.zadd(self.keys.schedule, dict.fromkeys(feed_ids, now), xx=True)
 
-    async def share_host_pauses(self, asked: Mapping[str, float]) -> dict[str, float]:
-        """Hosts paused for every instance (monitor.fetch rule 9), host -> seconds left:
-        `asked`, this instance's new pauses (host -> seconds left), added first."""
+    async def share_host_pauses(self, asked: Mapping[str, float], version: int = -1,
+                                ) -> tuple[int, dict[str, float] | None]:
+        """Hosts paused for every instance (monitor.fetch rule 9), after adding `asked`,
+        this instance's new pauses (host -> seconds left): the version of that set, and
+        the set (host -> seconds left) unless it is still at `version`, the one the
+        caller read last."""
         now = self.now()
-        args: list[str | float] = [now]
+        args: list[str | float] = [now, version]
         for host, left in asked.items():
             args += [host, now + left]
-        flat = await self._host_pauses(keys=[self.keys.host_pauses], args=args)
-        return {str(flat[i]): float(flat[i + 1]) - now for i in range(0, len(flat), 2)}
+        reply = await self._host_pauses(keys=[self.keys.host_pauses,
+                                              self.keys.host_pauses_version], args=args)
+        if len(reply) == 1:
+            return int(reply[0]), None
+        flat = reply[1]
+        return int(reply[0]), {str(flat[i]): float(flat[i + 1]) - now
+                               for i in range(0, len(flat), 2)}
 
     # -- feed state -----------------------------------------------------------------------
 

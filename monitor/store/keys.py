@@ -50,6 +50,12 @@ class Keys:
         """Sorted set: host that asked for a pause -> unix time the pause ends."""
         return f"{self._base}:host_pauses"
 
+    @property
+    def host_pauses_version(self) -> str:
+        """Counter raised whenever `host_pauses` gains a pause (never expires: a counter
+        that started again could match a version an instance read before)."""
+        return f"{self._base}:host_pauses:version"
+
     def feed(self, feed_id: str) -> str:
         """Hash of one feed's polling state (ETag, Last-Modified, status, failures)."""
         return f"{self._base}:feed:{feed_id}"

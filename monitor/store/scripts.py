@@ -195,21 +195,29 @@ return 0
 """
 
 # Hosts that asked an instance for a pause (monitor.fetch rule 9), for every instance: a
-# sorted set of host -> Redis time the pause ends, expiring with its last pause. Drops the
-# pauses that ended, adds this instance's new ones (a later end wins), and returns them
-# all, flat (host, end). ARGV: now, then host-end pairs.
+# sorted set of host -> Redis time the pause ends, expiring with its last pause, and its
+# version, a counter raised whenever a pause is added or made longer. Drops the pauses
+# that ended, adds this instance's new ones (a later end wins), and returns the version,
+# then, unless the caller holds that version already, the pauses, flat (host, end): each
+# instance asks every second, and reads the set only when it changed. KEYS: the set, the
+# version. ARGV: now, the version the caller holds, then host-end pairs.
 HOST_PAUSES = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for i = 2, #ARGV, 2 do
+local changed = false
+for i = 3, #ARGV, 2 do
   local ends = tonumber(ARGV[i + 1])
   local current = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if not current or tonumber(current) < ends then
     redis.call('ZADD', KEYS[1], ends, ARGV[i])
+    changed = true
   end
 end
-local pauses = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-if #ARGV > 1 and #pauses > 0 then
-  redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(pauses[#pauses])) + 1)
+local version = tonumber(redis.call('GET', KEYS[2]) or '0')
+if changed then
+  version = redis.call('INCR', KEYS[2])
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(last[2])) + 1)
 end
-return pauses
+if version == tonumber(ARGV[2]) then return {version} end
+return {version, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
 """
