@@ -130,7 +130,8 @@ class Connection:
             # is busy (a poll of many new items commits them concurrently).
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, decode_responses=True, health_check_interval=30,
-                max_connections=self.settings.redis_connections, timeout=30)
+                max_connections=self.settings.redis_connections, timeout=30,
+                client_name=self.embedded.client_name if self.embedded else None)
             pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
             self.redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         store = Store(self.redis, self.settings.redis_prefix,
