@@ -24,6 +24,10 @@ Rules, in order:
 9. The pause is every instance's: `asked_pauses` hands the hosts that asked this one to
    the daemon, which shares them through Redis, and `pause` holds a host that asked
    another instance (monitor.service), so n instances do not each take their own 429.
+10. What rules 6 and 8 keep per host is forgotten for hosts with no request under way,
+   no spacing to keep and no pause left, once more than `hosts_kept` hosts are known: a
+   daemon that reads article links from every site on the web would otherwise keep a
+   gate per site it ever reached.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ MAX_REDIRECTS = 5
 MAX_HEADER_LINE = 64 * 1024  # some sites send cookies and CSP headers far over 8 KB
 HOST_PAUSE = 30.0  # rule 8: after a 429 without Retry-After
 HOST_PAUSE_MAX = 3600.0
+HOSTS_KEPT = 4096  # rule 10
 
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, used inside clouds
@@ -144,7 +149,8 @@ class Fetcher:
 
     def __init__(self, *, timeout: float = 20.0, connect_timeout: float = 10.0,
                  max_bytes: int = 10 * 1024 * 1024, concurrency: int = 16, per_host: int = 2,
-                 host_delay: float = 0.0, allow_private: bool = False) -> None:
+                 host_delay: float = 0.0, allow_private: bool = False,
+                 hosts_kept: int = HOSTS_KEPT) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.concurrency = concurrency
@@ -156,6 +162,9 @@ class Fetcher:
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._paused: dict[str, float] = {}  # host -> monotonic time its pause ends (rule 8)
+        self._under_way: dict[str, int] = {}  # host -> requests started, not finished
+        self.hosts_kept = hosts_kept
+        self._forget_at = hosts_kept  # rule 10: known hosts past which idle ones go
         self._asked: set[str] = set()  # hosts that asked this instance, not yet handed on
         self._session: aiohttp.ClientSession | None = None
         self._proxies = EnvProxies()
@@ -191,7 +200,31 @@ class Fetcher:
             headers["Accept"] = accept
         host = urlsplit(url).netloc.lower()
         self._check_pause(url, host)
+        if len(self._hosts) >= self._forget_at and host not in self._hosts:
+            self._forget_idle_hosts()
         gate = self._hosts.setdefault(host, asyncio.Semaphore(self.per_host))
+        self._under_way[host] = self._under_way.get(host, 0) + 1
+        try:
+            return await self._gated(url, host, gate, headers, public_only)
+        finally:
+            self._under_way[host] -= 1
+
+    def _forget_idle_hosts(self) -> None:
+        """Rule 10: drops what is kept for hosts with nothing under way, to keep or left."""
+        now = time.monotonic()
+        for host in list(self._hosts):
+            if not self._under_way.get(host) and self._next_start.get(host, 0.0) <= now \
+                    and self._paused.get(host, 0.0) <= now:
+                for kept in (self._hosts, self._under_way, self._next_start, self._spacing):
+                    kept.pop(host, None)
+        for host, ends in list(self._paused.items()):  # some came from other instances
+            if ends <= now:
+                del self._paused[host]
+        # The next pass once as many hosts again are known: a constant cost per host.
+        self._forget_at = max(self.hosts_kept, 2 * len(self._hosts))
+
+    async def _gated(self, url: str, host: str, gate: asyncio.Semaphore,
+                     headers: dict[str, str], public_only: bool) -> Response:
         async with gate:
             await self._space(host)
             self._check_pause(url, host)  # asked while this request waited its turn

@@ -243,3 +243,27 @@ async def test_a_pause_ends_and_a_plain_503_pauses_nothing(fetcher: Fetcher,
         await fetcher.get(http_server.url("/b"))
     await asyncio.sleep(1.1)
     assert (await fetcher.get(http_server.url("/b"))).body == b"fine"
+
+
+async def test_what_is_kept_per_host_is_forgotten_for_idle_hosts(http_server: HTTPServer) -> None:
+    """A daemon that follows article links to every site keeps a gate, a spacing and a
+    pause per host: past `hosts_kept` hosts, those of idle hosts go; a pause left, a
+    spacing to keep or a request under way keeps a host."""
+    http_server.routes["/a"] = Route(200, b"fine")
+    http_server.routes["/busy"] = Route(429, b"", {"Retry-After": "60"})
+    fetcher = Fetcher(timeout=1.0, hosts_kept=4, host_delay=0.0)
+    try:
+        port = http_server.port
+        with pytest.raises(RetryableFetchError, match="HTTP 429"):
+            await fetcher.get(f"http://127.0.0.1:{port}/busy")  # paused for a minute
+        for n in range(2, 12):  # ten more hosts: other names of loopback (refused)
+            with pytest.raises(RetryableFetchError):
+                await fetcher.get(f"http://127.0.0.{n}:{port}/a")
+        assert len(fetcher._hosts) <= 4  # not 11
+        # The paused host is still refused without a request.
+        with pytest.raises(RetryableFetchError, match="asked for a pause"):
+            await fetcher.get(f"http://127.0.0.1:{port}/a")
+        assert not http_server.received("/a", "GET")
+        assert (await fetcher.get(f"http://localhost:{port}/a")).body == b"fine"
+    finally:
+        await fetcher.close()
