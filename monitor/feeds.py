@@ -208,8 +208,9 @@ def item_spans(data: bytes) -> list[tuple[int, int]] | None:
     return None if start >= 0 else spans
 
 
-# Rule 1: labels whose documents are read with a superset, as browsers read them.
-_SUPERSETS = {
+# Rule 1: labels whose documents are read with a superset, as browsers read them (pages
+# too: monitor.page).
+SUPERSETS = {
     **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis",
                      "windows-31j"), "cp932"),
     **dict.fromkeys(("euc-kr", "euc_kr", "ks_c_5601-1987", "csksc56011987", "korean"),
@@ -235,7 +236,7 @@ def _superset_type(data: bytes, content_type: str | None) -> str | None:
     """The Content-Type to read `data` with when its charset label names an encoding read
     as a superset (rule 1), else None."""
     label = _charset_label(data, content_type)
-    superset = _SUPERSETS.get((label or "").lower())
+    superset = SUPERSETS.get((label or "").lower())
     if superset is None:
         return None
     media = (content_type or "").split(";")[0].strip() or "application/xml"

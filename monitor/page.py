@@ -5,7 +5,8 @@ Rules, in order:
 1. Bytes are decoded by BOM, then as UTF-8 when they are valid UTF-8 (a page labelled
    gb2312 that is really UTF-8 decodes right) or UTF-8 but for a few stray bytes (read as
    Windows-1252: monitor.text.mostly_utf8), then by the declared charset when it decodes
-   cleanly, else by charset-normalizer's detection.
+   cleanly (Shift_JIS, EUC-KR, GB2312 and Big5 by their supersets, as browsers and
+   monitor.feeds read them), else by charset-normalizer's detection.
 2. The title is og:title, twitter:title, <title>, else the first <h1>.
 3. The language comes from the markup (html lang, content-language, og:locale), else from
    the script of the text where the script nearly settles it (Arabic, Urdu, Persian,
@@ -30,7 +31,7 @@ import charset_normalizer
 import lxml.etree
 import lxml.html
 
-from monitor.feeds import parse_date
+from monitor.feeds import SUPERSETS, parse_date
 from monitor.text import mostly_utf8
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
@@ -52,7 +53,7 @@ def decode_html(data: bytes, declared: str | None = None) -> str:
     for label in (declared, found.group(1).decode("ascii") if found else None):
         if label:
             try:
-                return data.decode(label)
+                return data.decode(SUPERSETS.get(label.lower(), label))
             except (LookupError, UnicodeDecodeError):
                 continue
     best = charset_normalizer.from_bytes(data).best()

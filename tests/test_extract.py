@@ -98,6 +98,20 @@ def test_a_utf8_page_with_a_stray_byte_keeps_its_text_and_reads_the_byte() -> No
                                  for line in seed_lines()[1:-1]]
 
 
+@pytest.mark.parametrize(("label", "codec", "text"), [
+    ("Shift_JIS", "cp932", "東京の天気は晴れ～明日は雨①です。"),  # vendor characters
+    ("euc-kr", "cp949", "서울 날씨 맑음, 똠방각하."),  # a syllable beyond EUC-KR's
+    ("gb2312", "gb18030", "会议在苏尔特举行，镕基出席。"),  # 镕: GBK, not GB2312
+])
+def test_pages_labelled_with_narrow_cjk_charsets_are_read_by_their_supersets(
+        label: str, codec: str, text: str) -> None:
+    """As browsers and the feeds read them: the strict codec refuses these pages, and
+    detection guessed another mapping (～ came out as the wave dash 〜)."""
+    html = (f'<html><head><meta charset="{label}"><title>t</title></head><body>'
+            f"<p>{text * 4}</p></body></html>")
+    assert decode_html(html.encode(codec)) == html
+
+
 def test_charset_utf8_labelled_gb2312_decodes_as_utf8() -> None:
     text = "<html><head><meta charset='gb2312'></head><body><p>中文新闻：利比亚</p></body></html>"
     assert "利比亚" in decode_html(text.encode("utf-8"))
