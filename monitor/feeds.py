@@ -258,6 +258,10 @@ def _repair_utf8(data: bytes, content_type: str | None) -> tuple[bytes, int]:
     return data, 0
 
 
+def _stray_problem(stray: int) -> str:
+    return f"{stray} byte(s) not UTF-8 in a UTF-8 document, read as Windows-1252"
+
+
 def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
                content_type: str | None) -> ParsedFeed:
     data, stray = _repair_utf8(data, content_type)
@@ -272,7 +276,7 @@ def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
     if parsed.get("bozo"):
         problem = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
     elif stray:
-        problem = f"{stray} byte(s) not UTF-8 in a UTF-8 document, read as Windows-1252"
+        problem = _stray_problem(stray)
     language = parsed.feed.get("language") or None
     items: list[Item] = []
     for entry in parsed.entries:
@@ -317,7 +321,10 @@ def _parse_json_feed(data: bytes, feed_id: str, feed_name: str,
         repaired = mostly_utf8(data)
         if repaired is None:
             return ParsedFeed(title="", items=(), problem=f"parser: invalid JSON Feed: {exc}")
-        return _parse_json_feed(repaired[0].encode("utf-8"), feed_id, feed_name, feed_url)
+        parsed = _parse_json_feed(repaired[0].encode("utf-8"), feed_id, feed_name, feed_url)
+        if parsed is not None and parsed.problem is None:
+            parsed = replace(parsed, problem=_stray_problem(repaired[1]))
+        return parsed
     except ValueError as exc:
         return ParsedFeed(title="", items=(), problem=f"parser: invalid JSON Feed: {exc}")
     if not isinstance(doc, dict) or "jsonfeed.org/version" not in str(doc.get("version", "")):

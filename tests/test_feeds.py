@@ -82,6 +82,7 @@ def test_a_json_feed_with_a_stray_byte_keeps_its_text() -> None:
             ).encode().replace(b"STRAY", STRAY)
     parsed = parse_feed(data, "f", "f", "https://example.org/")
     assert [i.title for i in parsed.items] == [ARABIC_TITLES[0], "Sirte port fees rise to 5€"]
+    assert parsed.problem == "1 byte(s) not UTF-8 in a UTF-8 document, read as Windows-1252"
 
 
 @pytest.mark.parametrize("codec", ["cp1252", "cp1256", "gbk"])
