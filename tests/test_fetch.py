@@ -247,8 +247,8 @@ async def test_a_pause_ends_and_a_plain_503_pauses_nothing(fetcher: Fetcher,
 
 async def test_what_is_kept_per_host_is_forgotten_for_idle_hosts(http_server: HTTPServer) -> None:
     """A daemon that follows article links to every site keeps a gate, a spacing and a
-    pause per host: past `hosts_kept` hosts, those of idle hosts go; a pause left, a
-    spacing to keep or a request under way keeps a host."""
+    pause per host: past `hosts_kept` hosts, those of idle hosts go, and a host with a
+    pause left stays paused."""
     http_server.routes["/a"] = Route(200, b"fine")
     http_server.routes["/busy"] = Route(429, b"", {"Retry-After": "60"})
     fetcher = Fetcher(timeout=1.0, hosts_kept=4, host_delay=0.0)
