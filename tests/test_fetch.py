@@ -9,7 +9,7 @@ import pytest
 
 from monitor.errors import PermanentFetchError, RetryableFetchError
 from monitor.fetch import HOST_PAUSE, Fetcher, is_public, retry_after
-from tests.servers import HTTPServer, Route
+from tests.servers import HTTPServer, Request, Route
 
 LIMIT = 256 * 1024
 
@@ -265,5 +265,27 @@ async def test_what_is_kept_per_host_is_forgotten_for_idle_hosts(http_server: HT
             await fetcher.get(f"http://127.0.0.1:{port}/a")
         assert not http_server.received("/a", "GET")
         assert (await fetcher.get(f"http://localhost:{port}/a")).body == b"fine"
+    finally:
+        await fetcher.close()
+
+
+async def test_a_host_with_a_request_under_way_keeps_its_gate(http_server: HTTPServer) -> None:
+    """Forgetting the gate of a host while a request holds it would let the next request
+    past the per-host limit."""
+    def slow(request: Request) -> Route:
+        time.sleep(0.5)
+        return Route(200, b"slow")
+    http_server.routes["/slow"] = slow
+    fetcher = Fetcher(timeout=5.0, hosts_kept=2, per_host=1)
+    try:
+        port = http_server.port
+        under_way = asyncio.create_task(fetcher.get(f"http://127.0.0.1:{port}/slow"))
+        await asyncio.sleep(0.1)
+        gate = fetcher._hosts[f"127.0.0.1:{port}"]
+        for n in range(2, 6):  # more hosts than kept, each refused at once
+            with pytest.raises(RetryableFetchError):
+                await fetcher.get(f"http://127.0.0.{n}:{port}/a")
+        assert fetcher._hosts[f"127.0.0.1:{port}"] is gate
+        assert (await under_way).body == b"slow"
     finally:
         await fetcher.close()
