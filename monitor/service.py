@@ -332,9 +332,9 @@ class Service:
         for host, left in paused.items():
             if host not in asked:
                 self.fetcher.pause(host, left)
-        if paused.keys() - asked.keys() - self._pauses_seen:
-            log.info("hosts paused, as they asked another instance",
-                     hosts=sorted(paused.keys() - asked.keys()))
+        new = paused.keys() - asked.keys() - self._pauses_seen
+        if new:
+            log.info("hosts paused, as they asked another instance", hosts=sorted(new))
         self._pauses_seen = set(paused)
 
     async def forget_consumers(self) -> None:
