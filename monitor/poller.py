@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from monitor import cadence, dedup, logs
+from monitor.commits import Commits
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, PermanentFetchError, RetryableFetchError
 from monitor.extract import extract
@@ -237,15 +238,14 @@ class Poller:
         self.max_new_items = max_new_items
         self.dedup_window = int(dedup_window)
         self.dedup_threshold = dedup_threshold
-        # Resolving an item's story, reading whom the story alerted and committing the
-        # item's alerts do not interleave with another item's: two copies of one story
-        # polled at once from two feeds would each find no story yet, or no alert yet,
-        # and work on both alerts. Across instances, the commit scripts decide: a new
-        # story is looked up and registered in one step, and an alert is queued only if
-        # its subscriber's record on the story is still what was read. Matching and the
-        # text's signature are computed before, outside the lock; inside are only the
-        # few Redis round trips.
-        self._stories = asyncio.Lock()
+        # Items are committed in turn, many to a round trip (monitor.commits): an item
+        # whose story Redis knows is judged and committed before the items after it, so
+        # that two copies of one story polled at once from two feeds do not each find no
+        # story yet, or no alert yet, and alert twice. Across instances, the commit
+        # scripts decide: a new story is looked up and registered in one step, and an
+        # alert is queued only if its subscriber's record on the story is still what was
+        # read. Matching and the text's signature are computed before, outside the turn.
+        self._commits: Commits[tuple[int, Story]] = Commits(store, self.dedup_window)
         self._scrapes = asyncio.Semaphore(scrape_concurrency)
         self.items_in_flight = 0  # new items of the polls under way, not yet committed
         # Parsing, extraction and matching hold the GIL, so threads add no speed: several
@@ -385,34 +385,34 @@ class Poller:
             article_text = await self._scrape(feed, item)
             if article_text:
                 body, scraped = article_text, True
-        # CPU work first, outside the story lock, so that items of many feeds are matched
-        # while another item holds the lock for its Redis steps.
+        # CPU work first, outside the commits' turn (monitor.commits).
         found, sig = await self._compute(len(title) + len(body), _analyse, runtime.matcher,
                                          title, body)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
         source = {"feed": feed.name, "url": item.url, "title": item.title}
         story = new_story(item.id, item.url, sig, source)
         assert story.new is not None
-        async with self._stories:
-            # Most items are stories of their own: one round trip registers them, unless
-            # Redis knows the story; then it is judged and the item committed as a copy.
-            now = datetime.now(UTC)
-            alerts = alerts_for(item, matches, runtime.config, scraped, now, story)
-            committed = await self.store.commit_new_story(item.id, alerts, story.new,
-                                                          self.dedup_window)
-            if isinstance(committed, int):
-                queued = committed
-            else:
-                story = await resolve_story(self.store, item.id, item.url, sig, source,
-                                            window=self.dedup_window,
-                                            threshold=self.dedup_threshold, own=story,
-                                            known=committed)
-                alerted = await self.store.story_alerted(story.id) if story.copy else {}
-                alerts = alerts_for(item, matches, runtime.config, scraped, now, story,
-                                    alerted)
-                queued = await self.store.commit_item(item.id, alerts, story.id,
-                                                      self.dedup_window, len(story.sources),
-                                                      story.new, alerted)
+        now = datetime.now(UTC)
+
+        async def judge(known: StoryLookup) -> tuple[int, Story]:
+            """Commits the item as a copy of the story Redis knows, or as its own if the
+            story found is not it after all."""
+            judged = await resolve_story(self.store, item.id, item.url, sig, source,
+                                         window=self.dedup_window,
+                                         threshold=self.dedup_threshold, own=story,
+                                         known=known)
+            alerted = await self.store.story_alerted(judged.id) if judged.copy else {}
+            alerts = alerts_for(item, matches, runtime.config, scraped, now, judged, alerted)
+            return await self.store.commit_item(item.id, alerts, judged.id, self.dedup_window,
+                                                len(judged.sources), judged.new,
+                                                alerted), judged
+
+        # Most items are stories of their own: they are committed as such, unless Redis
+        # knows the story; then it is judged.
+        committed = await self._commits.commit(
+            item.id, alerts_for(item, matches, runtime.config, scraped, now, story),
+            story.new, judge)
+        queued, story = (committed, story) if isinstance(committed, int) else committed
         if story.copy:
             log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
                      story=story.id, sources=len(story.sources), similarity=story.similarity,

@@ -236,6 +236,22 @@ async def test_instances_reading_one_story_at_once_register_it_once(
         ["copy0", "copy1", "copy2", "copy3"]
 
 
+async def test_copies_polled_at_once_by_one_instance_alert_once(
+    poller: Poller, http_server: HTTPServer
+) -> None:
+    # One instance polls four feeds at once, each with a copy of one story: their items
+    # reach the commit together (monitor.commits), and the copies after the first are
+    # judged, not registered as stories of their own.
+    feeds = copy_feeds(http_server, 4)
+    rt = runtime(feeds)
+    results = await asyncio.gather(*(poller.poll(f, rt) for f in feeds))
+    assert [r.new for r in results] == [1, 1, 1, 1]
+    alerts = await queued(poller.store)
+    assert sorted(a["subscriber"] for a in alerts) == ["analyst", "desk"]
+    (story,) = {a["story"] for a in alerts}
+    assert await poller.store.redis.llen(poller.store.keys.story_sources(story)) == 4
+
+
 async def test_copies_on_four_instances_alert_a_subscriber_the_story_missed_once(
     aredis: aioredis.Redis, http_server: HTTPServer
 ) -> None:

@@ -30,7 +30,7 @@ from monitor.store.keys import (
 from monitor.store.scripts import (
     CLAIM_DUE,
     COMMIT_ITEM,
-    COMMIT_NEW_STORY,
+    COMMIT_NEW_STORIES,
     DEAD,
     DONE,
     FINISH_POLLS,
@@ -177,7 +177,7 @@ class Store:
         self._claim = client.register_script(CLAIM_DUE)
         self._finishes = _Finishes(client.register_script(FINISH_POLLS), self.keys)
         self._commit = client.register_script(COMMIT_ITEM)
-        self._commit_new_story = client.register_script(COMMIT_NEW_STORY)
+        self._commit_new_stories = client.register_script(COMMIT_NEW_STORIES)
         self._done = client.register_script(DONE)
         self._dead = client.register_script(DEAD)
         self._replay = client.register_script(REPLAY)
@@ -309,14 +309,26 @@ class Store:
         """`commit_item` for an item that is a story of its own (under its id), unless a
         story is known by its URL or shares a band with it: then nothing is written and
         the answer of `story_candidates` comes back, for `resolve_story` to judge."""
+        (reply,) = await self.commit_new_stories([(item_id, alerts, new_story)], window)
+        return reply
+
+    async def commit_new_stories(self, items: Sequence[tuple[str, Sequence[Alert], NewStory]],
+                                 window: int = DEFAULT_STORY_WINDOW) -> list[int | StoryLookup]:
+        """`commit_new_story` for each of `items` (id, alerts, new story) in turn, in one
+        script call, up to the first item whose story Redis knows: the list ends with
+        its lookup, and the items after it are left untried, with nothing written, for
+        the caller to commit once that item is judged."""
         now = self.now()
-        keys, args = self._commit_call(item_id, alerts, item_id, window, 1, new_story, now, {})
-        older = [self.keys.story_bands(b) for b in self._buckets(window, now)[1:]]
-        reply = await self._commit_new_story(keys=keys + older, args=args)
-        if isinstance(reply, list):
-            by_url, found = reply
-            return StoryLookup(by_url or None, set(found))
-        return int(reply)
+        keys = [self.keys.story_bands(b) for b in self._buckets(window, now)[1:]]
+        args: list[Any] = [len(keys)]
+        for item_id, alerts, new_story in items:
+            item_keys, item_args = self._commit_call(item_id, alerts, item_id, window, 1,
+                                                     new_story, now, {})
+            keys += item_keys
+            args += item_args
+        replies = await self._commit_new_stories(keys=keys, args=args)
+        return [StoryLookup(reply[0] or None, set(reply[1])) if isinstance(reply, list)
+                else int(reply) for reply in replies]
 
     def _commit_call(self, item_id: str, alerts: Sequence[Alert], story_id: str, window: int,
                      sources: int, new_story: NewStory | None, now: float,

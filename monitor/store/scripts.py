@@ -57,53 +57,55 @@ return errors
 # only if the story's record for its subscriber is still what the poller read when it
 # decided on it: when another copy of the story, on another instance, alerted that
 # subscriber meanwhile, this one is dropped, so one story alerts a subscriber once (and
-# an update once per step). KEYS: seen marker, alert stream, story's alerted hash, then
-# for a new story its URL key, band bucket, story hash and sources list. ARGV: seen TTL,
-# story window, source count, n, n subscriber names, n alert payloads, n records as read
-# ('' for none), then for a new story: story id, bucket expiry, band fields (as for
+# an update once per step). `commit(k, a)`: `k`, the item's keys: seen marker, alert
+# stream, story's alerted hash, then for a new story its URL key, band bucket, story hash
+# and sources list; `a`, where the item's arguments start in ARGV (after ARGV[a]): seen
+# TTL, story window, source count, n, n subscriber names, n alert payloads, n records as
+# read ('' for none), then for a new story: story id, bucket expiry, band fields (as for
 # STORY_LOOKUP), signature, title, url, first seen, source JSON, and 1 when the item has
-# a story URL. `commit` returns -1 when the item was already seen, else the alerts
-# queued. The seen marker's value is 1, which Redis keeps as a shared integer: a
-# timestamp there cost 25 more bytes per item (bench/memory.py), and nothing reads it.
+# a story URL. It returns -1 when the item was already seen, else the alerts queued. The
+# seen marker's value is 1, which Redis keeps as a shared integer: a timestamp there
+# cost 25 more bytes per item (bench/memory.py), and nothing reads it.
 _COMMIT = """
-local function commit(new_story)
-  if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then
+local function commit(k, a)
+  if not redis.call('SET', k[1], 1, 'NX', 'EX', tonumber(ARGV[a + 1])) then
     return -1
   end
-  local window = tonumber(ARGV[2])
-  local n = tonumber(ARGV[4])
+  local window = tonumber(ARGV[a + 2])
+  local n = tonumber(ARGV[a + 4])
   local queued = 0
   for i = 1, n do
-    local sub = ARGV[4 + i]
-    if (redis.call('HGET', KEYS[3], sub) or '') == ARGV[4 + 2 * n + i] then
-      redis.call('HSET', KEYS[3], sub, ARGV[3])
-      redis.call('XADD', KEYS[2], '*', 'alert', ARGV[4 + n + i])
+    local sub = ARGV[a + 4 + i]
+    if (redis.call('HGET', k[3], sub) or '') == ARGV[a + 4 + 2 * n + i] then
+      redis.call('HSET', k[3], sub, ARGV[a + 3])
+      redis.call('XADD', k[2], '*', 'alert', ARGV[a + 4 + n + i])
       queued = queued + 1
     end
   end
-  if queued > 0 then redis.call('EXPIRE', KEYS[3], window) end
-  if new_story then
-    local story = {unpack(ARGV, 5 + 3 * n)}
-    if story[9] == '1' then redis.call('SET', KEYS[4], story[1], 'EX', window) end
+  if queued > 0 then redis.call('EXPIRE', k[3], window) end
+  if #k == 7 then
+    local s = a + 4 + 3 * n  -- the new story's arguments follow ARGV[s]
+    local id = ARGV[s + 1]
+    if ARGV[s + 9] == '1' then redis.call('SET', k[4], id, 'EX', window) end
     local mapping = {}
-    for field in string.gmatch(story[3], '%S+') do
+    for field in string.gmatch(ARGV[s + 3], '%S+') do
       mapping[#mapping + 1] = field
-      mapping[#mapping + 1] = story[1]
+      mapping[#mapping + 1] = id
     end
     if #mapping > 0 then
-      redis.call('HSET', KEYS[5], unpack(mapping))
-      redis.call('EXPIREAT', KEYS[5], tonumber(story[2]))
+      redis.call('HSET', k[5], unpack(mapping))
+      redis.call('EXPIREAT', k[5], tonumber(ARGV[s + 2]))
     end
-    redis.call('HSET', KEYS[6], 'sig', story[4], 'title', story[5], 'url', story[6],
-               'first_seen', story[7])
-    redis.call('EXPIRE', KEYS[6], window)
-    redis.call('RPUSH', KEYS[7], story[8])
-    redis.call('EXPIRE', KEYS[7], window)
+    redis.call('HSET', k[6], 'sig', ARGV[s + 4], 'title', ARGV[s + 5], 'url', ARGV[s + 6],
+               'first_seen', ARGV[s + 7])
+    redis.call('EXPIRE', k[6], window)
+    redis.call('RPUSH', k[7], ARGV[s + 8])
+    redis.call('EXPIRE', k[7], window)
   end
   return queued
 end
 """
-COMMIT_ITEM = _COMMIT + "return commit(#KEYS == 7)\n"
+COMMIT_ITEM = _COMMIT + "return commit(KEYS, 0)\n"
 
 # The story known by a URL, and the stories sharing a band of a text's signature: the
 # bands are looked up in each of the `buckets` (keys), as fields "index:value", given
@@ -134,18 +136,41 @@ local by_url, found = story_lookup(KEYS[1], {unpack(KEYS, 2)}, ARGV[1])
 return {by_url, found}
 """
 
-# An item whose story is new unless Redis knows it: the lookup of STORY_LOOKUP, then, if
-# neither the URL nor any band is known, COMMIT_ITEM with the new story, in one round
-# trip (most items are stories of their own) and atomically (two instances that read one
-# story at once register it once). KEYS and ARGV: COMMIT_ITEM's for a new story, then the
-# older band buckets. Returns -1 when the item was already seen, the alerts queued when
-# it committed, and else the lookup's reply, having written nothing.
-COMMIT_NEW_STORY = _STORY_LOOKUP + _COMMIT + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
-local n = tonumber(ARGV[4])
-local by_url, found = story_lookup(KEYS[4], {KEYS[5], unpack(KEYS, 8)}, ARGV[7 + 3 * n])
-if by_url or #found > 0 then return {by_url, found} end
-return commit(true)
+# Items whose stories are new unless Redis knows them, in turn: for each, the lookup of
+# STORY_LOOKUP, then, if neither the URL nor any band is known, COMMIT_ITEM with the new
+# story, atomically (two instances that read one story at once register it once). Most
+# items are stories of their own, and the items of every poll under way are committed
+# in one round trip (monitor.poller: a script call per item cost the daemon 9% of its
+# CPU, and made the items queue for their turn). The first item whose story is known
+# ends the call, with the lookup's reply and nothing written for it, so that it is
+# judged before the items after it are committed: one of those may be a copy of it.
+# KEYS: the older band buckets (ARGV[1] of them), then per item COMMIT_ITEM's seven
+# keys for a new story. ARGV: that count, then per item COMMIT_ITEM's arguments for a
+# new story. Returns per item tried -1 when it was already seen, the alerts queued when
+# it committed, or (last) the lookup's reply.
+COMMIT_NEW_STORIES = _STORY_LOOKUP + _COMMIT + """
+local older = tonumber(ARGV[1])
+local buckets = {false, unpack(KEYS, 1, older)}
+local out = {}
+local k, a = older + 1, 1
+while k <= #KEYS do
+  local keys = {unpack(KEYS, k, k + 6)}
+  local n = tonumber(ARGV[a + 4])
+  if redis.call('EXISTS', keys[1]) == 1 then
+    out[#out + 1] = -1
+  else
+    buckets[1] = keys[5]
+    local by_url, found = story_lookup(keys[4], buckets, ARGV[a + 7 + 3 * n])
+    if by_url or #found > 0 then
+      out[#out + 1] = {by_url, found}
+      return out
+    end
+    out[#out + 1] = commit(keys, a)
+  end
+  k = k + 7
+  a = a + 13 + 3 * n
+end
+return out
 """
 
 # Removes a consumer from the delivery group if it holds no entry: checked here, in the

@@ -1,0 +1,149 @@
+"""Items committed in turn, many to a round trip: monitor.commits and its script."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from monitor import dedup
+from monitor.commits import Commits
+from monitor.poller import Story, new_story, resolve_story
+from monitor.store import DEFAULT_STORY_WINDOW, Store, StoryLookup
+from tests.test_worker import make_alert
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_TEXT = (ROOT / "seeds" / "000_5789ac1c2e1f81f5.txt").read_text("utf-8")
+SYRIA = (ROOT / "tests" / "data" / "pages_expected" /
+         "newspaper__arabic_article__expected.txt").read_text("utf-8")
+# Ten lines of the seed story before another article: its signature shares a band with
+# the seed's (so Redis names the seed as a candidate) but is only 0.40 alike, below the
+# 0.5 that makes a copy: a story of its own, once judged.
+NEAR_SEED = "\n".join(SEED_TEXT.splitlines()[:10]) + "\n" + SYRIA
+
+
+def story(item_id: str, url: str, text: str) -> Story:
+    return new_story(item_id, url, dedup.signature(text), {"url": url})
+
+
+async def test_a_batch_stops_at_the_first_known_story_and_leaves_the_rest_untried(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    first = story("a", "https://site.org/a", SEED_TEXT)
+    same_page = story("b", "https://www.site.org/a/", SYRIA)
+    other = story("c", "https://site.org/c", SYRIA)
+    assert first.new and same_page.new and other.new
+    replies = await store.commit_new_stories([("a", [make_alert("hook", "a")], first.new),
+                                              ("b", [], same_page.new), ("c", [], other.new)])
+    assert replies == [1, StoryLookup("a", set())]
+    assert await store.unseen(["a", "b", "c"]) == ["b", "c"]
+    assert await store.story_by_url(other.new.url_key) is None  # c: nothing written
+    # Tried again, an item seen meanwhile answers -1 and does not stop the batch.
+    assert await store.commit_new_stories([("a", [], first.new), ("c", [], other.new)]) == \
+        [-1, 0]
+
+
+async def test_an_item_is_judged_before_the_items_after_it_are_committed(
+    aredis: aioredis.Redis,
+) -> None:
+    # The seed story is known. Item b shares a band with it but is another story; item
+    # c, in the same batch, is a copy of b. Were c looked up before b was judged and
+    # registered, it would find only the seed, be judged a story of its own, and alert
+    # again.
+    store = Store(aredis)
+    seed = story("seed", "https://site.org/seed", SEED_TEXT)
+    assert seed.new is not None
+    assert await store.commit_new_story("seed", [], seed.new) == 0
+    commits: Commits[tuple[int, Story]] = Commits(store, DEFAULT_STORY_WINDOW)
+    judged: list[str] = []
+
+    async def commit(item_id: str, url: str, text: str) -> int | tuple[int, Story]:
+        own = story(item_id, url, text)
+        assert own.new is not None
+
+        async def judge(known: StoryLookup) -> tuple[int, Story]:
+            judged.append(item_id)
+            found = await resolve_story(store, item_id, url, dedup.signature(text),
+                                        {"url": url}, window=DEFAULT_STORY_WINDOW,
+                                        threshold=0.5, own=own, known=known)
+            alerts = [] if found.copy else [make_alert("hook", item_id)]
+            return await store.commit_item(item_id, alerts, found.id, DEFAULT_STORY_WINDOW,
+                                           len(found.sources), found.new), found
+
+        return await commits.commit(item_id, [make_alert("hook", item_id)], own.new, judge)
+
+    b, c, d = await asyncio.gather(commit("b", "https://one.org/b", NEAR_SEED),
+                                   commit("c", "https://two.org/c", NEAR_SEED),
+                                   commit("d", "https://three.org/d", SYRIA[:400]))
+    assert judged == ["b", "c"]
+    assert isinstance(b, tuple) and b[0] == 1 and not b[1].copy and b[1].id == "b"
+    assert isinstance(c, tuple) and c[0] == 0 and c[1].copy and c[1].id == "b"
+    assert d == 1  # a story of its own, committed in the batch after c's judging
+    assert await store.unseen(["b", "c", "d"]) == []
+
+
+async def test_a_failed_judgement_fails_its_item_only(aredis: aioredis.Redis) -> None:
+    store = Store(aredis)
+    first = story("a", "https://site.org/a", SEED_TEXT)
+    assert first.new is not None
+    await store.commit_new_story("a", [], first.new)
+    commits: Commits[int] = Commits(store, DEFAULT_STORY_WINDOW)
+
+    async def broken(known: StoryLookup) -> int:
+        raise RuntimeError("judge failed")
+
+    async def unused(known: StoryLookup) -> int:
+        raise AssertionError("a story of its own is not judged")
+
+    copy, own = story("b", "https://www.site.org/a", SYRIA), story("c", "https://x.org/c", SYRIA)
+    assert copy.new and own.new
+    results = await asyncio.gather(commits.commit("b", [], copy.new, broken),
+                                   commits.commit("c", [make_alert("hook", "c")], own.new, unused),
+                                   return_exceptions=True)
+    assert isinstance(results[0], RuntimeError) and results[1] == 1
+    assert await store.unseen(["b", "c"]) == ["b"]  # b is polled again, c alerted once
+
+
+async def test_a_failed_batch_fails_each_of_its_items(aredis: aioredis.Redis) -> None:
+    store = Store(aredis)
+    await aredis.set(store.keys.story_sources("b"), "a string, not a list")  # RPUSH fails
+    commits: Commits[int] = Commits(store, DEFAULT_STORY_WINDOW)
+
+    async def unused(known: StoryLookup) -> int:
+        raise AssertionError("no story is known")
+
+    b = story("b", "https://other.org/b", SEED_TEXT)
+    c = story("c", "https://other.org/c", SYRIA)
+    assert b.new and c.new
+    results = await asyncio.gather(commits.commit("b", [], b.new, unused),
+                                   commits.commit("c", [], c.new, unused),
+                                   return_exceptions=True)
+    assert all(isinstance(r, aioredis.ResponseError) for r in results), results
+    # The next item is committed: a failed batch does not stop the turn-taking.
+    d = story("d", "https://other.org/d", SYRIA[:300])
+    assert d.new is not None
+    assert await commits.commit("d", [], d.new, unused) == 0
+
+
+async def test_an_item_whose_poll_went_away_before_its_batch_is_not_committed(
+    aredis: aioredis.Redis,
+) -> None:
+    store = Store(aredis)
+    commits: Commits[int] = Commits(store, DEFAULT_STORY_WINDOW)
+
+    async def unused(known: StoryLookup) -> int:
+        raise AssertionError("no story is known")
+
+    a, b = story("a", "https://x.org/a", SEED_TEXT), story("b", "https://x.org/b", SYRIA)
+    assert a.new and b.new
+    gone = asyncio.ensure_future(commits.commit("a", [], a.new, unused))
+    kept = asyncio.ensure_future(commits.commit("b", [], b.new, unused))
+    await asyncio.sleep(0)  # both queued; the batch is sent on the loop's next turn
+    gone.cancel()
+    assert await kept == 0
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert await store.unseen(["a", "b"]) == ["a"]
