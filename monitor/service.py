@@ -127,9 +127,12 @@ class Service:
             await self.worker.email.close()
         await self._connection.close()
 
-    async def run(self) -> None:
-        """The daemon: polls on schedule and delivers until SIGTERM or SIGINT."""
+    async def run(self, started: Callable[[], None] | None = None) -> None:
+        """The daemon: polls on schedule and delivers until SIGTERM or SIGINT; `started`
+        is called once the stages are built, before the first poll."""
         await self.start()
+        if started is not None:
+            started()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
