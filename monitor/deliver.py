@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from dataclasses import dataclass, field
 
 import aiohttp
 import aiosmtplib
+import orjson
 from yarl import URL
 
 from monitor import USER_AGENT
@@ -78,7 +78,7 @@ class WebhookSender:
         await self.close()
 
     async def send(self, alert: Alert, url: str, secret: str) -> None:
-        body = json.dumps(webhook_payload(alert), ensure_ascii=False).encode()
+        body = orjson.dumps(webhook_payload(alert))
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json; charset=utf-8",

@@ -21,7 +21,6 @@ Rules, in order:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Callable
@@ -236,7 +235,7 @@ class DeliveryWorker:
                        deferred: int) -> None:
         payload = fields.get("alert", "")
         try:
-            alert = Alert.from_dict(json.loads(payload))
+            alert = Alert.from_json(payload)
         except (ValueError, KeyError, TypeError) as exc:
             await self.store.dead_letter(entry_id, payload, f"unreadable entry: {exc}", attempts)
             log.error("alert entry unreadable; dead-lettered", entry=entry_id, error=str(exc))

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
@@ -23,6 +25,14 @@ def alert(title: str = "Haftar near Sirte",
 def test_alert_round_trips_through_json() -> None:
     a = alert()
     assert Alert.from_dict(a.to_dict()) == a
+    assert Alert.from_json(a.to_json()) == a
+    assert json.loads(a.to_json()) == a.to_dict()  # orjson writes what to_dict says
+    local = replace(a, item=replace(a.item, published=datetime.fromisoformat(
+        "2026-11-01T08:30:00.250000+05:30"), language="ar"), kind="update")
+    assert json.loads(local.to_json()) == local.to_dict()
+    assert Alert.from_json(local.to_json()) == local
+    assert Alert.from_json(replace(a, item=replace(a.item, published=None)).to_json()) \
+        .item.published is None
 
 
 def test_webhook_payload_shape() -> None:

@@ -334,7 +334,7 @@ class Store:
                      sources: int, new_story: NewStory | None, now: float,
                      alerted: Mapping[str, int]) -> tuple[list[str], list[Any]]:
         """COMMIT_ITEM's keys and arguments."""
-        payloads = [json.dumps(a.to_dict(), ensure_ascii=False) for a in alerts]
+        payloads = [a.to_json() for a in alerts]
         keys = [self.keys.seen(item_id), self.keys.alerts, self.keys.story_alerted(story_id)]
         args: list[Any] = [self.seen_ttl, window, sources, len(alerts),
                            *(a.subscriber for a in alerts), *payloads,
