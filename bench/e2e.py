@@ -124,16 +124,21 @@ def main() -> None:
           f"{'p99 s':>6} {'max s':>6} {'repeats':>8} {'CPU ms/item':>12} {'CPU busy':>9} "
           f"{'server+redis ms/item':>21} {'ceiling items/s':>16}")
     cores = os.cpu_count() or 1
+    ceilings = []
     for count, r in runs:
         shared = r["server_ms_per_item"] + r["redis_ms_per_item"]
         # What this machine's cores could deliver, at this CPU per item, all of them busy.
         ceiling = cores * 1000 / (r["cpu_ms_per_item"] + shared)
+        ceilings.append(ceiling)
         print(f"{count:>9} {r['items']:>6} {r['seconds']:8.2f} {r['rate']:8.1f} {r['p50']:6.2f} "
               f"{r['p99']:6.2f} {r['max']:6.2f} {r['hooks'] - r['items']:>8} "
               f"{r['cpu_ms_per_item']:12.1f} {r['cpu_share']:8.0%} "
               f"{r['server_ms_per_item']:>9.1f} + {r['redis_ms_per_item']:<9.1f} {ceiling:>16.0f}")
     if not args.one:
-        print(f"two instances: {runs[1][1]['rate'] / one['rate']:.2f}x one")
+        # The instances share the cores with the feed server and Redis: two can deliver
+        # no more than the machine's ceiling at their CPU per item, whatever they do.
+        print(f"two instances: {runs[1][1]['rate'] / one['rate']:.2f}x one; with every "
+              f"core busy at the two's CPU per item, at most {ceilings[1] / one['rate']:.2f}x")
 
 
 if __name__ == "__main__":
