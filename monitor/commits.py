@@ -15,7 +15,9 @@ Rules:
    (bench/e2e.py), and each paid for a script call of its own. Across instances the
    scripts decide (monitor.store.scripts).
 4. An item whose batch fails gets the error (its poll fails, and it stays unseen for the
-   next poll); an item whose waiter went away before its batch was sent is not committed.
+   next poll), and so does an item whose own keys Redis refused (the others of its batch
+   are committed); an item whose waiter went away before its batch was sent is not
+   committed.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class Commits(Generic[R]):
                 _fail(entry.done, exc)
             return len(batch)
         for entry, reply in zip(batch, replies, strict=False):
+            if isinstance(reply, Exception):  # this item's keys only (rule 4)
+                _fail(entry.done, reply)
+                continue
             if not isinstance(reply, StoryLookup):
                 _settle(entry.done, reply)
                 continue

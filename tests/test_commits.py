@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from monitor import dedup
 from monitor.commits import Commits
 from monitor.poller import Story, new_story, resolve_story
 from monitor.store import DEFAULT_STORY_WINDOW, Store, StoryLookup
+from tests.servers import free_port
 from tests.test_worker import make_alert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +110,7 @@ async def test_a_failed_judgement_fails_its_item_only(aredis: aioredis.Redis) ->
     assert await store.unseen(["b", "c"]) == ["b"]  # b is polled again, c alerted once
 
 
-async def test_a_failed_batch_fails_each_of_its_items(aredis: aioredis.Redis) -> None:
+async def test_an_item_whose_keys_redis_refuses_fails_alone(aredis: aioredis.Redis) -> None:
     store = Store(aredis)
     await aredis.set(store.keys.story_sources("b"), "a string, not a list")  # RPUSH fails
     commits: Commits[int] = Commits(store, DEFAULT_STORY_WINDOW)
@@ -119,13 +122,31 @@ async def test_a_failed_batch_fails_each_of_its_items(aredis: aioredis.Redis) ->
     c = story("c", "https://other.org/c", SYRIA)
     assert b.new and c.new
     results = await asyncio.gather(commits.commit("b", [], b.new, unused),
+                                   commits.commit("c", [make_alert("hook", "c")], c.new, unused),
+                                   return_exceptions=True)
+    assert isinstance(results[0], aioredis.ResponseError) and "WRONGTYPE" in str(results[0])
+    assert results[1] == 1  # c, after b in the same call, is committed all the same
+    assert await aredis.xlen(store.keys.alerts) == 1
+
+
+async def test_a_failed_batch_fails_each_of_its_items() -> None:
+    client = aioredis.Redis(port=free_port(), decode_responses=True,  # nothing listens
+                            retry=Retry(NoBackoff(), 0))
+    commits: Commits[int] = Commits(Store(client), DEFAULT_STORY_WINDOW)
+
+    async def unused(known: StoryLookup) -> int:
+        raise AssertionError("no story is known")
+
+    b, c = story("b", "https://x.org/b", SEED_TEXT), story("c", "https://x.org/c", SYRIA)
+    assert b.new and c.new
+    results = await asyncio.gather(commits.commit("b", [], b.new, unused),
                                    commits.commit("c", [], c.new, unused),
                                    return_exceptions=True)
-    assert all(isinstance(r, aioredis.ResponseError) for r in results), results
-    # The next item is committed: a failed batch does not stop the turn-taking.
-    d = story("d", "https://other.org/d", SYRIA[:300])
-    assert d.new is not None
-    assert await commits.commit("d", [], d.new, unused) == 0
+    assert all(isinstance(r, aioredis.ConnectionError) for r in results), results
+    # The turn-taking goes on: a later item gets its own batch (and its own error).
+    with pytest.raises(aioredis.ConnectionError):
+        await asyncio.wait_for(commits.commit("b", [], b.new, unused), 10)
+    await client.aclose()
 
 
 async def test_an_item_whose_poll_went_away_before_its_batch_is_not_committed(

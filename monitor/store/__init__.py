@@ -310,14 +310,18 @@ class Store:
         story is known by its URL or shares a band with it: then nothing is written and
         the answer of `story_candidates` comes back, for `resolve_story` to judge."""
         (reply,) = await self.commit_new_stories([(item_id, alerts, new_story)], window)
+        if isinstance(reply, ResponseError):
+            raise reply
         return reply
 
     async def commit_new_stories(self, items: Sequence[tuple[str, Sequence[Alert], NewStory]],
-                                 window: int = DEFAULT_STORY_WINDOW) -> list[int | StoryLookup]:
+                                 window: int = DEFAULT_STORY_WINDOW,
+                                 ) -> list[int | StoryLookup | ResponseError]:
         """`commit_new_story` for each of `items` (id, alerts, new story) in turn, in one
         script call, up to the first item whose story Redis knows: the list ends with
         its lookup, and the items after it are left untried, with nothing written, for
-        the caller to commit once that item is judged."""
+        the caller to commit once that item is judged. An item that Redis refused a
+        command has its error in the list, and the items after it are still tried."""
         now = self.now()
         keys = [self.keys.story_bands(b) for b in self._buckets(window, now)[1:]]
         args: list[Any] = [len(keys)]
@@ -328,6 +332,7 @@ class Store:
             args += item_args
         replies = await self._commit_new_stories(keys=keys, args=args)
         return [StoryLookup(reply[0] or None, set(reply[1])) if isinstance(reply, list)
+                else ResponseError(reply) if isinstance(reply, str)
                 else int(reply) for reply in replies]
 
     def _commit_call(self, item_id: str, alerts: Sequence[Alert], story_id: str, window: int,

@@ -143,30 +143,33 @@ return {by_url, found}
 # in one round trip (monitor.poller: a script call per item cost the daemon 9% of its
 # CPU, and made the items queue for their turn). The first item whose story is known
 # ends the call, with the lookup's reply and nothing written for it, so that it is
-# judged before the items after it are committed: one of those may be a copy of it.
-# KEYS: the older band buckets (ARGV[1] of them), then per item COMMIT_ITEM's seven
-# keys for a new story. ARGV: that count, then per item COMMIT_ITEM's arguments for a
-# new story. Returns per item tried -1 when it was already seen, the alerts queued when
-# it committed, or (last) the lookup's reply.
+# judged before the items after it are committed: one of those may be a copy of it. An
+# item whose keys refuse a command (a key of the wrong type) does not stop the others:
+# its reply is the error's text (what it wrote before the error stays, as for any
+# script). KEYS: the older band buckets (ARGV[1] of them), then per item COMMIT_ITEM's
+# seven keys for a new story. ARGV: that count, then per item COMMIT_ITEM's arguments
+# for a new story. Returns per item tried -1 when it was already seen, the alerts queued
+# when it committed, an error's text, or (last) the lookup's reply.
 COMMIT_NEW_STORIES = _STORY_LOOKUP + _COMMIT + """
+local function commit_new(keys, a, n, buckets)
+  if redis.call('EXISTS', keys[1]) == 1 then return -1 end
+  buckets[1] = keys[5]
+  local by_url, found = story_lookup(keys[4], buckets, ARGV[a + 7 + 3 * n])
+  if by_url or #found > 0 then return {by_url, found} end
+  return commit(keys, a)
+end
 local older = tonumber(ARGV[1])
 local buckets = {false, unpack(KEYS, 1, older)}
 local out = {}
 local k, a = older + 1, 1
 while k <= #KEYS do
-  local keys = {unpack(KEYS, k, k + 6)}
   local n = tonumber(ARGV[a + 4])
-  if redis.call('EXISTS', keys[1]) == 1 then
-    out[#out + 1] = -1
-  else
-    buckets[1] = keys[5]
-    local by_url, found = story_lookup(keys[4], buckets, ARGV[a + 7 + 3 * n])
-    if by_url or #found > 0 then
-      out[#out + 1] = {by_url, found}
-      return out
-    end
-    out[#out + 1] = commit(keys, a)
+  local ok, reply = pcall(commit_new, {unpack(KEYS, k, k + 6)}, a, n, buckets)
+  if not ok then
+    reply = type(reply) == 'table' and reply.err or tostring(reply)
   end
+  out[#out + 1] = reply
+  if type(reply) == 'table' then return out end
   k = k + 7
   a = a + 13 + 3 * n
 end
