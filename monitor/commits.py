@@ -14,10 +14,10 @@ Rules:
    with it, items of the polls under way waited for their turn in queues of 40 to 150
    (bench/e2e.py), and each paid for a script call of its own. Across instances the
    scripts decide (monitor.store.scripts).
-4. An item whose batch fails gets the error (its poll fails, and it stays unseen for the
-   next poll), and so does an item whose own keys Redis refused (the others of its batch
-   are committed); an item whose waiter went away before its batch was sent is not
-   committed.
+4. An item whose batch fails gets the error, and so does an item whose own keys Redis
+   refused (the others of its batch are committed): its poll fails, and if Redis did not
+   commit it, the next poll takes it again. An item whose waiter went away before its
+   batch was sent is not committed.
 """
 
 from __future__ import annotations
