@@ -249,12 +249,9 @@ def _repair_utf8(data: bytes, content_type: str | None) -> tuple[bytes, int]:
     if data.isascii() or (_charset_label(data, content_type) or "utf-8").lower() not in (
             "utf-8", "utf8"):
         return data, 0
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        repaired = mostly_utf8(data)
-        if repaired is not None:
-            return repaired[0].encode("utf-8"), repaired[1]
+    repaired = mostly_utf8(data)
+    if repaired is not None and repaired[1]:
+        return repaired[0].encode("utf-8"), repaired[1]
     return data, 0
 
 

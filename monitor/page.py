@@ -43,12 +43,9 @@ def decode_html(data: bytes, declared: str | None = None) -> str:
                        (b"\xfe\xff", "utf-16-be")):
         if data.startswith(bom):
             return data[len(bom):].decode(codec, errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        repaired = mostly_utf8(data)
-        if repaired is not None:
-            return repaired[0]
+    repaired = mostly_utf8(data)  # valid UTF-8, or but for a few stray bytes
+    if repaired is not None:
+        return repaired[0]
     found = _META_CHARSET.search(data[:4096])
     for label in (declared, found.group(1).decode("ascii") if found else None):
         if label:
