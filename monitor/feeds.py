@@ -316,7 +316,9 @@ def _parse_json_feed(data: bytes, feed_id: str, feed_name: str,
         doc = json.loads(data)
     except UnicodeDecodeError as exc:  # stray bytes in UTF-8, as in XML feeds (rule 1)
         repaired = mostly_utf8(data)
-        if repaired is None:
+        # Valid UTF-8 that json read as UTF-16 or -32 (a NUL among the first bytes):
+        # nothing to repair, and parsing the same bytes again would fail again, forever.
+        if repaired is None or not repaired[1]:
             return ParsedFeed(title="", items=(), problem=f"parser: invalid JSON Feed: {exc}")
         parsed = _parse_json_feed(repaired[0].encode("utf-8"), feed_id, feed_name, feed_url)
         if parsed is not None and parsed.problem is None:

@@ -85,6 +85,15 @@ def test_a_json_feed_with_a_stray_byte_keeps_its_text() -> None:
     assert parsed.problem == "1 byte(s) not UTF-8 in a UTF-8 document, read as Windows-1252"
 
 
+def test_a_json_feed_that_json_reads_as_utf16_is_an_invalid_feed() -> None:
+    # A NUL as second byte makes json decode as UTF-16; the bytes are valid UTF-8, so
+    # there is nothing to repair (it was parsed again and again, to a RecursionError).
+    for data in (b'{\x00"version":1}x', b'{\x00\x00\x00"a"'):
+        parsed = parse_feed(data, "f", "f", "https://example.org/", "application/feed+json")
+        assert parsed.items == () and parsed.problem is not None
+        assert parsed.problem.startswith("parser: invalid JSON Feed: "), parsed.problem
+
+
 @pytest.mark.parametrize("codec", ["cp1252", "cp1256", "gbk"])
 def test_a_feed_wholly_in_another_charset_is_not_taken_for_utf8(codec: str) -> None:
     """Labelled UTF-8 but written in another codec: not UTF-8 with stray bytes, so read
