@@ -148,6 +148,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def _validate(settings: Settings) -> int:
     config = load_config(settings.config_dir)
+    for note in config.notes:  # not refused, but worth knowing
+        print(note, file=sys.stderr)
     print(f"config OK: {len(config.feeds)} feeds, {len(config.watchlists)} watchlists, "
           f"{len(config.subscribers)} subscribers, from {len(config.files)} files")
     for wl in config.watchlists:

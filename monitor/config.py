@@ -8,8 +8,11 @@ Rules, in order:
    `load_config`, so secrets stay out of YAML. An unset variable without default is an error.
 3. Each file is validated on its own, so an error names the file and the line of the node.
 4. Then across files: names are unique, subscribers name existing watchlists. Subscribers
-   written inside a watchlist subscribe to it; the same address in several places is one
-   subscriber of all those watchlists, so it gets one alert per item.
+   written inside a watchlist subscribe to it. A subscriber is its recipient, its channel
+   and address: the same address in several places, under one name or several, is one
+   subscriber of all those watchlists (under the first name written), so it gets one alert
+   per item; the other names are noted, and alerts queued under them still find it. One
+   name for two addresses, or one address with two secrets or update settings, is an error.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -34,6 +37,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Path_ = tuple[str | int, ...]
 
@@ -61,9 +65,22 @@ def _check_http_url(value: str) -> str:
     return value
 
 
+def _webhook_key(url: str) -> str:
+    """A webhook URL as its receiver tells URLs apart: scheme and host in lower case, no
+    default port, no fragment (never sent); path and query exactly as written."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port if parts.port not in (None, _DEFAULT_PORTS.get(parts.scheme.lower())) \
+        else None
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + host + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
+
+
 def _webhook_name(url: str) -> str:
     """A name for logs that does not spell the URL: many webhook URLs carry a token."""
-    digest = hashlib.sha256(url.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(_webhook_key(url).encode()).hexdigest()[:8]
     return f"webhook:{urlsplit(url).hostname}#{digest}"
 
 
@@ -226,6 +243,20 @@ class SubscriberConfig(_Model):
     def channel(self) -> str:
         return "email" if self.email else "webhook"
 
+    @property
+    def recipient(self) -> tuple[str, str]:
+        """Who receives the alerts: the channel and the address, compared as the far end
+        does (email addresses and URL hosts without case, a URL without its default port)."""
+        if self.email:
+            return "email", self.email.casefold()
+        return "webhook", _webhook_key(self.webhook or "")
+
+    @property
+    def label(self) -> str:
+        """The recipient in messages: the address, or for a webhook its host and a hash
+        (its path often carries a token)."""
+        return f"email {self.email}" if self.email else _webhook_name(self.webhook or "")
+
 
 class WatchlistConfig(_Model):
     name: str = Field(min_length=1)
@@ -260,9 +291,22 @@ class Config:
     watchlists: tuple[WatchlistConfig, ...] = ()
     subscribers: tuple[SubscriberConfig, ...] = ()
     files: tuple[str, ...] = field(default=())
+    # Other names written for a subscriber's recipient (rule 4): name -> the name it has.
+    aliases: tuple[tuple[str, str], ...] = ()
+    # What `monitor validate` notes without refusing the config, `file:line: field: note`.
+    notes: tuple[str, ...] = ()
+
+    @cached_property
+    def _by_name(self) -> dict[str, SubscriberConfig]:
+        found = {s.name: s for s in self.subscribers}
+        for alias, name in self.aliases:
+            if name in found:
+                found.setdefault(alias, found[name])
+        return found
 
     def subscriber(self, name: str) -> SubscriberConfig | None:
-        return next((s for s in self.subscribers if s.name == name), None)
+        """The subscriber of this name, or whose recipient was also written under it."""
+        return self._by_name.get(name)
 
 
 def _expand_env(text: str, env: Mapping[str, str]) -> str:
@@ -419,30 +463,106 @@ def _cross_check(parsed: list[tuple[_Document, _FileConfig]]) -> list[str]:
             if name not in watchlists:
                 at = ("subscribers", i, "watchlists")
                 problems.append(doc.locate(at, f"no watchlist {name!r}"))
+    problems.extend(_subscriber_clashes(_written_subscribers(parsed)))
+    return problems
+
+
+@dataclass(frozen=True)
+class _Written:
+    """One subscriber as written: its file and path there, and the watchlist it is
+    written inside (None at the top level of a file)."""
+
+    doc: _Document
+    at: Path_
+    sub: SubscriberConfig
+    watchlist: str | None
+
+    def locate(self, key: str, message: str) -> str:
+        return self.doc.locate((*self.at, key) if key else self.at, message)
+
+    @property
+    def where(self) -> str:
+        return f"{self.doc.path}:{self.doc.line_of(self.at)}"
+
+
+def _watchlist_at(doc: _Document, index: int) -> Path_:
+    """Where the `index`th watchlist of a file is in its YAML: a file of `watchlists/`
+    holds one watchlist, or a list of them; any other file a `watchlists:` list."""
+    if isinstance(doc.data, list):
+        return (index,)
+    if isinstance(doc.data, dict) and "watchlists" in doc.data:
+        return ("watchlists", index)
+    return ()
+
+
+def _written_subscribers(parsed: list[tuple[_Document, _FileConfig]]) -> list[_Written]:
+    """Every subscriber as written, those at the top level of a file first."""
+    out = [_Written(doc, ("subscribers", i), sub, None)
+           for doc, i, sub in _each_named(parsed, "subscribers")]
+    for doc, i, wl in _each_named(parsed, "watchlists"):
+        out += [_Written(doc, (*_watchlist_at(doc, i), "subscribers", j), sub, wl.name)
+                for j, sub in enumerate(wl.subscribers)]
+    return out
+
+
+# Settings of a subscriber that must agree wherever its recipient is written: one
+# recipient is one subscriber, and taking one of two values would drop the other silently.
+_AGREED = ("secret", "update_sources", "update_on_change")
+
+
+def _subscriber_clashes(written: list[_Written]) -> list[str]:
+    """One name for two recipients, or one recipient written with two values of a
+    setting in `_AGREED` (rule 4)."""
+    problems: list[str] = []
+    by_name: dict[str, _Written] = {}
+    by_recipient: dict[tuple[str, str], _Written] = {}
+    for w in written:
+        first = by_name.setdefault(w.sub.name, w)
+        if first.sub.recipient != w.sub.recipient:
+            problems.append(w.locate("name", (
+                f"subscriber {w.sub.name!r} is {first.sub.label} at {first.where} and "
+                f"{w.sub.label} here: one name names one recipient; give each its own name")))
+        same = by_recipient.setdefault(w.sub.recipient, w)
+        for key in _AGREED:
+            if getattr(same.sub, key) != getattr(w.sub, key):
+                problems.append(w.locate(key, (
+                    f"{w.sub.label} is written at {same.where} too, with another `{key}`: "
+                    "one recipient is one subscriber; give it the same value everywhere")))
     return problems
 
 
 def _merge(parsed: list[tuple[_Document, _FileConfig]]) -> Config:
     feeds = [feed for _, _, feed in _each_named(parsed, "feeds")]
     watchlists = [wl for _, _, wl in _each_named(parsed, "watchlists")]
-    subscribers: dict[str, SubscriberConfig] = {}
-
-    def add(sub: SubscriberConfig, extra: tuple[str, ...]) -> None:
-        known = subscribers.get(sub.name)
-        names = tuple(dict.fromkeys((*(known.watchlists if known else ()), *sub.watchlists, *extra)))
-        base = known or sub
-        subscribers[sub.name] = base.model_copy(
-            update={"watchlists": names, "min_score": min(base.min_score, sub.min_score)}
-        )
-
-    for _, _, sub in _each_named(parsed, "subscribers"):
-        add(sub, ())
-    for wl in watchlists:
-        for sub in wl.subscribers:
-            add(sub, (wl.name,))
+    subscribers, aliases, notes = _merge_subscribers(_written_subscribers(parsed))
     return Config(
         feeds=tuple(feeds),
         watchlists=tuple(watchlists),
-        subscribers=tuple(subscribers.values()),
+        subscribers=subscribers,
         files=tuple(str(doc.path) for doc, _ in parsed),
+        aliases=aliases,
+        notes=notes,
     )
+
+
+def _merge_subscribers(written: list[_Written]) -> tuple[
+        tuple[SubscriberConfig, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """One subscriber per recipient (rule 4), of every watchlist it is written for, at the
+    lowest `min_score` written; the other names it was written under, and a note for each."""
+    merged: dict[tuple[str, str], tuple[_Written, SubscriberConfig]] = {}
+    aliases: dict[str, str] = {}
+    notes: list[str] = []
+    for w in written:
+        extra = (w.watchlist,) if w.watchlist else ()
+        first, known = merged.get(w.sub.recipient, (w, w.sub))
+        if known.name != w.sub.name and w.sub.name not in aliases:
+            aliases[w.sub.name] = known.name
+            notes.append(w.locate("", (
+                f"duplicate: {w.sub.label} is subscriber {known.name!r} at {first.where} "
+                f"too; merged into {known.name!r}, which gets one alert per item")))
+        names = (*known.watchlists, *w.sub.watchlists, *extra) if known is not w.sub \
+            else (*w.sub.watchlists, *extra)
+        merged[w.sub.recipient] = first, known.model_copy(update={
+            "watchlists": tuple(dict.fromkeys(names)),
+            "min_score": min(known.min_score, w.sub.min_score)})
+    return tuple(sub for _, sub in merged.values()), tuple(aliases.items()), tuple(notes)

@@ -109,6 +109,7 @@ class Service:
         )
         await self.store.sync_schedule(self.runtime.feeds)
         self._check_clock(self.store.clock_offset)
+        _log_notes(self.runtime.config)
         log.info("monitor started", feeds=len(self.runtime.config.feeds),
                  watchlists=len(self.runtime.config.watchlists),
                  subscribers=len(self.runtime.config.subscribers),
@@ -376,4 +377,10 @@ class Service:
             log.error("redis error while syncing the schedule", error=str(exc))
         log.info("config reloaded", feeds=len(config.feeds), watchlists=len(config.watchlists),
                  subscribers=len(config.subscribers))
+        _log_notes(config)
         return config
+
+
+def _log_notes(config: Config) -> None:
+    for note in config.notes:  # what `monitor validate` notes, such as duplicate names
+        log.warning("config note", note=note)
