@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from monitor import dedup
+from monitor.circuits import Circuit
 from monitor.config import Config
 from monitor.feeds import canonical_url
-from monitor.store import Store
+from monitor.store import WAITING_CONSUMER, Store, waiting_consumer
 
 LIST_LIMIT = 1000
 
@@ -46,15 +47,34 @@ def _dead(entry_id: str, fields: dict[str, str]) -> DeadLetter:
 
 async def alerts_report(store: Store) -> dict[str, Any]:
     summary = await store.summary()
-    pending = await store.pending(LIST_LIMIT)
+    pending = [p for p in await store.pending(LIST_LIMIT)
+               if not p.consumer.startswith(WAITING_CONSUMER)]
     errors = await store.last_errors([p.id for p in pending])
     failing = [
         {"id": p.id, "consumer": p.consumer, "deliveries": p.deliveries,
-         "idle_s": round(p.idle_seconds, 1), "last_error": e.get("error") if e else None}
+         "attempts": e.get("attempts"), "idle_s": round(p.idle_seconds, 1),
+         "last_error": e.get("error")}
         for p, e in zip(pending, errors, strict=True) if e
     ]
     dead = [asdict(_dead(i, f)) for i, f in await store.dead_letters(LIST_LIMIT)]
-    return {**asdict(summary), "failing": failing, "dead_letters": dead}
+    counts = await store.pending_counts()
+    down = [Circuit.from_json(cid, raw) for cid, raw in sorted((await store.circuits()).items())]
+    # Waiting for an endpoint that is up: a busy one (monitor.worker rule 5), or one
+    # whose circuit closed a moment ago.
+    for_room = sum(n for name, n in counts.items() if name.startswith(WAITING_CONSUMER)) \
+        - sum(counts.get(waiting_consumer(c.id), 0) for c in down)
+    return {**asdict(summary), "endpoints_down": _endpoints_down(down, counts, store.now()),
+            "waiting_for_room": for_room, "failing": failing, "dead_letters": dead}
+
+
+def _endpoints_down(down: list[Circuit], counts: dict[str, int],
+                    now: float) -> list[dict[str, Any]]:
+    """The open circuits (monitor.circuits): since when, the last error, what waits."""
+    return [{"endpoint": c.id, "subscriber": c.label, "since": c.since,
+             "down_s": round(max(0.0, now - c.since), 1), "probes_failed": c.probes,
+             "next_probe_in_s": round(max(0.0, c.next_probe - now), 1),
+             "waiting": counts.get(waiting_consumer(c.id), 0), "last_error": c.error}
+            for c in down]
 
 
 def format_alerts(report: dict[str, Any]) -> str:
@@ -66,9 +86,19 @@ def format_alerts(report: dict[str, Any]) -> str:
         f"oldest: {age(report['oldest_age'])})",
         f"dead:   {report['dead']} (oldest: {age(report['oldest_dead_age'])})",
     ]
+    if report["endpoints_down"]:
+        lines.append("\nendpoints down (their alerts wait; one probe at a time):")
+        for e in report["endpoints_down"]:
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e["since"]))
+            lines.append(f"  {e['endpoint']} ({e['subscriber']}): down since {since}Z "
+                         f"({_duration(e['down_s'])}), {e['waiting']} waiting, "
+                         f"{e['probes_failed']} probes failed, next in "
+                         f"{e['next_probe_in_s']:g}s: {e['last_error']}")
+    if report["waiting_for_room"]:
+        lines.append(f"\nwaiting for a busy endpoint: {report['waiting_for_room']}")
     if report["failing"]:
         lines.append("\nretrying:")
-        lines += [f"  {f['id']}  tries {f['deliveries']}  idle {f['idle_s']}s  {f['last_error']}"
+        lines += [f"  {f['id']}  tries {f['attempts']}  idle {f['idle_s']}s  {f['last_error']}"
                   for f in report["failing"]]
     if report["dead_letters"]:
         lines.append("\ndead letters (monitor alerts replay --id ID | --subscriber S | "

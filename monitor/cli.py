@@ -30,6 +30,10 @@ T = TypeVar("T")
 # bench/e2e.py: 0.64-0.76 s of the run's 11-13 s of CPU. At 10,000, with the start's
 # objects frozen out of the full passes, it made 220 and 2: 0.26-0.29 s.
 GC_YOUNG_THRESHOLD = 10_000
+# Exit statuses of `monitor run --once` (1: invalid config, or a crash): every feed's poll
+# failed; an alert was not delivered (dead-lettered, or left queued for a later run).
+ONCE_NO_FEED = 2
+ONCE_UNDELIVERED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,12 +88,18 @@ def _run(settings: Settings, once: bool) -> int:
 
     service = Service(settings)
     if once:
-        results = _event_loop_run(service.run_once())
+        results, report = _event_loop_run(service.run_once())
         failed = [r for r in results if r.status == "error"]
         for r in results:
             print(f"{r.feed}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts"
                   + (f" ({r.error})" if r.error else ""))
-        return 2 if failed and len(failed) == len(results) else 0
+        print(f"alerts: {report.sent} delivered, {report.dead} dead-lettered, "
+              f"{report.left} left queued")
+        for c in report.down:
+            print(f"  endpoint down: {c.id} ({c.label}): {c.error}")
+        if report.left or report.dead:
+            return ONCE_UNDELIVERED
+        return ONCE_NO_FEED if failed and len(failed) == len(results) else 0
     _event_loop_run(service.run(started=_long_run_gc))
     return 0
 

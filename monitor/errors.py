@@ -49,17 +49,24 @@ class PermanentFetchError(FetchError):
 
 
 class DeliveryError(MonitorError):
-    """Raised when an alert could not be delivered to its endpoint."""
+    """Raised when an alert could not be delivered to its endpoint.
+
+    `delay` is the endpoint's Retry-After in seconds when it sent one. `scope` says what
+    failed, and so what waits (monitor.circuits): "host", the server (it cannot be
+    reached: every endpoint on it waits); "endpoint", this address of it (a webhook URL
+    answering 5xx); "alert", this alert alone (a mailbox refusing for now).
+    """
 
     retryable = True
 
-    def __init__(self, message: str, delay: float | None = None) -> None:
+    def __init__(self, message: str, delay: float | None = None, scope: str = "endpoint") -> None:
         super().__init__(message)
         self.delay = delay
+        self.scope = scope
 
 
 class RetryableDeliveryError(DeliveryError):
-    """Raised on 408/429/5xx, timeouts, connection errors, SMTP 4xx: try again after back-off."""
+    """Raised on 408/429/5xx, timeouts, connection errors, SMTP 4xx: try again later."""
 
 
 class PermanentDeliveryError(DeliveryError):

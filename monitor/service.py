@@ -25,6 +25,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
 
 from monitor import logs
+from monitor.circuits import RetryPolicy
 from monitor.config import Config, fingerprint, load_config
 from monitor.connect import Connection
 from monitor.deliver import EmailSender, WebhookSender
@@ -39,7 +41,7 @@ from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.poller import Poller, PollResult, Runtime
 from monitor.settings import Settings
-from monitor.worker import DeliveryWorker, RetryPolicy
+from monitor.worker import DeliveryWorker, DrainReport
 
 SHUTDOWN_GRACE = 30.0
 # Schedules are kept by Redis's clock (Store.now); this machine's is measured against it
@@ -95,17 +97,19 @@ class Service:
                              max_new_items=s.max_new_items,
                              dedup_window=s.dedup_window_hours * 3600,
                              dedup_threshold=s.dedup_threshold, cpu_threads=s.cpu_threads)
-        self._hooks = WebhookSender(timeout=s.webhook_timeout)
+        self._hooks = WebhookSender(timeout=s.webhook_timeout,
+                                    connect_timeout=s.http_connect_timeout)
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
+        policy = retry_policy(s)
         self.worker = DeliveryWorker(
             self.store, lambda: self.runtime, consumer=self.consumer,
             email=EmailSender(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_from,
                               user=s.smtp_user, password=password, security=s.smtp_security,
                               timeout=s.smtp_timeout),
             webhook=self._hooks,
-            policy=RetryPolicy(s.delivery_max_attempts, s.delivery_backoff_base,
-                               s.delivery_backoff_max, s.delivery_visibility_timeout),
-            concurrency=s.delivery_concurrency, per_endpoint=s.delivery_per_endpoint,
+            policy=policy, concurrency=s.delivery_concurrency,
+            per_endpoint=s.delivery_per_endpoint,
+            probe_lease=max(s.webhook_timeout, s.smtp_timeout) + 30,
         )
         await self.store.sync_schedule(self.runtime.feeds)
         self._check_clock(self.store.clock_offset)
@@ -115,7 +119,14 @@ class Service:
                  subscribers=len(self.runtime.config.subscribers),
                  redis="embedded" if self._connection.embedded
                  else "cluster" if self._connection.cluster else "external",
-                 consumer=self.consumer)
+                 consumer=self.consumer, retry_hours=round(policy.window / 3600, 3),
+                 attempts_alone=policy.attempts, probe_s=policy.probe)
+        if "delivery_max_attempts" in s.model_fields_set:
+            log.warning("MONITOR_DELIVERY_MAX_ATTEMPTS is deprecated: set "
+                        "MONITOR_DELIVERY_RETRY_HOURS" + (
+                            " (which is set, and wins)" if "delivery_retry_hours"
+                            in s.model_fields_set else
+                            f"; it stands for a window of {policy.window:g} s now"))
 
     async def close(self) -> None:
         with suppress(Exception):
@@ -176,8 +187,9 @@ class Service:
             await self.close()
             log.info("monitor stopped")
 
-    async def run_once(self) -> list[PollResult]:
-        """Polls every feed once, delivers what that queued, and returns."""
+    async def run_once(self) -> tuple[list[PollResult], DrainReport]:
+        """Polls every feed once, delivers all it can (what this queued and what waited
+        before), and returns the polls' results and what the delivery left."""
         await self.start()
         try:
             gate = asyncio.Semaphore(self.settings.http_concurrency)
@@ -189,9 +201,10 @@ class Service:
             await self.share_pauses()  # hosts that asked the daemon's instances for one
             results = await asyncio.gather(*(one(fid) for fid in self.runtime.feeds))
             await self.share_pauses()
-            await self.worker.drain()
+            report = await self.worker.drain()
             await self.worker.leave()
-            return list(results)
+            # What this run sent and dead-lettered, during the polls and the drain.
+            return list(results), replace(report, sent=self.worker.sent, dead=self.worker.dead)
         finally:
             await self.close()
 
@@ -379,6 +392,18 @@ class Service:
                  subscribers=len(config.subscribers))
         _log_notes(config)
         return config
+
+
+def retry_policy(s: Settings) -> RetryPolicy:
+    """The delivery retry policy of these settings. MONITOR_DELIVERY_MAX_ATTEMPTS, from
+    before retry windows, still means what it did (the time that many attempts took)
+    unless MONITOR_DELIVERY_RETRY_HOURS is set too."""
+    fields = {"base": s.delivery_backoff_base, "cap": s.delivery_backoff_max,
+              "probe": s.delivery_probe_seconds,
+              "visibility_timeout": s.delivery_visibility_timeout}
+    if s.delivery_max_attempts is not None and "delivery_retry_hours" not in s.model_fields_set:
+        return RetryPolicy.from_attempts(s.delivery_max_attempts, **fields)
+    return RetryPolicy(window=s.delivery_retry_hours * 3600, **fields)
 
 
 def _log_notes(config: Config) -> None:

@@ -73,9 +73,18 @@ class Settings(BaseSettings):
 
     delivery_concurrency: int = 8
     delivery_per_endpoint: int = Field(default=4, description="sends at once to one webhook host")
-    delivery_max_attempts: int = 8
-    delivery_backoff_base: float = 5.0
-    delivery_backoff_max: float = 3600.0
+    delivery_retry_hours: float = Field(
+        default=24.0, gt=0, description="an alert is retried this long after it was queued, "
+        "then dead-lettered")
+    delivery_max_attempts: int | None = Field(
+        default=None, ge=1, description="deprecated: sets the retry window to the time this "
+        "many attempts took (unless delivery_retry_hours is set)")
+    delivery_backoff_base: float = Field(
+        default=5.0, gt=0, description="first retry delay of an alert that fails alone")
+    delivery_backoff_max: float = Field(
+        default=3600.0, gt=0, le=3600.0, description="longest retry delay and Retry-After")
+    delivery_probe_seconds: float = Field(
+        default=5.0, gt=0, description="seconds between probes of an endpoint that is down")
     delivery_visibility_timeout: float = Field(
         default=120.0, description="an entry unacknowledged this long is retried by any worker"
     )

@@ -174,7 +174,7 @@ class Request:
 class HTTPServer:
     """Serves `routes` (path -> Route or a callable taking the Request) and records requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.routes: dict[str, Route | Callable[[Request], Route]] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -227,7 +227,7 @@ class HTTPServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that stop reading early (size and time limits) are expected
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
@@ -255,7 +255,15 @@ class _Mailbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.reply: str | None = None  # when set, every DATA is answered with this
+        self.refuse: dict[str, str] = {}  # recipient -> the answer to its RCPT
         self.greetings = 0  # EHLOs: one per client connection
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,32 @@ async def test_feeds_command_shows_state(env: None, aredis: aioredis.Redis,
     assert await cli(["--config-dir", str(ROOT / "config"), "feeds"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith(f"{feed.name}: 304,") and first.endswith("every 90m (feed asks 1h)")
+
+
+async def test_alerts_report_shows_endpoints_down_and_since_when(
+        env: None, aredis: aioredis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+    store = Store(aredis)
+    await store.ensure_group()
+    await store.commit_item("i1", [make_alert("hook", "i1")])
+    await store.commit_item("i2", [make_alert("hook", "i2")])
+    circuit = "webhook@hooks.example.org:443#1a2b3c4d"
+    since = store.now() - 3 * 3600
+    await store.circuit_failed(circuit, now=since, error="webhook: HTTP 503", label="hook",
+                               next_probe=store.now() + 4, prober="", push=False)
+    entries = await store.read_new("c", 10, None)
+    await store.park(circuit, [entries[0][0]])
+    await store.park("webhook@busy.example.org:443#5e6f7a8b", [entries[1][0]])
+
+    assert await cli(["--config-dir", str(ROOT / "config"), "alerts", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (down,) = report["endpoints_down"]
+    assert (down["endpoint"], down["subscriber"], down["waiting"]) == (circuit, "hook", 1)
+    assert down["since"] == pytest.approx(since) and down["down_s"] >= 3 * 3600
+    assert down["last_error"] == "webhook: HTTP 503" and 0 < down["next_probe_in_s"] <= 4
+    assert report["waiting_for_room"] == 1 and report["failing"] == []
+
+    assert await cli(["--config-dir", str(ROOT / "config"), "alerts"]) == 0
+    text = capsys.readouterr().out
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since))
+    assert f"{circuit} (hook): down since {when}Z (3h), 1 waiting" in text
+    assert "waiting for a busy endpoint: 1" in text

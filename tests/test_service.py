@@ -224,8 +224,9 @@ async def test_a_run_once_leaves_the_delivery_group(
         "name: libya\nkeywords: [Haftar]\nsubscribers:\n"
         f"  - {{webhook: {http_server.url('/hook')!r}, secret: s3cret}}\n", "utf-8")
     service = service_at(redis_url, config)
-    (result,) = await service.run_once()
+    (result,), report = await service.run_once()
     assert result.alerts == 1 and len(http_server.received("/hook")) == 1
+    assert (report.sent, report.left) == (1, 0)
     assert await aredis.xinfo_consumers(service.store.keys.alerts, DELIVERY_GROUP) == []
 
 

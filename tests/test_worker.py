@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,17 +12,18 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
+from monitor.circuits import RetryPolicy
 from monitor.config import Config, SubscriberConfig, WatchlistConfig
 from monitor.deliver import EmailSender, WebhookSender, verify_signature
 from monitor.match import Matcher
 from monitor.models import Alert, Hit, Item, Match
 from monitor.poller import Runtime, alert_key
 from monitor.store import DELIVERY_GROUP, Store
-from monitor.worker import DeliveryWorker, RetryPolicy
+from monitor.worker import DeliveryWorker
 from tests.servers import HTTPServer, Route, SMTPServer, calls
 
 SECRET = "hook-secret"
-FAST = RetryPolicy(max_attempts=3, base=0.05, cap=0.2, visibility_timeout=5.0)
+FAST = RetryPolicy(window=60.0, base=0.05, cap=0.2, probe=0.05, visibility_timeout=5.0)
 
 
 def runtime(http_server: HTTPServer) -> Runtime:
@@ -142,12 +144,14 @@ async def test_404_is_permanent_and_goes_to_dead_letters(
     assert await store.pending() == [] and await store.queue_length() == 0
 
 
-async def test_retries_stop_after_max_attempts(
+async def test_an_alert_failing_for_the_whole_retry_window_is_dead_lettered(
     aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
     client: WebhookSender,
 ) -> None:
     http_server.routes["/hook"] = Route(502)
     store, worker = await worker_for(aredis, http_server, smtp_server.port, client)
+    worker.policy = dataclasses.replace(FAST, window=0.5)
+    worker.circuits.policy = worker.policy
     await store.commit_item("item-1", [make_alert("hook")])
 
     async def dead() -> int:
@@ -160,9 +164,13 @@ async def test_retries_stop_after_max_attempts(
             await asyncio.sleep(0.02)
     stop.set()
     await task
-    assert len(http_server.received("/hook")) == FAST.max_attempts
+    tries = len(http_server.received("/hook"))
+    # Probed every 0.05 s for 0.5 s (the scan runs every 0.02 s), then given up.
+    assert 3 <= tries <= 0.5 / 0.05 + 2
     (entry,) = await store.dead_letters()
-    assert entry[1]["attempts"] == str(FAST.max_attempts)
+    assert entry[1]["attempts"] == str(tries)
+    assert entry[1]["error"] == "webhook: HTTP 502 (retried for 0.5 s)"
+    assert await store.pending() == [] and await store.queue_length() == 0
 
 
 async def test_smtp_4xx_is_retried_until_accepted(
@@ -419,3 +427,56 @@ async def test_consumers_that_hold_nothing_leave_the_group(
     consumers = await aredis.xinfo_consumers(store.keys.alerts, DELIVERY_GROUP)
     assert names(consumers) == {"died-holding"}
     assert [p.consumer for p in await store.pending()] == ["died-holding"]
+
+
+async def test_drain_delivers_more_than_it_may_hold_and_an_endpoint_may_queue(
+    aredis: aioredis.Redis, http_server: HTTPServer, smtp_server: SMTPServer,
+    client: WebhookSender, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `run --once` left alerts behind (issue 23): its drain ended when a read found
+    # nothing, which happened while the worker held all it may (READ_AHEAD per slot) and
+    # once alerts of an endpoint holding ENDPOINT_QUEUE were put back. Both made small.
+    monkeypatch.setattr("monitor.worker.ENDPOINT_QUEUE", 16)
+    monkeypatch.setattr("monitor.worker.READ_AHEAD", 8)  # two slots: 16 held at once
+    http_server.routes["/hook"] = http_server.routes["/other"] = Route(204)
+    wl = WatchlistConfig(name="libya", keywords=["Haftar"])  # type: ignore[list-item]
+    subs = tuple(SubscriberConfig(name=name, webhook=http_server.url(f"/{name}"), secret=SECRET,
+                                  watchlists=("libya",))  # type: ignore[arg-type]
+                 for name in ("hook", "other"))
+    rt = Runtime(Config(watchlists=(wl,), subscribers=subs), Matcher((wl,)))
+    store = Store(aredis)
+    worker = DeliveryWorker(store, lambda: rt, consumer="w", policy=FAST, concurrency=2,
+                            email=EmailSender(host="127.0.0.1", port=smtp_server.port,
+                                              sender="m@example.org"), webhook=client)
+    for i in range(150):
+        await store.commit_item(f"i{i}", [make_alert("hook", f"i{i}"), make_alert("other", f"i{i}")])
+
+    report = await worker.drain()
+    assert (report.sent, report.dead, report.left) == (300, 0, 0)
+    keys = [r.headers["Idempotency-Key"] for r in http_server.requests]
+    assert len(keys) == len(set(keys)) == 300
+    assert await store.pending() == []
+
+
+async def test_drain_probes_an_endpoint_that_is_down_once_and_says_what_it_left(
+    hooked: tuple[Store, DeliveryWorker], http_server: HTTPServer,
+) -> None:
+    store, worker = hooked
+    http_server.routes["/hook"] = Route(503)
+    for i in range(10):
+        await store.commit_item(f"i{i}", [make_alert("hook", f"i{i}")])
+    report = await worker.drain()
+    # The sends under way when it failed (four at once to a host), then one probe.
+    assert len(http_server.received("/hook")) == 4 + 1
+    assert (report.sent, report.dead, report.left) == (0, 0, 10)
+    (down,) = report.down
+    assert down.error == "webhook: HTTP 503" and down.label == "hook"
+
+    # The next run probes it at once, once; the one after, with the endpoint back,
+    # delivers everything that waited.
+    report = await worker.drain()
+    assert len(http_server.received("/hook")) == 6 and report.left == 10
+    http_server.routes["/hook"] = Route(204)
+    report = await worker.drain()
+    assert (report.sent, report.left, report.down) == (10, 0, ())
+    assert len({r.headers["Idempotency-Key"] for r in http_server.received("/hook")}) == 10

@@ -25,24 +25,30 @@ from monitor.store.keys import (
     DELIVERY_GROUP,
     FEED_TTL,
     STORY_BUCKETS_PER_WINDOW,
+    WAITING_CONSUMER,
     Keys,
+    waiting_consumer,
 )
 from monitor.store.scripts import (
+    CIRCUIT_FAILED,
     CLAIM_DUE,
     COMMIT_ITEM,
     COMMIT_NEW_STORIES,
     DEAD,
     DONE,
+    EXPIRE_WAITING,
     FINISH_POLLS,
     FORGET_CONSUMER,
     HOST_PAUSES,
     REPLAY,
     STORY_LOOKUP,
+    TAKE_PROBE,
+    UNPARK,
 )
 
 __all__ = ["DEFAULT_SEEN_TTL", "DEFAULT_STORY_WINDOW", "DELIVERY_GROUP",
-           "STORY_BUCKETS_PER_WINDOW", "Keys", "NewStory", "Pending", "QueueSummary", "Store",
-           "StoryLookup"]
+           "STORY_BUCKETS_PER_WINDOW", "WAITING_CONSUMER", "Keys", "NewStory", "Pending",
+           "QueueSummary", "Store", "StoryLookup", "Waiting", "waiting_consumer"]
 
 
 def _band_fields(bands: Sequence[str]) -> str:
@@ -164,6 +170,23 @@ class Pending:
     deliveries: int
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """An alert taken back from a circuit's waiting room (a probe, or released): its entry,
+    Redis's count of its deliveries with this one, and its last failed attempt."""
+
+    id: str
+    fields: dict[str, str]
+    deliveries: int
+    failure: dict[str, Any] | None
+
+
+def _waiting(row: Sequence[Any]) -> Waiting:
+    """A TAKE_PROBE or UNPARK reply's entry."""
+    return Waiting(str(row[0]), _pairs(row[1]), int(row[2]),
+                   json.loads(row[3]) if row[3] else None)
+
+
 class Store:
     """Thin async wrapper over the scripts and commands above."""
 
@@ -182,6 +205,10 @@ class Store:
         self._dead = client.register_script(DEAD)
         self._replay = client.register_script(REPLAY)
         self._forget_consumer = client.register_script(FORGET_CONSUMER)
+        self._circuit_failed = client.register_script(CIRCUIT_FAILED)
+        self._take_probe = client.register_script(TAKE_PROBE)
+        self._unpark = client.register_script(UNPARK)
+        self._expire_waiting = client.register_script(EXPIRE_WAITING)
         self._host_pauses = client.register_script(HOST_PAUSES)
         self._story_lookup = client.register_script(STORY_LOOKUP)
 
@@ -444,10 +471,12 @@ class Store:
                 removed.append(name)
         return removed
 
-    async def pending(self, count: int = 100, start: str = "-",
-                      min_idle: float = 0.0) -> list[Pending]:
-        """Pending entries from `start` (prefix "(" to exclude it) idle at least `min_idle` s."""
+    async def pending(self, count: int = 100, start: str = "-", min_idle: float = 0.0,
+                      consumer: str | None = None) -> list[Pending]:
+        """Pending entries from `start` (prefix "(" to exclude it) idle at least `min_idle` s
+        (of `consumer` only, if given)."""
         rows = await self.redis.xpending_range(self.keys.alerts, DELIVERY_GROUP, start, "+", count,
+                                               consumername=consumer,
                                                idle=int(min_idle * 1000) or None)
         return [Pending(str(r["message_id"]), str(r["consumer"]),
                         r["time_since_delivered"] / 1000, int(r["times_delivered"])) for r in rows]
@@ -459,12 +488,14 @@ class Store:
                                        int(min_idle * 1000), [entry_id])
         return [(str(i), f) for i, f in rows if f is not None]
 
-    async def touch(self, consumer: str, entry_ids: Sequence[str]) -> None:
+    async def touch(self, consumer: str, entry_ids: Sequence[str], min_idle: float = 0.0) -> None:
         """Resets the idle time of entries this consumer still holds, without counting a
-        delivery (XCLAIM JUSTID), so no other worker takes them over meanwhile."""
+        delivery (XCLAIM JUSTID), so no other worker takes them over meanwhile; only of
+        those idle `min_idle` seconds at least (an entry just handed to another consumer
+        is not)."""
         if entry_ids:
-            await self.redis.xclaim(self.keys.alerts, DELIVERY_GROUP, consumer, 0,
-                                    list(entry_ids), justid=True)
+            await self.redis.xclaim(self.keys.alerts, DELIVERY_GROUP, consumer,
+                                    int(min_idle * 1000), list(entry_ids), justid=True)
 
     async def last_error(self, entry_id: str) -> dict[str, Any] | None:
         return (await self.last_errors([entry_id]))[0]
@@ -476,17 +507,75 @@ class Store:
         return [json.loads(r) if r else None for r in raw]
 
     async def record_error(self, entry_id: str, attempts: int, error: str, *,
-                           retry_after: float | None = None, deferred: int = 0,
-                           deferral: bool = False) -> None:
-        """The outcome of a delivery attempt that did not succeed, for retries and the CLI.
-
-        `deferred` counts the times the entry was put back unsent because its endpoint was
-        saturated; those are not failures and do not count against the attempt limit.
-        """
+                           deliveries: int | None = None,
+                           retry_after: float | None = None) -> None:
+        """The outcome of a delivery attempt that did not succeed, for retries and the CLI:
+        the attempts made so far, and Redis's count of the entry's deliveries with the one
+        that failed (a later delivery means a worker took it again)."""
         payload = json.dumps({"attempts": attempts, "error": error, "at": time.time(),
-                              "retry_after": retry_after, "deferred": deferred,
-                              "deferral": deferral})
+                              "deliveries": attempts if deliveries is None else deliveries,
+                              "retry_after": retry_after})
         await self.redis.hset(self.keys.errors, entry_id, payload)
+
+    async def pending_counts(self) -> dict[str, int]:
+        """Consumer -> entries it holds, for every consumer that holds any."""
+        try:
+            info = await self.redis.xpending(self.keys.alerts, DELIVERY_GROUP)
+        except ResponseError:  # no group yet
+            return {}
+        return {str(c["name"]): int(c["pending"]) for c in info.get("consumers") or ()}
+
+    async def park(self, circuit: str, entry_ids: Sequence[str]) -> None:
+        """Entries this consumer holds, left to wait for `circuit` (XCLAIM JUSTID, which
+        counts no delivery)."""
+        if entry_ids:
+            await self.redis.xclaim(self.keys.alerts, DELIVERY_GROUP, waiting_consumer(circuit),
+                                    0, list(entry_ids), justid=True)
+
+    async def unpark(self, circuit: str, consumer: str, count: int) -> list[Waiting]:
+        """Up to `count` entries waiting for `circuit`, taken by `consumer` to send."""
+        rows = await self._unpark(keys=[self.keys.alerts, self.keys.errors],
+                                  args=[DELIVERY_GROUP, waiting_consumer(circuit), consumer, count])
+        return [_waiting(row) for row in rows]
+
+    async def circuits(self) -> dict[str, str]:
+        """Circuit id -> its state (JSON), for every circuit open."""
+        return dict(await self.redis.hgetall(self.keys.circuits))
+
+    async def circuit_failed(self, circuit: str, *, now: float, error: str, label: str,
+                             next_probe: float, prober: str, push: bool) -> tuple[bool, str]:
+        """Records a failed send to `circuit`: whether that opened it, and its state."""
+        opened, raw = await self._circuit_failed(
+            keys=[self.keys.circuits],
+            args=[circuit, now, error, next_probe, label, prober, "1" if push else ""])
+        return bool(opened), str(raw)
+
+    async def circuit_closed(self, circuit: str) -> str | None:
+        """Closes `circuit`; its state if it was open."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(self.keys.circuits, circuit)
+            pipe.hdel(self.keys.circuits, circuit)
+            raw, removed = await pipe.execute()
+        return str(raw) if removed else None
+
+    async def take_probe(self, circuit: str, consumer: str, *, now: float, lease_until: float,
+                         force: bool = False) -> Waiting | None:
+        """The probe of `circuit`, if it is due (or `force`d) and no other prober holds it:
+        one entry waiting for it, claimed by `consumer` (see TAKE_PROBE)."""
+        reply = await self._take_probe(
+            keys=[self.keys.circuits, self.keys.alerts, self.keys.errors],
+            args=[circuit, now, lease_until, consumer, DELIVERY_GROUP,
+                  waiting_consumer(circuit), "1" if force else ""])
+        return _waiting(reply) if reply else None
+
+    async def expire_waiting(self, circuit: str, queued_before: float, error: str,
+                             count: int = 200) -> int:
+        """Dead-letters the entries waiting for `circuit` queued before that (unix) time."""
+        last = f"{max(0, int(queued_before * 1000) - 1)}-{2**64 - 1}"
+        return int(await self._expire_waiting(
+            keys=[self.keys.alerts, self.keys.dead, self.keys.errors],
+            args=[DELIVERY_GROUP, waiting_consumer(circuit), last, count, int(time.time()),
+                  error]))
 
     async def done(self, entry_ids: Sequence[str]) -> None:
         """Confirmed sends: acknowledged and deleted, in one round trip."""

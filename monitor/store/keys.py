@@ -25,6 +25,15 @@ FEED_TTL = 30 * 86400
 # Band hashes are cut into this many time buckets per window; a bucket expires once the
 # newest story in it is older than the window.
 STORY_BUCKETS_PER_WINDOW = 2
+# Alerts waiting for an endpoint (its circuit is open, or this instance holds as many of
+# its alerts as it may) stay pending in DELIVERY_GROUP, held by a consumer named this
+# prefix and the circuit's id: never lost, never taken over by the visibility timeout,
+# and taken back by any instance (monitor.circuits, monitor.worker).
+WAITING_CONSUMER = "wait:"
+
+
+def waiting_consumer(circuit: str) -> str:
+    return WAITING_CONSUMER + circuit
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,12 @@ class Keys:
     def story_alerted(self, story_id: str) -> str:
         """Hash: subscriber -> the story's source count when it last alerted them."""
         return f"{self._base}:story:{story_id}:alerted"
+
+    @property
+    def circuits(self) -> str:
+        """Hash: circuit id -> its state (JSON: since, next probe, lease, last error), for
+        the endpoints that are down; a circuit that closes leaves it."""
+        return f"{self._base}:circuits"
 
     @property
     def errors(self) -> str:

@@ -255,3 +255,109 @@ end
 if version == tonumber(ARGV[2]) then return {version} end
 return {version, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
 """
+
+# Delivery circuits (monitor.circuits): a hash of circuit id -> JSON state, only for the
+# endpoints that are down.
+#
+# A failed send to a circuit: opens it (returns 1) or updates it (0), and returns its
+# state. The failure of the probe that `prober` holds counts a failed probe, ends the
+# lease and sets the next probe; any other failure pushes the next probe later only when
+# it named its own delay (`push`, a Retry-After). KEYS: the hash. ARGV: circuit, now,
+# error, next probe time, label, prober ('' if the send was no probe), push ('1' or '').
+CIRCUIT_FAILED = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local now, nxt = tonumber(ARGV[2]), tonumber(ARGV[4])
+local c, opened = nil, 0
+if raw then
+  c = cjson.decode(raw)
+else
+  c = {since = now, next = nxt, probes = 0, lease = 0, owner = ''}
+  opened = 1
+end
+c.error, c.label, c.last = ARGV[3], ARGV[5], now
+if ARGV[6] ~= '' and c.owner == ARGV[6] then
+  c.probes = c.probes + 1
+  c.next, c.lease, c.owner = nxt, 0, ''
+elseif ARGV[7] == '1' and nxt > c.next then
+  c.next = nxt
+end
+raw = cjson.encode(c)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return {opened, raw}
+"""
+
+# Takes the probe of a circuit that is due (or `force`d) and that no live lease holds:
+# the first alert waiting for it after the last one probed (wrapping round, so that an
+# alert the endpoint refuses does not probe it for ever), claimed for the prober, whose
+# lease it records. Returns false when the circuit is closed, not due, leased, or no alert
+# waits; else the entry id, its fields, its delivery count and its last error ('' if none).
+# KEYS: the circuits hash, the alert stream, the errors hash. ARGV: circuit, now, lease
+# end, prober, group, the circuit's waiting consumer, force ('1' or '').
+TAKE_PROBE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local c = cjson.decode(raw)
+local now = tonumber(ARGV[2])
+if (c.next > now and ARGV[7] ~= '1') or (c.lease or 0) > now then return false end
+local function first(start)
+  return redis.call('XPENDING', KEYS[2], ARGV[5], start, '+', 1, ARGV[6])[1]
+end
+local row = first('(' .. (c.cursor or '0-0'))
+if not row then row = first('-') end
+if not row then return false end
+local claimed = redis.call('XCLAIM', KEYS[2], ARGV[5], ARGV[4], 0, row[1])
+if not (claimed[1] and claimed[1][2]) then  -- deleted meanwhile: nothing to deliver
+  redis.call('XACK', KEYS[2], ARGV[5], row[1])
+  return false
+end
+c.lease, c.owner, c.cursor = tonumber(ARGV[3]), ARGV[4], row[1]
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(c))
+return {row[1], claimed[1][2], row[4] + 1, redis.call('HGET', KEYS[3], row[1]) or ''}
+"""
+
+# Takes up to `count` alerts waiting for a circuit, oldest first, for a consumer that
+# will send them; returns for each the entry id, its fields, its delivery count and its
+# last error ('' if none). One step, so two instances never take the same alert. KEYS: the
+# alert stream, the errors hash. ARGV: group, the waiting consumer, the consumer, count.
+UNPARK = """
+local out = {}
+for _, row in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]),
+                                ARGV[2])) do
+  local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, row[1])
+  if claimed[1] and claimed[1][2] then
+    out[#out + 1] = {row[1], claimed[1][2], row[4] + 1, redis.call('HGET', KEYS[2], row[1]) or ''}
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], row[1])  -- deleted meanwhile: nothing to deliver
+  end
+end
+return out
+"""
+
+# Moves the alerts waiting for a circuit that were queued at or before `last` (an entry
+# id: the end of the retry window) to the dead letters, up to `count`, with the error and
+# each one's attempts from its last error. KEYS: the alert stream, the dead-letter
+# stream, the errors hash. ARGV: group, the waiting consumer, last, count, failed at,
+# error. Returns how many were moved.
+EXPIRE_WAITING = """
+local rows = redis.call('XPENDING', KEYS[1], ARGV[1], '-', ARGV[3], tonumber(ARGV[4]), ARGV[2])
+for _, row in ipairs(rows) do
+  local id = row[1]
+  local entry = redis.call('XRANGE', KEYS[1], id, id)[1]
+  local alert = ''
+  if entry then
+    for i = 1, #entry[2], 2 do
+      if entry[2][i] == 'alert' then alert = entry[2][i + 1] end
+    end
+  end
+  local last = redis.call('HGET', KEYS[3], id)
+  local attempts = last and cjson.decode(last).attempts or 0
+  if entry then
+    redis.call('XADD', KEYS[2], '*', 'alert', alert, 'error', ARGV[6], 'attempts', attempts,
+               'failed_at', ARGV[5], 'source_id', id)
+  end
+  redis.call('XACK', KEYS[1], ARGV[1], id)
+  redis.call('XDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[3], id)
+end
+return #rows
+"""
