@@ -199,7 +199,14 @@ class Service:
                     return await self.poller.poll(self.runtime.feeds[feed_id], self.runtime)
 
             await self.share_pauses()  # hosts that asked the daemon's instances for one
-            results = await asyncio.gather(*(one(fid) for fid in self.runtime.feeds))
+            # Alerts go as the polls queue them, as in the daemon; then the drain.
+            polled = asyncio.Event()
+            delivering = asyncio.create_task(self.worker.run(polled))
+            try:
+                results = await asyncio.gather(*(one(fid) for fid in self.runtime.feeds))
+            finally:
+                polled.set()
+                await delivering
             await self.share_pauses()
             report = await self.worker.drain()
             await self.worker.leave()
