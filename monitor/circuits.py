@@ -78,13 +78,16 @@ class Circuit:
     error: str  # the last failure's
     label: str  # the subscriber of the last failure, for people
     lease: float  # a probe is under way until then
+    last: float  # when it failed last
 
     @classmethod
     def from_json(cls, circuit_id: str, raw: str) -> Circuit:
         data: dict[str, Any] = json.loads(raw)
-        return cls(circuit_id, float(data.get("since", 0)), float(data.get("next", 0)),
+        since = float(data.get("since", 0))
+        return cls(circuit_id, since, float(data.get("next", 0)),
                    int(data.get("probes", 0)), str(data.get("error", "")),
-                   str(data.get("label", "")), float(data.get("lease", 0) or 0))
+                   str(data.get("label", "")), float(data.get("lease", 0) or 0),
+                   float(data.get("last", since)))
 
 
 class Circuits:
@@ -108,6 +111,14 @@ class Circuits:
         send probes."""
         return next((c for c in circuits if c != probing and c in self.open), None)
 
+    def idle(self, waiting: dict[str, int]) -> list[str]:
+        """Open circuits that nothing waits for and that failed last over `cap` ago: an
+        endpoint no alert went to for that long (one that left the config) is not known
+        to be down any more; the next alert for it finds out."""
+        now = self.clock()
+        return [c.id for c in self.open.values()
+                if not waiting.get(c.id) and now - c.last > self.policy.cap]
+
     def due(self, force: frozenset[str] = frozenset()) -> list[str]:
         """Open circuits whose next probe is due (or that `force` names) and that no
         instance probes now, by what this instance read last."""
@@ -119,7 +130,8 @@ class Circuits:
         """Holds `circuit` open here at once, on a failure not yet recorded in Redis."""
         if circuit is not None and circuit not in self.open:
             now = self.clock()
-            self.open[circuit] = Circuit(circuit, now, now + self.policy.probe, 0, error, "", 0.0)
+            self.open[circuit] = Circuit(circuit, now, now + self.policy.probe, 0, error, "", 0.0,
+                                         now)
 
     async def failed(self, circuit: str, error: str, label: str, retry_after: float | None,
                      probe: bool) -> bool:

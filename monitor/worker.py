@@ -276,6 +276,8 @@ class DeliveryWorker:
         counts = await self.store.pending_counts()
         self._waiting = {name[len(WAITING_CONSUMER):]: n for name, n in counts.items()
                          if name.startswith(WAITING_CONSUMER)}
+        for circuit in self.circuits.idle(self._waiting):
+            await self.circuits.closed(circuit)
         taken = await self._probe()
         for circuit in list(self._waiting):
             taken += await self._unpark(circuit)
@@ -520,6 +522,8 @@ class DeliveryWorker:
         if await self.circuits.failed(circuit, str(exc), alert.subscriber, exc.delay, probe):
             bound.warning("endpoint down; its alerts wait for a probe", endpoint=circuit,
                           error=str(exc))
+        elif probe:
+            bound.debug("probe failed; endpoint still down", endpoint=circuit, error=str(exc))
         if not expired:
             await self.store.record_error(job.entry_id, attempts, str(exc),
                                           deliveries=job.deliveries, retry_after=exc.delay)

@@ -4,6 +4,7 @@ alerts on one probe and release them within seconds of its recovery (issue 29, p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -235,3 +236,26 @@ async def test_max_attempts_is_logged_as_deprecated(tmp_path: Path, redis_url: s
     await service.close()
     (warning,) = [e for e in logs if "DEPRECATED" in e["event"].upper()]
     assert "MONITOR_DELIVERY_RETRY_HOURS" in warning["event"] and "635 s" in warning["event"]
+
+
+async def test_a_circuit_nothing_waits_for_is_forgotten_after_an_hour(
+    aredis: aioredis.Redis, smtp_server: SMTPServer, client: WebhookSender,
+) -> None:
+    # An endpoint that left the config: no alert goes to it any more, so after an hour
+    # without a failure it is not shown as down for ever; one that alerts wait for stays.
+    clock = Clock()
+    store = Store(aredis)
+    w = worker(store, hooks(), client, smtp_server.port, clock=clock,
+               policy=dataclasses.replace(FAST, cap=3600))
+    await store.ensure_group()
+    for circuit in ("webhook@gone.example.org:443#1", "webhook@down.example.org:443#2"):
+        await store.circuit_failed(circuit, now=clock(), error="webhook: HTTP 503", label="x",
+                                   next_probe=clock() + 3600, prober="", push=False)
+    await store.commit_item("i1", [make_alert("hook", "i1")])
+    ((entry_id, _),) = await store.read_new("w", 10, None)
+    await store.park("webhook@down.example.org:443#2", [entry_id])
+    await w.scan()
+    assert len(await store.circuits()) == 2
+    clock.offset = 3601
+    await w.scan()
+    assert list(await store.circuits()) == ["webhook@down.example.org:443#2"]
