@@ -21,6 +21,7 @@ from monitor.match import Matcher, Result
 from monitor.models import Article
 from monitor.page import decode_html
 from monitor.settings import Settings
+from monitor.urls import redact, redact_text
 
 T = TypeVar("T")
 # The daemon allocates thousands of container objects per item (feedparser's dicts,
@@ -88,7 +89,7 @@ def _run(settings: Settings, once: bool) -> int:
         failed = [r for r in results if r.status == "error"]
         for r in results:
             print(f"{r.feed}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts"
-                  + (f" ({r.error})" if r.error else ""))
+                  + (f" ({redact_text(r.error)})" if r.error else ""))
         return 2 if failed and len(failed) == len(results) else 0
     _event_loop_run(service.run(started=_long_run_gc))
     return 0
@@ -121,7 +122,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "story":
             info = await admin.story_report(store, args.url)
             if info is None:
-                print(f"story: no story known for {args.url} (within the dedup window)",
+                print(f"story: no story known for {redact(args.url)} (within the dedup window)",
                       file=sys.stderr)
                 return 1
             print(json.dumps(info, indent=2, ensure_ascii=False) if args.json
@@ -180,7 +181,7 @@ def _check(settings: Settings, target: str, as_json: bool) -> int:
     try:
         article = _load_target(settings, target)
     except (OSError, FetchError) as exc:
-        print(f"check: {target}: {exc}", file=sys.stderr)
+        print(f"check: {redact(target)}: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     results = Matcher(config.watchlists).evaluate(article.title, article.text)
     if as_json:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic import model_validator as _model_validator
 
 from monitor.errors import ConfigError
+from monitor.urls import redact_text
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -167,9 +168,10 @@ class FeedConfig(_Model):
         low, high = self.bounds
         if low > high:
             raise ValueError(f"min_interval ({low:g}s) is above max_interval ({high:g}s)")
-        if not self.name:
+        if not self.name:  # without userinfo: the name is shown in logs and alerts
             parts = urlsplit(self.url)
-            object.__setattr__(self, "name", parts.netloc + parts.path.rstrip("/"))
+            host = parts.netloc.rpartition("@")[2]
+            object.__setattr__(self, "name", host + parts.path.rstrip("/"))
         return self
 
     @property
@@ -326,7 +328,7 @@ class _Document:
 
     def locate(self, at: Path_, message: str) -> str:
         name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".")
-        return f"{self.path}:{self.line_of(at)}: {name or '(file)'}: {message}"
+        return redact_text(f"{self.path}:{self.line_of(at)}: {name or '(file)'}: {message}")
 
 
 def _validate_file(doc: _Document, single_watchlist: bool) -> _FileConfig | None:

@@ -28,6 +28,8 @@ Rules, in order:
    no spacing to keep and no pause left, once more than `hosts_kept` hosts are known: a
    daemon that reads article links from every site on the web would otherwise keep a
    gate per site it ever reached.
+11. Every URL in an error is redacted (monitor.urls): a password or token in a feed URL
+   never reaches the feed's state, the logs or `monitor feeds`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from yarl import URL
 
 from monitor import USER_AGENT
 from monitor.errors import PermanentFetchError, RetryableFetchError
+from monitor.urls import redact, redact_text
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
@@ -78,13 +81,21 @@ async def _check_public(url: URL) -> None:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, url.port or 443, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise RetryableFetchError(f"fetch: {url}: cannot resolve {host}: {exc}") from exc
+        raise RetryableFetchError(f"fetch: {redact(str(url))}: cannot resolve {host}: {exc}") \
+            from exc
     for info in infos:
         address = str(info[4][0])
         if not is_public(address):
             raise PermanentFetchError(
-                f"fetch: {url}: refused: {host} resolves to non-public address "
+                f"fetch: {redact(str(url))}: refused: {host} resolves to non-public address "
                 f"{address} (MONITOR_ALLOW_PRIVATE_URLS=true allows it)")
+
+
+def host_key(url: str) -> str:
+    """The host (and port, when one is written) that rules 6, 8 and 9 keep apart: the
+    URL's authority without its userinfo, which is no part of the host and may hold a
+    password."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
 
 
 class EnvProxies:
@@ -198,7 +209,7 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         if accept:
             headers["Accept"] = accept
-        host = urlsplit(url).netloc.lower()
+        host = host_key(url)
         self._check_pause(url, host)
         if len(self._hosts) >= self._forget_at and host not in self._hosts:
             self._forget_idle_hosts()
@@ -229,31 +240,33 @@ class Fetcher:
             await self._space(host)
             self._check_pause(url, host)  # asked while this request waited its turn
             started = time.monotonic()
+            shown = redact(url)
             try:
                 async with asyncio.timeout(self.timeout):
                     return await self._get(url, headers, public_only and not self.allow_private)
             except TimeoutError as exc:
                 spent = time.monotonic() - started
-                raise RetryableFetchError(f"fetch: {url}: timed out after {spent:.1f}s") from exc
+                raise RetryableFetchError(f"fetch: {shown}: timed out after {spent:.1f}s") from exc
             except aiohttp.ClientConnectorError as exc:
                 raise RetryableFetchError(
-                    f"fetch: {url}: cannot connect to {exc.host}:{exc.port}: "
-                    f"{exc.os_error.strerror or exc.os_error}") from exc
+                    f"fetch: {shown}: cannot connect to {exc.host}:{exc.port}: "
+                    f"{redact_text(str(exc.os_error.strerror or exc.os_error))}") from exc
             except (aiohttp.ClientError, ValueError) as exc:
-                raise RetryableFetchError(f"fetch: {url}: {type(exc).__name__}: {exc}") from exc
+                raise RetryableFetchError(
+                    f"fetch: {shown}: {type(exc).__name__}: {redact_text(str(exc))}") from exc
 
     def _check_pause(self, url: str, host: str) -> None:
         left = self._paused.get(host, 0.0) - time.monotonic()
         if left > 0:
             raise RetryableFetchError(
-                f"fetch: {url}: {host} asked for a pause (HTTP 429 or 503); {left:.0f}s left",
-                left)
+                f"fetch: {redact(url)}: {host} asked for a pause (HTTP 429 or 503); "
+                f"{left:.0f}s left", left)
 
     def _pause(self, resp: aiohttp.ClientResponse, delay: float | None) -> None:
         """Rule 8: no more requests to the host that answered `resp` for a while."""
         if resp.status != 429 and delay is None:
             return  # a 503 without Retry-After: one failed request, not a request to wait
-        host = urlsplit(str(resp.url)).netloc.lower()
+        host = host_key(str(resp.url))
         self.pause(host, HOST_PAUSE if delay is None else delay)
         self._asked.add(host)
 
@@ -287,14 +300,15 @@ class Fetcher:
         permanent = True
         for hop in range(MAX_REDIRECTS + 1):
             if target.scheme not in ("http", "https"):
-                raise PermanentFetchError(f"fetch: {url}: unsupported URL {target}")
+                raise PermanentFetchError(
+                    f"fetch: {redact(url)}: unsupported URL {redact(str(target))}")
             if public_only:
                 await _check_public(target)
             async with self._client().get(target, headers=headers, allow_redirects=False,
                                           proxy=self._proxies.get(target)) as resp:
                 if resp.status in REDIRECT_STATUS and "Location" in resp.headers:
                     if hop == MAX_REDIRECTS:
-                        raise PermanentFetchError(f"fetch: {url}: too many redirects")
+                        raise PermanentFetchError(f"fetch: {redact(url)}: too many redirects")
                     permanent = permanent and resp.status in (301, 308)
                     target = target.join(URL(resp.headers["Location"]))
                     continue
@@ -309,9 +323,9 @@ class Fetcher:
             delay = retry_after(resp.headers.get("Retry-After"))
             if resp.status in (429, 503):
                 self._pause(resp, delay)
-            raise RetryableFetchError(f"fetch: {url}: HTTP {resp.status}", delay)
+            raise RetryableFetchError(f"fetch: {redact(url)}: HTTP {resp.status}", delay)
         if resp.status >= 400:
-            raise PermanentFetchError(f"fetch: {url}: HTTP {resp.status}", resp.status)
+            raise PermanentFetchError(f"fetch: {redact(url)}: HTTP {resp.status}", resp.status)
         chunks: list[bytes] = []
         size = 0
         truncated = False

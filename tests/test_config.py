@@ -139,3 +139,22 @@ def test_durations(value: object, seconds: float) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+def test_errors_carry_no_password_of_a_url(tmp_path: Path) -> None:
+    write(tmp_path / "a.yaml", "feeds:\n  - url: https://u:hunter2@x.org/f?token=abc\n")
+    b = write(tmp_path / "b.yaml", "feeds:\n  - url: https://u:hunter2@x.org/f?token=abc\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path, {})
+    assert err.value.problems == [
+        f"{b}:2: feeds[0].url: duplicate feed 'https://u:***@x.org/f?token=***'"]
+    b.write_text("feeds:\n  - url: ftp://u:hunter2@x.org/f?sig=abc\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path, {})
+    assert err.value.problems == [
+        f"{b}:2: feeds[0].url: expected an http(s) URL, got 'ftp://u:***@x.org/f?sig=***'"]
+
+
+def test_feed_names_leave_out_the_userinfo(tmp_path: Path) -> None:
+    write(tmp_path / "feeds.yaml", "feeds:\n  - url: https://u:hunter2@X.org:8443/f.xml\n")
+    assert load_config(tmp_path, {}).feeds[0].name == "X.org:8443/f.xml"
