@@ -15,7 +15,12 @@ Rules, in order:
    of its redirects must resolve to public addresses only: loopback, private, link-local
    (cloud metadata at 169.254.169.254 included), multicast and reserved addresses are
    refused, so a malicious feed cannot make the daemon read internal services such as
-   Redis. `allow_private` lifts this (tests, demos, intranets).
+   Redis. `allow_private` lifts this (tests, demos, intranets). The check is made by the
+   resolver of the connection pool these requests use (PublicResolver), which hands the
+   pool only addresses it vetted: the address checked is the address connected to, so a
+   name that answers a public address to the check and 127.0.0.1 to the connection (DNS
+   rebinding) cannot reach loopback. Through an HTTP proxy the proxy resolves the name,
+   so there the name is checked once before the request and the proxy's own rules decide.
 8. A host that answers 429, or 503 with a Retry-After, is sent nothing more by this
    instance until that time has passed (HOST_PAUSE when a 429 names none, HOST_PAUSE_MAX
    at most): requests for it fail at once meanwhile, retryable with the time left, so a
@@ -45,6 +50,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from monitor import USER_AGENT
@@ -74,21 +80,48 @@ def is_public(address: str) -> bool:
     return not (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED)
 
 
-async def _check_public(url: URL) -> None:
-    """Raises unless every address `url`'s host resolves to is public (rule 7)."""
-    host = url.raw_host or ""
+def _ip_literal(host: str) -> bool:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, url.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise RetryableFetchError(f"fetch: {redact(str(url))}: cannot resolve {host}: {exc}") \
-            from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not is_public(address):
-            raise PermanentFetchError(
-                f"fetch: {redact(str(url))}: refused: {host} resolves to non-public address "
-                f"{address} (MONITOR_ALLOW_PRIVATE_URLS=true allows it)")
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class RefusedAddress(OSError):
+    """Raised by PublicResolver for a host with a non-public address (rule 7); aiohttp
+    hands it on as the `os_error` of a ClientConnectorError."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} resolves to non-public address {address}")
+        self.host = host
+        self.address = address
+
+
+class PublicResolver(AbstractResolver):
+    """Rule 7: the resolver of the pool that article links use. It resolves with `base`
+    and gives the pool a host's addresses only when every one of them is public, so the
+    pool connects to the very addresses checked, at every hop and every new connection
+    (the pool caches what it was given, never anything unvetted)."""
+
+    def __init__(self, base: AbstractResolver) -> None:
+        self.base = base
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self.base.resolve(host, port, family)
+        for result in results:
+            if not is_public(result["host"]):
+                raise RefusedAddress(host, result["host"])
+        return results
+
+    async def close(self) -> None:
+        pass  # `base` belongs to the Fetcher, which closes it
+
+
+def _refused(url: str, exc: RefusedAddress) -> PermanentFetchError:
+    return PermanentFetchError(f"fetch: {redact(url)}: refused: {exc} "
+                               "(MONITOR_ALLOW_PRIVATE_URLS=true allows it)")
 
 
 def host_key(url: str) -> str:
@@ -161,7 +194,7 @@ class Fetcher:
     def __init__(self, *, timeout: float = 20.0, connect_timeout: float = 10.0,
                  max_bytes: int = 10 * 1024 * 1024, concurrency: int = 16, per_host: int = 2,
                  host_delay: float = 0.0, allow_private: bool = False,
-                 hosts_kept: int = HOSTS_KEPT) -> None:
+                 hosts_kept: int = HOSTS_KEPT, resolver: AbstractResolver | None = None) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.concurrency = concurrency
@@ -177,15 +210,29 @@ class Fetcher:
         self.hosts_kept = hosts_kept
         self._forget_at = hosts_kept  # rule 10: known hosts past which idle ones go
         self._asked: set[str] = set()  # hosts that asked this instance, not yet handed on
-        self._session: aiohttp.ClientSession | None = None
+        # One pool for requests that may reach any address, one whose resolver lets
+        # only public addresses through (rule 7): a pool caches the addresses it
+        # resolved, so the two kinds of request cannot share one.
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        self._resolver = resolver
+        self._own_resolver: AbstractResolver | None = None
         self._proxies = EnvProxies()
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _base_resolver(self) -> AbstractResolver:
+        if self._resolver is None:
+            self._resolver = self._own_resolver = aiohttp.DefaultResolver()
+        return self._resolver
+
+    def _client(self, public_only: bool = False) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the event loop that runs it.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
+        session = self._sessions.get(public_only)
+        if session is None:
+            base = self._base_resolver()
+            session = self._sessions[public_only] = aiohttp.ClientSession(
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
-                connector=aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency, ttl_dns_cache=300,
+                    resolver=PublicResolver(base) if public_only else base),
                 timeout=aiohttp.ClientTimeout(total=self.timeout,
                                               sock_connect=self.connect_timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # no tracking across sites or polls
@@ -193,12 +240,15 @@ class Fetcher:
                 # environment and ~/.netrc on every request.
                 max_line_size=MAX_HEADER_LINE, max_field_size=MAX_HEADER_LINE,
             )
-        return self._session
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
+        if self._own_resolver is not None:
+            await self._own_resolver.close()
+            self._resolver = self._own_resolver = None
 
     async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
                   accept: str | None = None, public_only: bool = False) -> Response:
@@ -248,6 +298,8 @@ class Fetcher:
                 spent = time.monotonic() - started
                 raise RetryableFetchError(f"fetch: {shown}: timed out after {spent:.1f}s") from exc
             except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, RefusedAddress):
+                    raise _refused(url, exc.os_error) from exc
                 raise RetryableFetchError(
                     f"fetch: {shown}: cannot connect to {exc.host}:{exc.port}: "
                     f"{redact_text(str(exc.os_error.strerror or exc.os_error))}") from exc
@@ -295,6 +347,24 @@ class Fetcher:
                 await asyncio.sleep(wait)
             self._next_start[host] = time.monotonic() + self.host_delay
 
+    async def _check_public(self, url: str, target: URL) -> None:
+        """Raises unless every address `target`'s host has is public (rule 7): done here
+        for an address written in the URL, which no resolver sees, and for a request
+        through a proxy, whose pool resolves only the proxy's name."""
+        host = target.raw_host or ""
+        if _ip_literal(host):
+            if not is_public(host):
+                raise _refused(url, RefusedAddress(host, host))
+            return
+        try:
+            await PublicResolver(self._base_resolver()).resolve(
+                host, target.port or 443, socket.AF_UNSPEC)
+        except RefusedAddress as exc:
+            raise _refused(url, exc) from exc
+        except OSError as exc:
+            raise RetryableFetchError(
+                f"fetch: {redact(url)}: cannot resolve {host}: {exc}") from exc
+
     async def _get(self, url: str, headers: dict[str, str], public_only: bool) -> Response:
         target = URL(url)
         permanent = True
@@ -302,10 +372,12 @@ class Fetcher:
             if target.scheme not in ("http", "https"):
                 raise PermanentFetchError(
                     f"fetch: {redact(url)}: unsupported URL {redact(str(target))}")
-            if public_only:
-                await _check_public(target)
-            async with self._client().get(target, headers=headers, allow_redirects=False,
-                                          proxy=self._proxies.get(target)) as resp:
+            proxy = self._proxies.get(target)
+            vetted = public_only and proxy is None  # the pool's resolver checks (rule 7)
+            if public_only and (proxy is not None or _ip_literal(target.raw_host or "")):
+                await self._check_public(url, target)
+            async with self._client(vetted).get(target, headers=headers, allow_redirects=False,
+                                                proxy=proxy) as resp:
                 if resp.status in REDIRECT_STATUS and "Location" in resp.headers:
                     if hop == MAX_REDIRECTS:
                         raise PermanentFetchError(f"fetch: {redact(url)}: too many redirects")
