@@ -324,8 +324,17 @@ def public_and_internal(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HTTPS
     loopback here, so this test counts it as public), 127.0.0.1 an internal service."""
     real = fetch_module.is_public
     monkeypatch.setattr(fetch_module, "is_public", lambda a: a == "127.0.0.2" or real(a))
-    public = HTTPServer("127.0.0.2").start()
-    internal = HTTPServer("127.0.0.1", public.port).start()
+    for _ in range(50):  # a port free on both addresses
+        public = HTTPServer("127.0.0.2")
+        try:
+            internal = HTTPServer("127.0.0.1", public.port)
+            break
+        except OSError:
+            public.server.server_close()
+    else:
+        raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")
+    public.start()
+    internal.start()
     for server, body in ((public, b"public page"), (internal, b"internal secret")):
         server.routes["/article"] = Route(200, body)
     yield public, internal
