@@ -160,7 +160,8 @@ def _validate(settings: Settings) -> int:
 def _load_target(settings: Settings, target: str) -> Article:
     if target.startswith(("http://", "https://")):
         async def fetch() -> tuple[bytes, str | None, str]:
-            fetcher = Fetcher(timeout=settings.http_timeout, max_bytes=settings.http_max_bytes)
+            fetcher = Fetcher(timeout=settings.http_timeout, max_bytes=settings.http_max_bytes,
+                              read_timeout=settings.http_read_timeout)
             try:
                 resp = await fetcher.get(target, accept="text/html,*/*;q=0.8")
             finally:

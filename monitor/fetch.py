@@ -4,7 +4,9 @@ Rules, in order:
 1. Every request names the project in its User-Agent and asks for gzip.
 2. A feed request sends the ETag and Last-Modified it was given; 304 means unchanged.
 3. The whole request, redirects and body included, must finish within the total timeout,
-   so a server that trickles bytes cannot hold a worker.
+   so a server that trickles bytes cannot hold a worker; and a response that sends nothing
+   for `read_timeout` seconds (before its headers or amid its body) fails then, so a
+   server that stalls does not hold the poll for the whole total.
 4. The body is read as a stream and cut at the size limit (after decompression, so a gzip
    bomb is cut too); the result says it was truncated.
 5. 408, 429 and 5xx, timeouts and connection errors are retryable (with the server's
@@ -192,11 +194,13 @@ class Fetcher:
     """
 
     def __init__(self, *, timeout: float = 20.0, connect_timeout: float = 10.0,
+                 read_timeout: float | None = 5.0,
                  max_bytes: int = 10 * 1024 * 1024, concurrency: int = 16, per_host: int = 2,
                  host_delay: float = 0.0, allow_private: bool = False,
                  hosts_kept: int = HOSTS_KEPT, resolver: AbstractResolver | None = None) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.concurrency = concurrency
         self.allow_private = allow_private
         self.host_delay = host_delay
@@ -234,7 +238,8 @@ class Fetcher:
                     limit=self.concurrency, ttl_dns_cache=300,
                     resolver=PublicResolver(base) if public_only else base),
                 timeout=aiohttp.ClientTimeout(total=self.timeout,
-                                              sock_connect=self.connect_timeout),
+                                              sock_connect=self.connect_timeout,
+                                              sock_read=self.read_timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # no tracking across sites or polls
                 # Proxies come from EnvProxies: aiohttp's trust_env re-reads the
                 # environment and ~/.netrc on every request.
@@ -294,6 +299,10 @@ class Fetcher:
             try:
                 async with asyncio.timeout(self.timeout):
                     return await self._get(url, headers, public_only and not self.allow_private)
+            except aiohttp.SocketTimeoutError as exc:  # rule 3: the read timeout
+                raise RetryableFetchError(
+                    f"fetch: {shown}: no data for {self.read_timeout:g}s "
+                    "(MONITOR_HTTP_READ_TIMEOUT)") from exc
             except TimeoutError as exc:
                 spent = time.monotonic() - started
                 raise RetryableFetchError(f"fetch: {shown}: timed out after {spent:.1f}s") from exc

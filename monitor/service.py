@@ -87,8 +87,9 @@ class Service:
         self.runtime = Runtime.build(load_config(s.config_dir, self.env))
         self.store = await self._connection.open()
         self.fetcher = Fetcher(timeout=s.http_timeout, connect_timeout=s.http_connect_timeout,
-                               max_bytes=s.http_max_bytes, concurrency=s.http_concurrency,
-                               per_host=s.http_per_host, host_delay=s.http_host_delay,
+                               read_timeout=s.http_read_timeout, max_bytes=s.http_max_bytes,
+                               concurrency=s.http_concurrency, per_host=s.http_per_host,
+                               host_delay=s.http_host_delay,
                                allow_private=s.allow_private_urls)
         self.poller = Poller(self.store, self.fetcher, max_age=s.max_age_days * 86400,
                              scrape_concurrency=s.scrape_concurrency,

@@ -72,6 +72,31 @@ async def test_trickling_server_hits_the_total_time_limit(fetcher: Fetcher,
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.parametrize("stall", ["before-headers", "amid-body"])
+async def test_a_server_that_stalls_hits_the_read_timeout_not_the_total(
+    http_server: HTTPServer, stall: str
+) -> None:
+    """A server that sends nothing for longer than the read timeout (here 0.5 s of a
+    total 20 s) fails the request then; one that keeps sending, more slowly than that in
+    all, is held to the total limit only (test above)."""
+    def stalling() -> Iterator[bytes]:
+        yield b"<rss><channel>"
+        time.sleep(3)  # silent: never mind how much may still come
+        yield b"</channel></rss>"
+    http_server.routes["/stall"] = (Route(200, b"<rss/>", delay=3) if stall == "before-headers"
+                                    else Route(200, chunks=stalling))
+    fetcher = Fetcher(timeout=20.0, read_timeout=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RetryableFetchError, match=r"no data for 0.5s \(MONITOR_HTTP_READ_"):
+            await fetcher.get(http_server.url("/stall"))
+    finally:
+        await fetcher.close()
+    spent = time.monotonic() - started
+    print(f"\nstalled {stall}: failed after {spent:.2f}s (read timeout 0.5s, total 20s)")
+    assert spent < 2.5, spent  # before the server would have answered at all
+
+
 async def test_hanging_server_times_out(fetcher: Fetcher, http_server: HTTPServer) -> None:
     http_server.routes["/hang"] = Route(200, b"late", delay=5)
     with pytest.raises(RetryableFetchError, match="timed out"):
