@@ -15,6 +15,7 @@ import pytest
 from monitor.deliver import verify_signature
 from tests.daemon import Daemon, rss
 from tests.servers import HTTPServer, Request, Route, SMTPServer, free_port, wait_for
+from tests.test_config import HOSTILE
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 NOTICE = "Sorry, you need to enable JavaScript to visit this website."
@@ -211,6 +212,52 @@ def events(log: str) -> list[dict]:  # type: ignore[type-arg]
             if isinstance(event, dict) and "event" in event:
                 out.append(event)
     return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident memory so far (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_hostile_config_files_leave_the_daemon_polling_on_its_last_good_config(
+    tmp_path: Path, redis_url: str, site: HTTPServer, smtp_server: SMTPServer
+) -> None:
+    config = tmp_path / "config"
+    write_config(config, [site.url("/feed.xml")], site.url("/hook"))
+    daemon = Daemon(tmp_path, env_for(tmp_path, redis_url, smtp_server)).start()
+    assert daemon.proc is not None
+    figures = []
+    try:
+        wait_for(lambda: site.received("/hook"), timeout=30)
+        for kind, (make, expected) in HOSTILE.items():
+            before = peak_rss_mb(daemon.proc.pid)
+            path = config / f"{kind}.yaml"
+            # Written whole, then moved in: a reload may read a file half written (then
+            # that is the error reported, and the whole one the next).
+            (tmp_path / "next").write_text(make(), "utf-8")
+            (tmp_path / "next").replace(path)
+            wait_for(lambda path=path, expected=expected: f"{path}{expected}" in daemon.log,
+                     timeout=20)
+            polls = feed_polls(site)
+            wait_for(lambda polls=polls: feed_polls(site) >= polls + 2, timeout=20)
+            figures.append(f"{kind} +{peak_rss_mb(daemon.proc.pid) - before:.0f} MB")
+            path.unlink()  # the good config again, reloaded
+            wait_for(lambda kind=kind: [e for e in events(daemon.log)
+                                        if e["event"] == "config reloaded"][len(figures) - 1:],
+                     timeout=20)
+        assert daemon.running()
+    finally:
+        assert daemon.stop() == 0, daemon.log
+    refused = [e for e in events(daemon.log)
+               if e["event"] == "config invalid; keeping the last good config"]
+    assert [e["problem"].split(": (")[0].rsplit("/", 1)[-1] for e in refused] == \
+        ["alias-bomb.yaml:6", "deep.yaml:1", "huge.yaml:1"]  # one line each, file:line
+    assert "Traceback" not in daemon.log
+    print(f"\nthe daemon's peak RSS while refusing each: {', '.join(figures)}")
+    assert all(int(f.split("+")[1].split()[0]) < 100 for f in figures), figures
+    assert len(site.received("/hook")) == 1  # the same item, never alerted again
 
 
 PASSWORD = "hunter2-feed-password"
