@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
+from redis.exceptions import RedisError
+
 from monitor import __version__, logs
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, FetchError
@@ -77,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return 1
+    except RedisError as exc:  # `run` waits for Redis; one-off commands say it is not there
+        where = redact(settings.redis_url) if settings.redis_url else "the embedded server"
+        print(f"redis: cannot use {where}: {redact_text(str(exc))}", file=sys.stderr)
         return 1
 
 
