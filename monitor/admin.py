@@ -1,4 +1,7 @@
-"""Operator commands over the shared state: alert queues, dead letters, feed states."""
+"""Operator commands over the shared state: alert queues, dead letters, feed states.
+
+Every URL they show is redacted (monitor.urls), errors recorded by older versions too.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from monitor.circuits import Circuit
 from monitor.config import Config
 from monitor.feeds import canonical_url
 from monitor.store import WAITING_CONSUMER, Store, waiting_consumer
+from monitor.urls import redact, redact_text
 
 LIST_LIMIT = 1000
 
@@ -41,7 +45,7 @@ def _dead(entry_id: str, fields: dict[str, str]) -> DeadLetter:
         title=str((alert.get("item") or {}).get("title", "")),
         attempts=int(fields.get("attempts") or 0),
         failed_at=float(fields.get("failed_at") or 0),
-        error=fields.get("error", ""),
+        error=redact_text(fields.get("error", "")),
     )
 
 
@@ -53,7 +57,7 @@ async def alerts_report(store: Store) -> dict[str, Any]:
     failing = [
         {"id": p.id, "consumer": p.consumer, "deliveries": p.deliveries,
          "attempts": e.get("attempts"), "idle_s": round(p.idle_seconds, 1),
-         "last_error": e.get("error")}
+         "last_error": redact_text(e.get("error") or "")}
         for p, e in zip(pending, errors, strict=True) if e
     ]
     dead = [asdict(_dead(i, f)) for i, f in await store.dead_letters(LIST_LIMIT)]
@@ -73,7 +77,8 @@ def _endpoints_down(down: list[Circuit], counts: dict[str, int],
     return [{"endpoint": c.id, "subscriber": c.label, "since": c.since,
              "down_s": round(max(0.0, now - c.since), 1), "probes_failed": c.probes,
              "next_probe_in_s": round(max(0.0, c.next_probe - now), 1),
-             "waiting": counts.get(waiting_consumer(c.id), 0), "last_error": c.error}
+             "waiting": counts.get(waiting_consumer(c.id), 0),
+             "last_error": redact_text(c.error)}
             for c in down]
 
 
@@ -137,11 +142,12 @@ async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
         next_poll = float(state["next_poll"]) if state.get("next_poll") else None
         last_poll = float(state["last_poll"]) if state.get("last_poll") else None
         rows.append({
-            "name": feed.name, "url": feed.url, "status": state.get("status") or "never polled",
+            "name": feed.name, "url": redact(feed.url),
+            "status": state.get("status") or "never polled",
             "failures": int(state.get("failures") or 0), "items": int(state.get("items") or 0),
             "last_poll_ago_s": None if last_poll is None else round(now - last_poll),
             "next_poll_in_s": None if next_poll is None else round(next_poll - now),
-            "error": state.get("error") or "",
+            "error": redact_text(state.get("error") or ""),
             "pages_without_article": int(state.get("no_article") or 0),
             "interval_s": round(float(state["interval"])) if state.get("interval")
             else round(feed.interval),
@@ -179,6 +185,10 @@ async def story_report(store: Store, url: str) -> dict[str, Any] | None:
     if story_id is None:
         return None
     info = await store.story_info(story_id)
+    info["url"] = redact(info["url"])
+    for source in info["sources"]:
+        if isinstance(source, dict) and isinstance(source.get("url"), str):
+            source["url"] = redact(source["url"])
     info["alerted"] = await store.story_alerted(story_id)
     return info
 

@@ -12,6 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
+from redis.exceptions import RedisError
+
 from monitor import __version__, logs
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, FetchError
@@ -21,6 +23,7 @@ from monitor.match import Matcher, Result
 from monitor.models import Article
 from monitor.page import decode_html
 from monitor.settings import Settings
+from monitor.urls import redact, redact_text
 
 T = TypeVar("T")
 # The daemon allocates thousands of container objects per item (feedparser's dicts,
@@ -81,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
+    except RedisError as exc:  # `run` waits for Redis; one-off commands say it is not there
+        where = redact(settings.redis_url) if settings.redis_url else "the embedded server"
+        print(f"redis: cannot use {where}: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
 
 
 def _run(settings: Settings, once: bool) -> int:
@@ -92,11 +99,11 @@ def _run(settings: Settings, once: bool) -> int:
         failed = [r for r in results if r.status == "error"]
         for r in results:
             print(f"{r.feed}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts"
-                  + (f" ({r.error})" if r.error else ""))
+                  + (f" ({redact_text(r.error)})" if r.error else ""))
         print(f"alerts: {report.sent} delivered, {report.dead} dead-lettered, "
               f"{report.left} left queued")
         for c in report.down:
-            print(f"  endpoint down: {c.id} ({c.label}): {c.error}")
+            print(f"  endpoint down: {c.id} ({c.label}): {redact_text(c.error)}")
         if report.left or report.dead:
             return ONCE_UNDELIVERED
         return ONCE_NO_FEED if failed and len(failed) == len(results) else 0
@@ -131,7 +138,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "story":
             info = await admin.story_report(store, args.url)
             if info is None:
-                print(f"story: no story known for {args.url} (within the dedup window)",
+                print(f"story: no story known for {redact(args.url)} (within the dedup window)",
                       file=sys.stderr)
                 return 1
             print(json.dumps(info, indent=2, ensure_ascii=False) if args.json
@@ -171,7 +178,8 @@ def _validate(settings: Settings) -> int:
 def _load_target(settings: Settings, target: str) -> Article:
     if target.startswith(("http://", "https://")):
         async def fetch() -> tuple[bytes, str | None, str]:
-            fetcher = Fetcher(timeout=settings.http_timeout, max_bytes=settings.http_max_bytes)
+            fetcher = Fetcher(timeout=settings.http_timeout, max_bytes=settings.http_max_bytes,
+                              read_timeout=settings.http_read_timeout)
             try:
                 resp = await fetcher.get(target, accept="text/html,*/*;q=0.8")
             finally:
@@ -192,7 +200,7 @@ def _check(settings: Settings, target: str, as_json: bool) -> int:
     try:
         article = _load_target(settings, target)
     except (OSError, FetchError) as exc:
-        print(f"check: {target}: {exc}", file=sys.stderr)
+        print(f"check: {redact(target)}: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     results = Matcher(config.watchlists).evaluate(article.title, article.text)
     if as_json:

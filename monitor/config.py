@@ -13,6 +13,12 @@ Rules, in order:
    subscriber of all those watchlists (under the first name written), so it gets one alert
    per item; the other names are noted, and alerts queued under them still find it. One
    name for two addresses, or one address with two secrets or update settings, is an error.
+5. A file over MAX_FILE_BYTES, nested deeper than MAX_DEPTH, of more than MAX_NODES
+   values, or whose aliases bring in more than MAX_ALIAS_NODES nodes is refused with the
+   line where it went over, before it costs more than a few megabytes; so is a value YAML
+   cannot construct (a timestamp such as 2024-13-45, an unknown tag). Every error is one
+   `file:line: field: message` line, with the URLs in it redacted (monitor.urls); past
+   MAX_PROBLEMS in one file, one line counts the rest.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic import model_validator as _model_validator
 
 from monitor.errors import ConfigError
+from monitor.urls import redact_text
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
@@ -184,9 +191,10 @@ class FeedConfig(_Model):
         low, high = self.bounds
         if low > high:
             raise ValueError(f"min_interval ({low:g}s) is above max_interval ({high:g}s)")
-        if not self.name:
+        if not self.name:  # without userinfo: the name is shown in logs and alerts
             parts = urlsplit(self.url)
-            object.__setattr__(self, "name", parts.netloc + parts.path.rstrip("/"))
+            host = parts.netloc.rpartition("@")[2]
+            object.__setattr__(self, "name", host + parts.path.rstrip("/"))
         return self
 
     @property
@@ -321,6 +329,201 @@ def _expand_env(text: str, env: Mapping[str, str]) -> str:
     return _ENV_REF.sub(replace, text)
 
 
+# Rule 5: what one config file may hold. The daemon reloads any file dropped into config/,
+# so these keep a hostile or broken one from exhausting it: a 300-byte file of nine
+# anchors of nine aliases each expands to 387 million nodes, a file nested 100,000 deep
+# overflowed the parser's stack, and a 23 MB file took 86 s and 1.8 GB to load. A real
+# watchlist of 100,000 terms is 4 MB of YAML and 100,000 to 700,000 nodes (keywords to
+# entities with three aliases), a rule nested 30 groups deep 90 levels.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_NODES = 1_000_000  # values (not keys), aliases' included: each one invalid costs
+                       # pydantic about a kilobyte to report
+MAX_ALIAS_NODES = 100_000  # nodes that aliases bring in, in all, per file
+MAX_PROBLEMS = 20  # reported per file, then how many more: the daemon logs each one
+_READ_CHUNK = 1024 * 1024
+# libyaml's parser where PyYAML was built with it (5-10 times faster); the pure-Python
+# parser reads the same events, and reports a syntax error in more words, so a file of up
+# to _REPARSE_MAX characters with one is read again by it (a 256 KB file in ~0.5 s).
+_REPARSE_MAX = 256 * 1024
+_PARSERS: tuple[type[Any], ...] = (
+    (yaml.CSafeLoader, yaml.SafeLoader) if getattr(yaml, "__with_libyaml__", False)
+    else (yaml.SafeLoader,))
+_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+class _Refused(Exception):
+    """A node that cannot be read, or a limit of rule 5, at a line of the file."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass
+class _Open:
+    """A sequence or mapping being read: its data so far, and where it is."""
+
+    data: list[Any] | dict[str, Any]
+    at: Path_
+    first: int  # index of its own entry in _Composer.entries
+    anchor: str | None
+    key: str | None = None  # a mapping's key waiting for its value
+
+    def child(self) -> Path_:
+        """The path of the node that comes next in it."""
+        if isinstance(self.data, list):
+            return (*self.at, len(self.data))
+        assert self.key is not None
+        return (*self.at, self.key)
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    value: Any
+    at: Path_
+    first: int  # its entries are _Composer.entries[first:end]
+    end: int
+    text: str | None  # a scalar's text, for an alias used as a mapping key
+
+
+class _Composer:
+    """A loader's parse events -> plain data and the line of every node, without
+    recursion (rule 5 limits the depth, not Python's stack). An alias is the anchored
+    node's data again, and each node it brings in counts against MAX_ALIAS_NODES."""
+
+    def __init__(self, doc: _Document, loader: Any) -> None:
+        self.doc = doc
+        self.loader = loader
+        self.entries: list[tuple[Path_, int]] = []  # (path, line) of every node, in order
+        self.anchors: dict[str, _Anchor] = {}
+        self.reading: set[str] = set()  # anchors of the collections being read
+        self.brought = 0  # nodes brought in by aliases so far
+
+    def document(self) -> Any:
+        loader = self.loader
+        try:
+            loader.get_event()  # stream start
+            if loader.check_event(yaml.StreamEndEvent):
+                return None
+            loader.get_event()  # document start
+            data = self._node()
+            loader.get_event()  # document end
+            if not loader.check_event(yaml.StreamEndEvent):
+                raise _Refused(loader.get_event().start_mark.line + 1,
+                               "expected a single document in the stream, found another")
+            return data
+        finally:
+            loader.dispose()
+
+    def _record(self, at: Path_, line: int) -> None:
+        self.entries.append((at, line))
+        self.doc.lines[at] = line
+        if len(self.entries) > MAX_NODES:
+            raise _Refused(line, f"more than {MAX_NODES:,} values; split it into several files")
+
+    def _node(self) -> Any:
+        stack: list[_Open] = []
+        while True:
+            event = self.loader.get_event()
+            line = event.start_mark.line + 1
+            top = stack[-1] if stack else None
+            if isinstance(event, _END):
+                assert top is not None
+                stack.pop()
+                value: Any = top.data
+                if top.anchor is not None:
+                    self.reading.discard(top.anchor)
+                    self.anchors[top.anchor] = _Anchor(value, top.at, top.first,
+                                                       len(self.entries), None)
+            elif isinstance(top, _Open) and isinstance(top.data, dict) and top.key is None:
+                top.key = self._key(event, line)
+                continue
+            else:
+                at = () if top is None else top.child()
+                if isinstance(event, yaml.CollectionStartEvent):
+                    if len(stack) >= MAX_DEPTH:
+                        raise _Refused(line, f"nested more than {MAX_DEPTH} levels deep")
+                    stack.append(_Open({} if isinstance(event, yaml.MappingStartEvent) else [],
+                                       at, len(self.entries), event.anchor))
+                    if event.anchor is not None:
+                        self.reading.add(event.anchor)
+                    self._record(at, line)
+                    continue
+                value = self._alias(event, at, line) if isinstance(event, yaml.AliasEvent) \
+                    else self._scalar(event, at, line)
+            if not stack:
+                return value
+            parent = stack[-1]
+            if isinstance(parent.data, dict):
+                assert parent.key is not None
+                parent.data[parent.key] = value
+                parent.key = None
+            else:
+                parent.data.append(value)
+
+    def _key(self, event: Any, line: int) -> str:
+        if isinstance(event, yaml.ScalarEvent):
+            return str(event.value)
+        if isinstance(event, yaml.AliasEvent):
+            anchor = self.anchors.get(str(event.anchor))
+            if anchor is not None and anchor.text is not None:
+                return anchor.text
+        raise _Refused(line, "a mapping key must be a plain value, not a list or mapping")
+
+    def _alias(self, event: Any, at: Path_, line: int) -> Any:
+        name = str(event.anchor)
+        anchor = self.anchors.get(name)
+        if name in self.reading:
+            raise _Refused(line, f"alias *{name} is inside the node it names (&{name})")
+        if anchor is None:
+            raise _Refused(line, f"alias *{name} names no anchor before it (&{name})")
+        size = anchor.end - anchor.first
+        self.brought += size
+        if self.brought > MAX_ALIAS_NODES:
+            raise _Refused(line, f"aliases bring in more than {MAX_ALIAS_NODES:,} nodes "
+                                 f"(*{name} here adds {size:,}): write the values out instead")
+        cut = len(anchor.at)
+        for path, where in self.entries[anchor.first:anchor.end]:
+            self._record((*at, *path[cut:]), where)
+        return anchor.value
+
+    def _scalar(self, event: Any, at: Path_, line: int) -> Any:
+        loader = self.loader
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        construct = loader.yaml_constructors.get(tag) or loader.yaml_constructors[None]
+        try:
+            value = construct(loader, node)
+        except Exception as exc:  # PyYAML's constructors raise what they meet: '!!int ' IndexError
+            problem = exc.problem if isinstance(exc, yaml.MarkedYAMLError) else exc
+            raise _Refused(line, f"cannot read {event.value[:40]!r}: {problem}") from exc
+        if isinstance(value, Iterator):  # a collection's tag on a plain value
+            raise _Refused(line, f"cannot read {event.value[:40]!r} as {tag}")
+        self._record(at, line)
+        if event.anchor is not None:
+            n = len(self.entries)
+            self.anchors[event.anchor] = _Anchor(value, at, n - 1, n, str(event.value))
+        if isinstance(value, str):
+            try:
+                return _expand_env(value, self.doc.env)
+            except ValueError as exc:
+                self.doc.report(at, str(exc))
+        return value
+
+
+def _where(exc: yaml.YAMLError, text: str) -> tuple[int, str]:
+    """The line and the problem of a syntax error, or of a character YAML does not allow
+    (a ReaderError: a position, no mark)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        return (exc.problem_mark.line + 1 if exc.problem_mark else 1), str(exc.problem or exc)
+    if isinstance(exc, yaml.reader.ReaderError):
+        return text.count("\n", 0, exc.position) + 1, str(exc).split("\n")[0]
+    return 1, str(exc).split("\n")[0]
+
+
 class _Document:
     """One YAML file turned into plain data plus the line of every node in it."""
 
@@ -328,39 +531,61 @@ class _Document:
         self.path = path
         self.lines: dict[Path_, int] = {}
         self.problems: list[str] = []
+        self.hidden = 0  # problems past MAX_PROBLEMS, counted only
         self.env = env
-        self._scalars = yaml.SafeLoader("")
-        try:
-            text = path.read_text(encoding="utf-8")
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except (OSError, UnicodeDecodeError) as exc:
-            self.data: Any = None
-            self.problems.append(f"{path}:1: (file): cannot read: {exc}")
+        self.data: Any = None
+        text = self._read()
+        if text is None:
             return
-        except yaml.MarkedYAMLError as exc:
-            self.data = None
-            line = exc.problem_mark.line + 1 if exc.problem_mark else 1
-            self.problems.append(f"{path}:{line}: (yaml): {exc.problem or exc}")
-            return
-        self.data = self._convert(node, ()) if node is not None else None
-
-    def _convert(self, node: yaml.Node, at: Path_) -> Any:
-        self.lines[at] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                out[key] = self._convert(value_node, (*at, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._convert(child, (*at, i)) for i, child in enumerate(node.value)]
-        value = self._scalars.construct_object(node)
-        if isinstance(value, str):
+        for parser in _PARSERS:
+            self.lines, self.problems, self.hidden = {}, [], 0
             try:
-                return _expand_env(value, self.env)
-            except ValueError as exc:
-                self.problems.append(self.locate(at, str(exc)))
-        return value
+                self.data = _Composer(self, parser(text)).document()
+                return
+            except yaml.YAMLError as exc:
+                line, problem = _where(exc, text)
+                if "maximum nesting depth" in problem:  # libyaml's own limit, 1,000
+                    self._refuse(line, f"(yaml): nested more than {MAX_DEPTH} levels deep")
+                    return
+                if parser is not _PARSERS[-1] and len(text) <= _REPARSE_MAX:
+                    continue  # the next parser says what it found, not only what it expected
+                self._refuse(line, f"(yaml): {problem}")
+                return
+            except _Refused as exc:
+                self._refuse(exc.line, f"(yaml): {exc}")
+                return
+
+    def _refuse(self, line: int, message: str) -> None:
+        self.data, self.lines, self.hidden = None, {}, 0
+        self.problems = [_one_line(f"{self.path}:{line}: {message}")]
+
+    def report(self, at: Path_, message: str) -> None:
+        """A problem at node `at`; past MAX_PROBLEMS, only counted (rule 5)."""
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(self.locate(at, message))
+        else:
+            self.hidden += 1
+
+    def _read(self) -> str | None:
+        """The file's text, unless it cannot be read or is over MAX_FILE_BYTES (rule 5):
+        never more than that much of it is read."""
+        try:
+            with self.path.open("rb") as f:
+                chunks: list[bytes] = []
+                got = 0
+                while got <= MAX_FILE_BYTES and (chunk := f.read(_READ_CHUNK)):
+                    chunks.append(chunk)
+                    got += len(chunk)
+                size = max(got, os.fstat(f.fileno()).st_size)
+            if got > MAX_FILE_BYTES:
+                self._refuse(1, f"(file): {size / 2**20:.1f} MiB, over the "
+                                f"{MAX_FILE_BYTES / 2**20:g} MiB a config file may hold; "
+                                "split it into several files")
+                return None
+            return b"".join(chunks).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self._refuse(1, f"(file): cannot read: {exc}")
+            return None
 
     def line_of(self, at: Path_) -> int:
         for cut in range(len(at), -1, -1):
@@ -369,8 +594,14 @@ class _Document:
         return 1
 
     def locate(self, at: Path_, message: str) -> str:
-        name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".")
-        return f"{self.path}:{self.line_of(at)}: {name or '(file)'}: {message}"
+        name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" if p.isprintable() and p
+                       else f"[{p!r}]" for p in at).lstrip(".")
+        return _one_line(f"{self.path}:{self.line_of(at)}: {name or '(file)'}: {message}")
+
+
+def _one_line(problem: str) -> str:
+    """A problem as logs and stderr show it: one line, its URLs redacted (rule 5)."""
+    return redact_text(" ".join(problem.splitlines()))
 
 
 def _validate_file(doc: _Document, single_watchlist: bool) -> _FileConfig | None:
@@ -382,16 +613,16 @@ def _validate_file(doc: _Document, single_watchlist: bool) -> _FileConfig | None
         data = {"watchlists": data if isinstance(data, list) else [data]}
         prefix = () if isinstance(doc.data, list) else ("watchlists", 0)
     if not isinstance(data, dict):
-        doc.problems.append(doc.locate((), "expected a mapping with feeds, watchlists, subscribers"))
+        doc.report((), "expected a mapping with feeds, watchlists, subscribers")
         return None
     try:
         return _FileConfig.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
+        for error in exc.errors(include_url=False, include_context=False, include_input=False):
             loc: Path_ = tuple(p for p in error["loc"] if not isinstance(p, str) or p != "__root__")
             if prefix and loc[:2] == ("watchlists", 0):
                 loc = loc[2:]
-            doc.problems.append(doc.locate(loc, error["msg"].removeprefix("Value error, ")))
+            doc.report(loc, error["msg"].removeprefix("Value error, "))
         return None
 
 
@@ -424,6 +655,8 @@ def load_config(config_dir: Path, env: Mapping[str, str] | None = None) -> Confi
         single = "watchlists" in path.relative_to(config_dir).parts[:-1]
         result = _validate_file(doc, single) if doc.data is not None or not doc.problems else None
         problems.extend(doc.problems)
+        if doc.hidden:
+            problems.append(doc.locate((), f"and {doc.hidden:,} more problems in this file"))
         if result is not None:
             parsed.append((doc, result))
     if not problems:

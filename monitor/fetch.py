@@ -4,7 +4,9 @@ Rules, in order:
 1. Every request names the project in its User-Agent and asks for gzip.
 2. A feed request sends the ETag and Last-Modified it was given; 304 means unchanged.
 3. The whole request, redirects and body included, must finish within the total timeout,
-   so a server that trickles bytes cannot hold a worker.
+   so a server that trickles bytes cannot hold a worker; and a response that sends nothing
+   for `read_timeout` seconds (before its headers or amid its body) fails then, so a
+   server that stalls does not hold the poll for the whole total.
 4. The body is read as a stream and cut at the size limit (after decompression, so a gzip
    bomb is cut too); the result says it was truncated.
 5. 408, 429 and 5xx, timeouts and connection errors are retryable (with the server's
@@ -15,7 +17,12 @@ Rules, in order:
    of its redirects must resolve to public addresses only: loopback, private, link-local
    (cloud metadata at 169.254.169.254 included), multicast and reserved addresses are
    refused, so a malicious feed cannot make the daemon read internal services such as
-   Redis. `allow_private` lifts this (tests, demos, intranets).
+   Redis. `allow_private` lifts this (tests, demos, intranets). The check is made by the
+   resolver of the connection pool these requests use (PublicResolver), which hands the
+   pool only addresses it vetted: the address checked is the address connected to, so a
+   name that answers a public address to the check and 127.0.0.1 to the connection (DNS
+   rebinding) cannot reach loopback. Through an HTTP proxy the proxy resolves the name,
+   so there the name is checked once before the request and the proxy's own rules decide.
 8. A host that answers 429, or 503 with a Retry-After, is sent nothing more by this
    instance until that time has passed (HOST_PAUSE when a 429 names none, HOST_PAUSE_MAX
    at most): requests for it fail at once meanwhile, retryable with the time left, so a
@@ -28,6 +35,8 @@ Rules, in order:
    no spacing to keep and no pause left, once more than `hosts_kept` hosts are known: a
    daemon that reads article links from every site on the web would otherwise keep a
    gate per site it ever reached.
+11. Every URL in an error is redacted (monitor.urls): a password or token in a feed URL
+   never reaches the feed's state, the logs or `monitor feeds`.
 """
 
 from __future__ import annotations
@@ -43,10 +52,12 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from monitor import USER_AGENT
 from monitor.errors import PermanentFetchError, RetryableFetchError
+from monitor.urls import redact, redact_text
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
@@ -71,20 +82,55 @@ def is_public(address: str) -> bool:
     return not (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED)
 
 
-async def _check_public(url: URL) -> None:
-    """Raises unless every address `url`'s host resolves to is public (rule 7)."""
-    host = url.raw_host or ""
+def _ip_literal(host: str) -> bool:
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, url.port or 443, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise RetryableFetchError(f"fetch: {url}: cannot resolve {host}: {exc}") from exc
-    for info in infos:
-        address = str(info[4][0])
-        if not is_public(address):
-            raise PermanentFetchError(
-                f"fetch: {url}: refused: {host} resolves to non-public address "
-                f"{address} (MONITOR_ALLOW_PRIVATE_URLS=true allows it)")
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class RefusedAddress(OSError):
+    """Raised by PublicResolver for a host with a non-public address (rule 7); aiohttp
+    hands it on as the `os_error` of a ClientConnectorError."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} resolves to non-public address {address}")
+        self.host = host
+        self.address = address
+
+
+class PublicResolver(AbstractResolver):
+    """Rule 7: the resolver of the pool that article links use. It resolves with `base`
+    and gives the pool a host's addresses only when every one of them is public, so the
+    pool connects to the very addresses checked, at every hop and every new connection
+    (the pool caches what it was given, never anything unvetted)."""
+
+    def __init__(self, base: AbstractResolver) -> None:
+        self.base = base
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self.base.resolve(host, port, family)
+        for result in results:
+            if not is_public(result["host"]):
+                raise RefusedAddress(host, result["host"])
+        return results
+
+    async def close(self) -> None:
+        pass  # `base` belongs to the Fetcher, which closes it
+
+
+def _refused(url: str, exc: RefusedAddress) -> PermanentFetchError:
+    return PermanentFetchError(f"fetch: {redact(url)}: refused: {exc} "
+                               "(MONITOR_ALLOW_PRIVATE_URLS=true allows it)")
+
+
+def host_key(url: str) -> str:
+    """The host (and port, when one is written) that rules 6, 8 and 9 keep apart: the
+    URL's authority without its userinfo, which is no part of the host and may hold a
+    password."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
 
 
 class EnvProxies:
@@ -148,11 +194,13 @@ class Fetcher:
     """
 
     def __init__(self, *, timeout: float = 20.0, connect_timeout: float = 10.0,
+                 read_timeout: float | None = 5.0,
                  max_bytes: int = 10 * 1024 * 1024, concurrency: int = 16, per_host: int = 2,
                  host_delay: float = 0.0, allow_private: bool = False,
-                 hosts_kept: int = HOSTS_KEPT) -> None:
+                 hosts_kept: int = HOSTS_KEPT, resolver: AbstractResolver | None = None) -> None:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
         self.concurrency = concurrency
         self.allow_private = allow_private
         self.host_delay = host_delay
@@ -166,28 +214,46 @@ class Fetcher:
         self.hosts_kept = hosts_kept
         self._forget_at = hosts_kept  # rule 10: known hosts past which idle ones go
         self._asked: set[str] = set()  # hosts that asked this instance, not yet handed on
-        self._session: aiohttp.ClientSession | None = None
+        # One pool for requests that may reach any address, one whose resolver lets
+        # only public addresses through (rule 7): a pool caches the addresses it
+        # resolved, so the two kinds of request cannot share one.
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
+        self._resolver = resolver
+        self._own_resolver: AbstractResolver | None = None
         self._proxies = EnvProxies()
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _base_resolver(self) -> AbstractResolver:
+        if self._resolver is None:
+            self._resolver = self._own_resolver = aiohttp.DefaultResolver()
+        return self._resolver
+
+    def _client(self, public_only: bool = False) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the event loop that runs it.
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
+        session = self._sessions.get(public_only)
+        if session is None:
+            base = self._base_resolver()
+            session = self._sessions[public_only] = aiohttp.ClientSession(
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"},
-                connector=aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(
+                    limit=self.concurrency, ttl_dns_cache=300,
+                    resolver=PublicResolver(base) if public_only else base),
                 timeout=aiohttp.ClientTimeout(total=self.timeout,
-                                              sock_connect=self.connect_timeout),
+                                              sock_connect=self.connect_timeout,
+                                              sock_read=self.read_timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),  # no tracking across sites or polls
                 # Proxies come from EnvProxies: aiohttp's trust_env re-reads the
                 # environment and ~/.netrc on every request.
                 max_line_size=MAX_HEADER_LINE, max_field_size=MAX_HEADER_LINE,
             )
-        return self._session
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
+        if self._own_resolver is not None:
+            await self._own_resolver.close()
+            self._resolver = self._own_resolver = None
 
     async def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None,
                   accept: str | None = None, public_only: bool = False) -> Response:
@@ -198,7 +264,7 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         if accept:
             headers["Accept"] = accept
-        host = urlsplit(url).netloc.lower()
+        host = host_key(url)
         self._check_pause(url, host)
         if len(self._hosts) >= self._forget_at and host not in self._hosts:
             self._forget_idle_hosts()
@@ -229,31 +295,39 @@ class Fetcher:
             await self._space(host)
             self._check_pause(url, host)  # asked while this request waited its turn
             started = time.monotonic()
+            shown = redact(url)
             try:
                 async with asyncio.timeout(self.timeout):
                     return await self._get(url, headers, public_only and not self.allow_private)
+            except aiohttp.SocketTimeoutError as exc:  # rule 3: the read timeout
+                raise RetryableFetchError(
+                    f"fetch: {shown}: no data for {self.read_timeout:g}s "
+                    "(MONITOR_HTTP_READ_TIMEOUT)") from exc
             except TimeoutError as exc:
                 spent = time.monotonic() - started
-                raise RetryableFetchError(f"fetch: {url}: timed out after {spent:.1f}s") from exc
+                raise RetryableFetchError(f"fetch: {shown}: timed out after {spent:.1f}s") from exc
             except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, RefusedAddress):
+                    raise _refused(url, exc.os_error) from exc
                 raise RetryableFetchError(
-                    f"fetch: {url}: cannot connect to {exc.host}:{exc.port}: "
-                    f"{exc.os_error.strerror or exc.os_error}") from exc
+                    f"fetch: {shown}: cannot connect to {exc.host}:{exc.port}: "
+                    f"{redact_text(str(exc.os_error.strerror or exc.os_error))}") from exc
             except (aiohttp.ClientError, ValueError) as exc:
-                raise RetryableFetchError(f"fetch: {url}: {type(exc).__name__}: {exc}") from exc
+                raise RetryableFetchError(
+                    f"fetch: {shown}: {type(exc).__name__}: {redact_text(str(exc))}") from exc
 
     def _check_pause(self, url: str, host: str) -> None:
         left = self._paused.get(host, 0.0) - time.monotonic()
         if left > 0:
             raise RetryableFetchError(
-                f"fetch: {url}: {host} asked for a pause (HTTP 429 or 503); {left:.0f}s left",
-                left)
+                f"fetch: {redact(url)}: {host} asked for a pause (HTTP 429 or 503); "
+                f"{left:.0f}s left", left)
 
     def _pause(self, resp: aiohttp.ClientResponse, delay: float | None) -> None:
         """Rule 8: no more requests to the host that answered `resp` for a while."""
         if resp.status != 429 and delay is None:
             return  # a 503 without Retry-After: one failed request, not a request to wait
-        host = urlsplit(str(resp.url)).netloc.lower()
+        host = host_key(str(resp.url))
         self.pause(host, HOST_PAUSE if delay is None else delay)
         self._asked.add(host)
 
@@ -282,19 +356,40 @@ class Fetcher:
                 await asyncio.sleep(wait)
             self._next_start[host] = time.monotonic() + self.host_delay
 
+    async def _check_public(self, url: str, target: URL) -> None:
+        """Raises unless every address `target`'s host has is public (rule 7): done here
+        for an address written in the URL, which no resolver sees, and for a request
+        through a proxy, whose pool resolves only the proxy's name."""
+        host = target.raw_host or ""
+        if _ip_literal(host):
+            if not is_public(host):
+                raise _refused(url, RefusedAddress(host, host))
+            return
+        try:
+            await PublicResolver(self._base_resolver()).resolve(
+                host, target.port or 443, socket.AF_UNSPEC)
+        except RefusedAddress as exc:
+            raise _refused(url, exc) from exc
+        except OSError as exc:
+            raise RetryableFetchError(
+                f"fetch: {redact(url)}: cannot resolve {host}: {exc}") from exc
+
     async def _get(self, url: str, headers: dict[str, str], public_only: bool) -> Response:
         target = URL(url)
         permanent = True
         for hop in range(MAX_REDIRECTS + 1):
             if target.scheme not in ("http", "https"):
-                raise PermanentFetchError(f"fetch: {url}: unsupported URL {target}")
-            if public_only:
-                await _check_public(target)
-            async with self._client().get(target, headers=headers, allow_redirects=False,
-                                          proxy=self._proxies.get(target)) as resp:
+                raise PermanentFetchError(
+                    f"fetch: {redact(url)}: unsupported URL {redact(str(target))}")
+            proxy = self._proxies.get(target)
+            vetted = public_only and proxy is None  # the pool's resolver checks (rule 7)
+            if public_only and (proxy is not None or _ip_literal(target.raw_host or "")):
+                await self._check_public(url, target)
+            async with self._client(vetted).get(target, headers=headers, allow_redirects=False,
+                                                proxy=proxy) as resp:
                 if resp.status in REDIRECT_STATUS and "Location" in resp.headers:
                     if hop == MAX_REDIRECTS:
-                        raise PermanentFetchError(f"fetch: {url}: too many redirects")
+                        raise PermanentFetchError(f"fetch: {redact(url)}: too many redirects")
                     permanent = permanent and resp.status in (301, 308)
                     target = target.join(URL(resp.headers["Location"]))
                     continue
@@ -309,9 +404,9 @@ class Fetcher:
             delay = retry_after(resp.headers.get("Retry-After"))
             if resp.status in (429, 503):
                 self._pause(resp, delay)
-            raise RetryableFetchError(f"fetch: {url}: HTTP {resp.status}", delay)
+            raise RetryableFetchError(f"fetch: {redact(url)}: HTTP {resp.status}", delay)
         if resp.status >= 400:
-            raise PermanentFetchError(f"fetch: {url}: HTTP {resp.status}", resp.status)
+            raise PermanentFetchError(f"fetch: {redact(url)}: HTTP {resp.status}", resp.status)
         chunks: list[bytes] = []
         size = 0
         truncated = False

@@ -14,6 +14,9 @@ Jobs, on APScheduler's asyncio scheduler:
   others through Redis, and holds those that asked another instance, every second.
 The delivery worker runs beside them. SIGTERM/SIGINT stop new work, let polls and sends in
 flight finish (an unfinished send stays pending in Redis and is retried), then exit.
+A daemon started before its Redis (MONITOR_REDIS_URL) answers says so once and tries again,
+REDIS_RETRY_FIRST seconds later and twice as long each time up to REDIS_RETRY_MAX, until it
+does, as it waits out a later outage; `ready` is false meanwhile.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.poller import Poller, PollResult, Runtime
 from monitor.settings import Settings
+from monitor.urls import redact
 from monitor.worker import DeliveryWorker, DrainReport
 
 SHUTDOWN_GRACE = 30.0
@@ -57,6 +61,10 @@ IDLE_CONSUMER_SECONDS = 3600.0
 CONSUMERS_SECONDS = 600.0
 # Hosts that asked an instance for a pause reach the others within this many seconds.
 PAUSES_SECONDS = 1.0
+# Connecting at start: the first retry after this many seconds, each next one after twice
+# as long, never more than the last: a Redis that comes up is used within 30 s.
+REDIS_RETRY_FIRST = 0.5
+REDIS_RETRY_MAX = 30.0
 log = logs.get("monitor.service")
 
 
@@ -70,6 +78,7 @@ class Service:
         self._polls: set[asyncio.Task[PollResult | None]] = set()
         self._fingerprint: tuple[tuple[str, int, int], ...] = ()
         self._redis_down = False
+        self._started = False  # Redis answered and the stages are built
         self._claiming = asyncio.Lock()
         self._backlog = False  # the last claim filled every slot: more feeds may be due
         self._refill: asyncio.Task[None] | None = None
@@ -82,15 +91,24 @@ class Service:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Loads config (raising ConfigError if invalid), connects Redis, builds the stages."""
+    @property
+    def ready(self) -> bool:
+        """Started, and Redis answered the last time it was asked (for a readiness check)."""
+        return self._started and not self._redis_down
+
+    async def start(self, wait_for_redis: bool = False) -> bool:
+        """Loads config (raising ConfigError if invalid), connects Redis, builds the stages.
+        With `wait_for_redis`, an unreachable Redis is waited for (see the module's
+        docstring); False when a stop came first."""
         s = self.settings
         self._fingerprint = fingerprint(s.config_dir)
         self.runtime = Runtime.build(load_config(s.config_dir, self.env))
-        self.store = await self._connection.open()
+        if not await self._connect(wait_for_redis and s.redis_url is not None):
+            return False
         self.fetcher = Fetcher(timeout=s.http_timeout, connect_timeout=s.http_connect_timeout,
-                               max_bytes=s.http_max_bytes, concurrency=s.http_concurrency,
-                               per_host=s.http_per_host, host_delay=s.http_host_delay,
+                               read_timeout=s.http_read_timeout, max_bytes=s.http_max_bytes,
+                               concurrency=s.http_concurrency, per_host=s.http_per_host,
+                               host_delay=s.http_host_delay,
                                allow_private=s.allow_private_urls)
         self.poller = Poller(self.store, self.fetcher, max_age=s.max_age_days * 86400,
                              scrape_concurrency=s.scrape_concurrency,
@@ -111,9 +129,9 @@ class Service:
             per_endpoint=s.delivery_per_endpoint,
             probe_lease=max(s.webhook_timeout, s.smtp_timeout) + 30,
         )
-        await self.store.sync_schedule(self.runtime.feeds)
         self._check_clock(self.store.clock_offset)
         _log_notes(self.runtime.config)
+        self._started = True
         log.info("monitor started", feeds=len(self.runtime.config.feeds),
                  watchlists=len(self.runtime.config.watchlists),
                  subscribers=len(self.runtime.config.subscribers),
@@ -127,6 +145,37 @@ class Service:
                             " (which is set, and wins)" if "delivery_retry_hours"
                             in s.model_fields_set else
                             f"; it stands for a window of {policy.window:g} s now"))
+        return True
+
+    async def _connect(self, wait: bool) -> bool:
+        """Opens Redis and puts this config's feeds in its schedule; waiting, until Redis
+        answers or a stop is asked for (False)."""
+        delay, attempts = REDIS_RETRY_FIRST, 0
+        while True:
+            try:
+                self.store = await self._connection.open()
+                await self.store.sync_schedule(self.runtime.feeds)
+                break
+            except (RedisError, OSError) as exc:
+                await self._connection.close()
+                if not wait:
+                    raise
+                attempts += 1
+                where = redact(self.settings.redis_url or "")
+                if attempts == 1:
+                    log.error("redis unreachable at start; waiting for it, retrying with "
+                              "back-off", redis=where, error=str(exc), retry_in_s=delay)
+                else:
+                    log.debug("redis still unreachable", redis=where, error=str(exc),
+                              attempts=attempts, retry_in_s=delay)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), delay)
+                if self.stop_event.is_set():
+                    return False
+                delay = min(delay * 2, REDIS_RETRY_MAX)
+        if attempts:
+            log.info("redis reachable; starting", attempts=attempts + 1)
+        return True
 
     async def close(self) -> None:
         with suppress(Exception):
@@ -142,12 +191,21 @@ class Service:
     async def run(self, started: Callable[[], None] | None = None) -> None:
         """The daemon: polls on schedule and delivers until SIGTERM or SIGINT; `started`
         is called once the stages are built, before the first poll."""
-        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):  # also while waiting for Redis
+            loop.add_signal_handler(sig, self.stop_event.set)
+        try:
+            up = await self.start(wait_for_redis=True)
+        finally:
+            if not self._started:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        if not up:
+            await self.close()
+            log.info("monitor stopped before redis answered")
+            return
         if started is not None:
             started()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop_event.set)
         scheduler = AsyncIOScheduler(event_loop=loop)
         scheduler.add_job(self._job(self.tick), "interval", seconds=self.settings.tick_seconds,
                           max_instances=1, coalesce=True, id="tick", next_run_time=datetime.now())

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     http_timeout: float = Field(default=20.0, description="seconds for a whole request")
     http_connect_timeout: float = 10.0
+    http_read_timeout: float = Field(
+        default=5.0, gt=0, description="seconds a response may send nothing (before its "
+        "headers or amid its body) before the request fails")
     http_max_bytes: int = Field(default=10 * 1024 * 1024, description="body size limit")
     http_concurrency: int = 16
     http_per_host: int = 2

@@ -172,9 +172,10 @@ class Request:
 
 
 class HTTPServer:
-    """Serves `routes` (path -> Route or a callable taking the Request) and records requests."""
+    """Serves `routes` (path -> Route or a callable taking the Request) and records requests,
+    on `host` (any loopback address) and `port` (0: a free one)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Route | Callable[[Request], Route]] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -227,13 +228,14 @@ class HTTPServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # clients that stop reading early (size and time limits) are expected
 
-        self.server = Server(("127.0.0.1", port), Handler)
+        self.server = Server((host, port), Handler)
         self.server.daemon_threads = True
+        self.host = host
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def start(self) -> HTTPServer:
         self.thread.start()

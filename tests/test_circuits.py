@@ -159,7 +159,7 @@ async def test_a_host_that_cannot_be_reached_holds_its_webhooks_on_one_circuit(
     assert circuit.id == f"webhook@127.0.0.1:{port}" and "cannot connect" in circuit.error
     assert (await admin.alerts_report(store))["endpoints_down"][0]["waiting"] >= 6
 
-    up = HTTPServer(port).start()
+    up = HTTPServer(port=port).start()
     try:
         up.routes["/a"] = up.routes["/b"] = Route(204)
         await run_until(w, lambda: len(up.received("/a")) + len(up.received("/b")) == 10)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import json
 import textwrap
+from contextlib import suppress
 from email.policy import default as default_policy
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from monitor.deliver import verify_signature
 from tests.daemon import Daemon, rss
 from tests.servers import HTTPServer, Request, Route, SMTPServer, free_port, wait_for
+from tests.test_config import HOSTILE
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 NOTICE = "Sorry, you need to enable JavaScript to visit this website."
@@ -198,3 +201,104 @@ def test_embedded_redis_remembers_across_runs(
     assert second.wait() == 0, second.log
     assert "0 new, 0 alerts" in second.log or "not-modified" in second.log
     assert len(site.received("/hook")) == 1 and len(smtp_server.messages) == 1
+
+
+def events(log: str) -> list[dict]:  # type: ignore[type-arg]
+    """The daemon's log events (JSON lines), without the command's own output."""
+    out = []
+    for line in log.splitlines():
+        with suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and "event" in event:
+                out.append(event)
+    return out
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A running process's peak resident memory so far (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_hostile_config_files_leave_the_daemon_polling_on_its_last_good_config(
+    tmp_path: Path, redis_url: str, site: HTTPServer, smtp_server: SMTPServer
+) -> None:
+    config = tmp_path / "config"
+    write_config(config, [site.url("/feed.xml")], site.url("/hook"))
+    daemon = Daemon(tmp_path, env_for(tmp_path, redis_url, smtp_server)).start()
+    assert daemon.proc is not None
+    figures = []
+    try:
+        wait_for(lambda: site.received("/hook"), timeout=30)
+        for kind, (make, expected) in HOSTILE.items():
+            before = peak_rss_mb(daemon.proc.pid)
+            path = config / f"{kind}.yaml"
+            # Written whole, then moved in: a reload may read a file half written (then
+            # that is the error reported, and the whole one the next).
+            (tmp_path / "next").write_text(make(), "utf-8")
+            (tmp_path / "next").replace(path)
+            wait_for(lambda path=path, expected=expected: f"{path}{expected}" in daemon.log,
+                     timeout=20)
+            polls = feed_polls(site)
+            wait_for(lambda polls=polls: feed_polls(site) >= polls + 2, timeout=20)
+            figures.append(f"{kind} +{peak_rss_mb(daemon.proc.pid) - before:.0f} MB")
+            path.unlink()  # the good config again, reloaded
+            wait_for(lambda kind=kind: [e for e in events(daemon.log)
+                                        if e["event"] == "config reloaded"][len(figures) - 1:],
+                     timeout=20)
+        assert daemon.running()
+    finally:
+        assert daemon.stop() == 0, daemon.log
+    refused = [e for e in events(daemon.log)
+               if e["event"] == "config invalid; keeping the last good config"]
+    assert [e["problem"].split(": (")[0].rsplit("/", 1)[-1] for e in refused] == \
+        ["alias-bomb.yaml:6", "deep.yaml:1", "huge.yaml:1"]  # one line each, file:line
+    assert "Traceback" not in daemon.log
+    print(f"\nthe daemon's peak RSS while refusing each: {', '.join(figures)}")
+    assert all(int(f.split("+")[1].split()[0]) < 100 for f in figures), figures
+    assert len(site.received("/hook")) == 1  # the same item, never alerted again
+
+
+PASSWORD = "hunter2-feed-password"
+TOKEN = "tok-6f1c-secret"
+
+
+def test_credentials_in_feed_and_article_urls_reach_no_log_or_output(
+    tmp_path: Path, redis_url: str, http_server: HTTPServer, smtp_server: SMTPServer
+) -> None:
+    port = http_server.port
+    failing = f"http://reader:{PASSWORD}@127.0.0.1:{port}/private/feed.xml?token={TOKEN}&lang=ar"
+    link = f"http://127.0.0.1:{port}/article?api_key={TOKEN}&id=7"
+    http_server.routes["/private/feed.xml"] = Route(500, b"down")
+    http_server.routes["/feed.xml"] = Route(200, rss([("g1", "Haftar in Sirte", link)]))
+    http_server.routes["/article"] = Route(503, b"busy")
+    http_server.routes["/hook"] = Route(200, b"ok")
+    write_config(tmp_path / "config", [failing, http_server.url("/feed.xml")],
+                 http_server.url("/hook"))
+    env = env_for(tmp_path, redis_url, smtp_server)
+    once = Daemon(tmp_path, env, ("run", "--once")).start()
+    assert once.wait() == 0, once.log
+    outputs = [once.log]
+    for args in (("feeds",), ("feeds", "--json")):
+        run = Daemon(tmp_path, env, args).start()
+        assert run.wait() == 0, run.log
+        outputs.append(run.log)
+    # The real URLs were used: the password as Basic auth, the token in the query.
+    (request,) = [r for r in http_server.requests if r.path.startswith("/private/")]
+    assert request.path == f"/private/feed.xml?token={TOKEN}&lang=ar"
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(
+        f"reader:{PASSWORD}".encode()).decode()
+    assert http_server.received(f"/article?api_key={TOKEN}&id=7", "GET")
+    for output in outputs:
+        assert PASSWORD not in output and TOKEN not in output, output
+    shown = f"http://reader:***@127.0.0.1:{port}/private/feed.xml?token=***&lang=ar"
+    (failed,) = [e for e in events(once.log) if e["event"] == "feed poll failed"]
+    assert failed["error"] == f"fetch: {shown}: HTTP 500"
+    assert failed["feed"] == f"127.0.0.1:{port}/private/feed.xml"
+    (scrape,) = [e for e in events(once.log) if e["event"].startswith("scrape failed")]
+    assert scrape["item"] == f"http://127.0.0.1:{port}/article?api_key=***&id=7"
+    assert f"({failed['error']})" in once.log  # the --once summary line
+    assert f"error: fetch: {shown}: HTTP 500" in outputs[1]
+    rows = json.loads(outputs[2][outputs[2].index("["):])
+    assert {r["url"] for r in rows} == {shown, http_server.url("/feed.xml")}

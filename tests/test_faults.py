@@ -119,3 +119,55 @@ def test_redis_outage_and_recovery(tmp_path: Path, http_server: HTTPServer,
     assert log.count("redis unreachable; delivery paused") <= 1
     assert "redis reachable again; polling resumed" in log
     print("\nredis outage: 2 of 2 alerts sent, 0 lost, 0 repeated")
+
+
+def test_the_daemon_started_before_redis_runs_once_redis_comes_up(
+    tmp_path: Path, http_server: HTTPServer, smtp_server: SMTPServer
+) -> None:
+    port = free_port()
+    url = f"redis://:redis-pass@127.0.0.1:{port}/0"
+    http_server.routes["/feed"] = Route(200, rss([("one", "Haftar one", "http://example.org/1")]))
+    http_server.routes["/h1"] = Route(200, b"ok")
+    write_config(tmp_path / "config", http_server.url("/feed"), [http_server.url("/h1")])
+    daemon = Daemon(tmp_path, env_for(tmp_path, url, smtp_server)).start()
+    server: RedisServer | None = None
+    try:
+        wait_for(lambda: "redis unreachable at start" in daemon.log, timeout=30)
+        time.sleep(2)  # retries against nothing: still waiting, polling nothing
+        assert daemon.running() and not http_server.received("/feed", "GET")
+        server = RedisServer(tmp_path / "redis", port, ("--requirepass", "redis-pass")).start()
+        came_up = time.monotonic()
+        wait_for(lambda: len(http_server.received("/h1")) == 1, timeout=60)
+        print(f"\nredis up late: first alert {time.monotonic() - came_up:.1f}s after it came up")
+    finally:
+        assert daemon.stop() == 0, daemon.log
+        if server is not None:
+            server.stop()
+    log = daemon.log
+    (waiting,) = [json.loads(line) for line in log.splitlines()
+                  if "redis unreachable at start" in line]
+    assert waiting["level"] == "error" and waiting["redis"] == f"redis://:***@127.0.0.1:{port}/0"
+    assert "redis-pass" not in log and "Traceback" not in log
+    assert "redis reachable; starting" in log and '"monitor started"' in log
+
+
+def test_a_daemon_waiting_for_redis_stops_at_sigterm(tmp_path: Path, http_server: HTTPServer,
+                                                     smtp_server: SMTPServer) -> None:
+    write_config(tmp_path / "config", http_server.url("/feed"), [http_server.url("/h1")])
+    env = env_for(tmp_path, f"redis://127.0.0.1:{free_port()}/0", smtp_server)
+    daemon = Daemon(tmp_path, env).start()
+    wait_for(lambda: "redis unreachable at start" in daemon.log, timeout=30)
+    assert daemon.stop(timeout=10) == 0, daemon.log
+    assert "monitor stopped before redis answered" in daemon.log
+    assert "Traceback" not in daemon.log
+
+
+def test_one_off_commands_say_redis_is_not_there(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    write_config(tmp_path / "config", "http://127.0.0.1:9/feed", ["http://127.0.0.1:9/h"])
+    port = free_port()
+    env = env_for(tmp_path, f"redis://:redis-pass@127.0.0.1:{port}/0", smtp_server)
+    for args in (("feeds",), ("alerts",), ("run", "--once")):
+        run = Daemon(tmp_path, env, args).start()
+        assert run.wait() == 1, run.log
+        assert f"redis: cannot use redis://:***@127.0.0.1:{port}/0: " in run.log, run.log
+        assert "Traceback" not in run.log and "redis-pass" not in run.log

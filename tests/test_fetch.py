@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
+from monitor import fetch as fetch_module
 from monitor.errors import PermanentFetchError, RetryableFetchError
 from monitor.fetch import HOST_PAUSE, Fetcher, is_public, retry_after
 from tests.servers import HTTPServer, Request, Route
@@ -67,6 +70,31 @@ async def test_trickling_server_hits_the_total_time_limit(fetcher: Fetcher,
     with pytest.raises(RetryableFetchError, match="timed out after 1"):
         await fetcher.get(http_server.url("/slow"))
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("stall", ["before-headers", "amid-body"])
+async def test_a_server_that_stalls_hits_the_read_timeout_not_the_total(
+    http_server: HTTPServer, stall: str
+) -> None:
+    """A server that sends nothing for longer than the read timeout (here 0.5 s of a
+    total 20 s) fails the request then; one that keeps sending, more slowly than that in
+    all, is held to the total limit only (test above)."""
+    def stalling() -> Iterator[bytes]:
+        yield b"<rss><channel>"
+        time.sleep(3)  # silent: never mind how much may still come
+        yield b"</channel></rss>"
+    http_server.routes["/stall"] = (Route(200, b"<rss/>", delay=3) if stall == "before-headers"
+                                    else Route(200, chunks=stalling))
+    fetcher = Fetcher(timeout=20.0, read_timeout=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RetryableFetchError, match=r"no data for 0.5s \(MONITOR_HTTP_READ_"):
+            await fetcher.get(http_server.url("/stall"))
+    finally:
+        await fetcher.close()
+    spent = time.monotonic() - started
+    print(f"\nstalled {stall}: failed after {spent:.2f}s (read timeout 0.5s, total 20s)")
+    assert spent < 2.5, spent  # before the server would have answered at all
 
 
 async def test_hanging_server_times_out(fetcher: Fetcher, http_server: HTTPServer) -> None:
@@ -289,3 +317,136 @@ async def test_a_host_with_a_request_under_way_keeps_its_gate(http_server: HTTPS
         assert (await under_way).body == b"slow"
     finally:
         await fetcher.close()
+
+
+# -- DNS rebinding (rule 7) ----------------------------------------------------------------
+
+class ScriptedDNS(AbstractResolver):
+    """A name server that answers each name with its next scripted address, the last one
+    ever after: a rebinding attacker's answers public first, 127.0.0.1 next."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = {name: list(addresses) for name, addresses in answers.items()}
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        self.asked.append(host)
+        addresses = self.answers.get(host)
+        if not addresses:
+            raise OSError(f"no such name {host}")
+        address = addresses.pop(0) if len(addresses) > 1 else addresses[0]
+        return [ResolveResult(hostname=host, host=address, port=port, family=socket.AF_INET,
+                              proto=0, flags=0)]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def public_and_internal(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HTTPServer, HTTPServer]]:
+    """Two servers on one port: 127.0.0.2 plays a public site (no traffic may leave
+    loopback here, so this test counts it as public), 127.0.0.1 an internal service."""
+    real = fetch_module.is_public
+    monkeypatch.setattr(fetch_module, "is_public", lambda a: a == "127.0.0.2" or real(a))
+    for _ in range(50):  # a port free on both addresses
+        public = HTTPServer("127.0.0.2")
+        try:
+            internal = HTTPServer("127.0.0.1", public.port)
+            break
+        except OSError:
+            public.server.server_close()
+    else:
+        raise RuntimeError("no port free on both 127.0.0.1 and 127.0.0.2")
+    public.start()
+    internal.start()
+    for server, body in ((public, b"public page"), (internal, b"internal secret")):
+        server.routes["/article"] = Route(200, body)
+    yield public, internal
+    public.stop()
+    internal.stop()
+
+
+async def test_a_name_that_rebinds_to_loopback_never_reaches_it(
+    public_and_internal: tuple[HTTPServer, HTTPServer],
+) -> None:
+    public, internal = public_and_internal
+    dns = ScriptedDNS({"news.example": ["127.0.0.2", "127.0.0.1"]})
+    url = f"http://news.example:{public.port}/article"
+    fetcher = Fetcher(timeout=2.0, resolver=dns)
+    try:
+        assert (await fetcher.get(url, public_only=True)).body == b"public page"
+        assert dns.asked == ["news.example"]  # checked once, and that answer connected
+        assert (await fetcher.get(url, public_only=True)).body == b"public page"
+    finally:
+        await fetcher.close()
+    # A new pool (a restart, or the cached answer expired) is given the loopback answer
+    # now: refused, not connected to.
+    fetcher = Fetcher(timeout=2.0, resolver=dns)
+    try:
+        with pytest.raises(PermanentFetchError, match="non-public address 127.0.0.1"):
+            await fetcher.get(url, public_only=True)
+    finally:
+        await fetcher.close()
+    assert dns.asked == ["news.example", "news.example"]
+    assert len(public.received("/article", "GET")) == 2
+    assert internal.requests == []
+
+
+async def test_every_redirect_hop_connects_only_to_what_was_checked(
+    public_and_internal: tuple[HTTPServer, HTTPServer],
+) -> None:
+    public, internal = public_and_internal
+    port = public.port
+    public.routes["/to-rebinder"] = Route(302, headers={
+        "Location": f"http://rebind.example:{port}/article"})
+    public.routes["/to-internal"] = Route(302, headers={
+        "Location": f"http://internal.example:{port}/article"})
+    public.routes["/to-literal"] = Route(302, headers={"Location": f"http://127.0.0.1:{port}/x"})
+    dns = ScriptedDNS({"news.example": ["127.0.0.2"], "rebind.example": ["127.0.0.2", "127.0.0.1"],
+                       "internal.example": ["127.0.0.1"]})
+    fetcher = Fetcher(timeout=2.0, resolver=dns)
+    try:
+        resp = await fetcher.get(f"http://news.example:{port}/to-rebinder", public_only=True)
+        assert resp.body == b"public page" and "rebind.example" in resp.url
+        for path, refused in (("/to-internal", "internal.example"), ("/to-literal", "127.0.0.1")):
+            with pytest.raises(PermanentFetchError, match=f"refused: {refused} resolves to "
+                                                          "non-public address 127.0.0.1"):
+                await fetcher.get(f"http://news.example:{port}{path}", public_only=True)
+        # Feeds (the operator's own) go through the other pool: any address.
+        resp = await fetcher.get(f"http://internal.example:{port}/article")
+        assert resp.body == b"internal secret"
+    finally:
+        await fetcher.close()
+    assert len(internal.requests) == 1  # the feed request only
+    assert dns.asked.count("rebind.example") == 1
+
+
+async def test_allow_private_lets_article_links_reach_loopback_names(
+    http_server: HTTPServer,
+) -> None:
+    http_server.routes["/article"] = Route(200, b"intranet page")
+    dns = ScriptedDNS({"intranet.example": ["127.0.0.1"]})
+    fetcher = Fetcher(timeout=2.0, resolver=dns, allow_private=True)
+    try:
+        resp = await fetcher.get(f"http://intranet.example:{http_server.port}/article",
+                                 public_only=True)
+    finally:
+        await fetcher.close()
+    assert resp.body == b"intranet page"
+
+
+async def test_through_a_proxy_the_name_is_checked_before_the_request(
+    http_server: HTTPServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The proxy resolves the name itself, so it is checked here first (once)."""
+    http_server.routes["http://internal.example/article"] = Route(200, b"internal")
+    monkeypatch.setenv("HTTP_PROXY", http_server.url(""))
+    dns = ScriptedDNS({"internal.example": ["127.0.0.1"]})
+    fetcher = Fetcher(timeout=2.0, resolver=dns)
+    try:
+        with pytest.raises(PermanentFetchError, match="non-public address 127.0.0.1"):
+            await fetcher.get("http://internal.example/article", public_only=True)
+    finally:
+        await fetcher.close()
+    assert http_server.requests == [] and dns.asked == ["internal.example"]

@@ -155,9 +155,16 @@ async def test_xml_external_entities_are_not_read(poller: Poller, http_server: H
             f'<rss version="2.0"><channel><title>t</title><item><guid>1</guid>'
             f"<title>Haftar &x;</title></item></channel></rss>").encode()
     http_server.routes["/feed"] = Route(200, body)
-    feed = feed_at(http_server)
-    await poller.poll(feed, runtime(feed))
+    feed = FeedConfig(url=http_server.url("/feed"), name="hostile-feed", interval=60,
+                      scrape=False)
+    with capture_logs() as logs:
+        await poller.poll(feed, runtime(feed))
     assert "TOP-SECRET" not in json.dumps(await queued(poller.store))
+    # Refused, and said so, naming the feed: an XXE attempt leaves a trace.
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"] == "feed has problems" and warning["feed"] == "hostile-feed"
+    assert warning["error"].startswith("XML entities refused, not read or expanded (an XXE "
+                                       f'attempt?): x (external: SYSTEM "file://{secret}")')
 
 
 async def test_scrape_failure_falls_back_to_feed_text(poller: Poller,
