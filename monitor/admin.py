@@ -116,6 +116,9 @@ async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
             "interval_s": round(float(state["interval"])) if state.get("interval")
             else round(feed.interval),
             "feed_hint_s": round(float(state["hint"])) if state.get("hint") else None,
+            # The last poll that read the document: what it took, and what it skipped.
+            **{key: int(state[key]) if state.get(key) else None
+               for key in ("new", "old", "seen", "bad")},
         })
     return rows
 
@@ -125,6 +128,21 @@ def _duration(seconds: float) -> str:
         if seconds >= size and seconds % size < size / 10:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
+def _read(row: dict[str, Any]) -> str:
+    """What the feed's last reading poll did with its items: " (2 new, 18 older than the
+    max age, 30 seen before)"; "" before any."""
+    if row.get("new") is None:
+        return ""
+    parts = [f"{row['new']} new"]
+    if row.get("old"):
+        parts.append(f"{row['old']} older than the max age")
+    if row.get("seen"):
+        parts.append(f"{row['seen']} seen before")
+    if row.get("bad"):
+        parts.append(f"{row['bad']} failed (see the log)")
+    return f" ({', '.join(parts)})"
 
 
 def format_feeds(rows: list[dict[str, Any]]) -> str:
@@ -138,8 +156,9 @@ def format_feeds(rows: list[dict[str, Any]]) -> str:
         every = f"every {_duration(r['interval_s'])}"
         if r["feed_hint_s"]:
             every += f" (feed asks {_duration(r['feed_hint_s'])})"
-        lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items, polled {last}, "
-                     f"next {nxt}, {every}" + (f"\n    error: {r['error']}" if r["error"] else ""))
+        lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items{_read(r)}, "
+                     f"polled {last}, next {nxt}, {every}"
+                     + (f"\n    error: {r['error']}" if r["error"] else ""))
     return "\n".join(lines)
 
 

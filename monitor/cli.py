@@ -87,8 +87,11 @@ def _run(settings: Settings, once: bool) -> int:
         results = _event_loop_run(service.run_once())
         failed = [r for r in results if r.status == "error"]
         for r in results:
+            skipped = ", ".join(f"{n} {what}" for n, what in (
+                (r.old, "older than the max age"), (r.seen, "seen before"),
+                (r.bad, "failed (see the log)")) if n)
             print(f"{r.feed}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts"
-                  + (f" ({r.error})" if r.error else ""))
+                  + (f"; {skipped}" if skipped else "") + (f" ({r.error})" if r.error else ""))
         return 2 if failed and len(failed) == len(results) else 0
     _event_loop_run(service.run(started=_long_run_gc))
     return 0

@@ -80,12 +80,13 @@ WIDGET = (
 
 
 def rss(items: list[dict[str, str]], title: str = "Made feed") -> bytes:
-    """An RSS 2.0 document of items (guid, title, link, description), an hour apart from
-    now backwards."""
+    """An RSS 2.0 document of items (guid, title, link, description, and pubDate, else an
+    hour apart from now backwards)."""
     now = datetime.now(UTC)
     body = "".join(
-        "<item>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in item.items() if v)
-        + f"<pubDate>{format_datetime(now - timedelta(hours=i), usegmt=True)}</pubDate></item>"
+        "<item>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in {
+            "pubDate": format_datetime(now - timedelta(hours=i), usegmt=True), **item}.items()
+            if v) + "</item>"
         for i, item in enumerate(items))
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
             f"<title>{escape(title)}</title><link>https://example.org/</link>{body}"

@@ -3,23 +3,33 @@ template) or on a likeness two feeds' copies would show (monitor.dedup rules 4 a
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
+from structlog.testing import capture_logs
 
 from monitor import dedup
+from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.feeds import parse_feed
+from monitor.fetch import Fetcher
 from monitor.models import Item
+from monitor.poller import Poller, Runtime
+from monitor.store import Store
 from tests import made_feeds
+from tests.servers import HTTPServer, Route
 
 FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 DAY = 20_000  # days since the epoch
 
 
-def items_of(doc: bytes) -> list[Item]:
-    return list(parse_feed(doc, "f", "f", "https://example.org/").items)
+def items_of(doc: bytes, feed: str = "f") -> list[Item]:
+    return list(parse_feed(doc, feed, "f", "https://example.org/").items)
 
 
 def template_of(items: list[Item], today: int = DAY) -> dedup.Template:
@@ -116,3 +126,111 @@ def test_one_page_of_one_feed_is_one_story_while_its_title_holds() -> None:
     assert not dedup.same_feed_story("Taverncast 62 - Temporal Anomaly",
                                      "Taverncast 61 - Life in the Middle Ages", None, None,
                                      same_url=True)
+
+
+# -- through the poller, against a real Redis --------------------------------------------
+
+COMMON = ["squarespace", "observability", "twttr", "the", "a", "and", "of", "to", "in"]
+
+
+def catch_all(feeds: list[FeedConfig]) -> Runtime:
+    """A watchlist that every item of these tests matches, and one subscriber."""
+    wl = WatchlistConfig.model_validate({"name": "all", "threshold": 1, "keywords": COMMON})
+    sub = SubscriberConfig(name="desk", email="desk@example.org", watchlists=("all",))
+    return Runtime.build(Config(feeds=tuple(feeds), watchlists=(wl,), subscribers=(sub,)))
+
+
+@pytest.fixture
+async def poller(aredis: aioredis.Redis) -> AsyncIterator[Poller]:
+    fetcher = Fetcher(timeout=5.0, allow_private=True)
+    # The corpus feeds' items are years old: a max age of 30 years keeps them new.
+    yield Poller(Store(aredis), fetcher, max_age=30 * 365 * 86400.0, max_new_items=1000)
+    await fetcher.close()
+
+
+def serve(http_server: HTTPServer, path: str, doc: bytes) -> FeedConfig:
+    http_server.routes[path] = Route(200, doc, {"Content-Type": "application/rss+xml"})
+    return FeedConfig(url=http_server.url(path), interval=60, scrape=False)
+
+
+async def alerted_ids(store: Store) -> list[str]:
+    return [json.loads(f["alert"])["item"]["id"]
+            for _, f in await store.redis.xrange(store.keys.alerts)]
+
+
+@pytest.mark.parametrize("doc", [made_feeds.podcast_with_sponsors(),
+                                 made_feeds.comparison_teasers(), made_feeds.leaked_widget(),
+                                 made_feeds.anchor_posts()[0]],
+                         ids=["sponsors", "teasers", "widget", "anchors"])
+async def test_every_item_of_a_templated_feed_alerts_once(poller: Poller,
+                                                          http_server: HTTPServer,
+                                                          doc: bytes) -> None:
+    feed = serve(http_server, "/feed.xml", doc)
+    with capture_logs() as logs:
+        result = await poller.poll(feed, catch_all([feed]))
+    ids = {i.id for i in items_of(doc, feed.id)}
+    assert (result.new, result.alerts, result.bad) == (len(ids), len(ids), 0)
+    assert sorted(await alerted_ids(poller.store)) == sorted(ids)
+    assert not [e for e in logs if e["event"] == "copy of a known story"]
+
+
+async def test_a_podcast_that_links_every_episode_to_its_home_page(
+    poller: Poller, http_server: HTTPServer,
+) -> None:
+    # Taverncast: 131 episodes, 124 of them linked to http://taverncast.com/ (or www.):
+    # before, one story URL, and 124 items merged into one story.
+    doc = (FEEDS / "rss-parser__itunes-missing-image.rss").read_bytes()
+    feed = serve(http_server, "/podcast.xml", doc)
+    with capture_logs() as logs:
+        result = await poller.poll(feed, catch_all([feed]))
+    ids = {i.id for i in items_of(doc, feed.id)}
+    copies = [e for e in logs if e["event"] == "copy of a known story"]
+    assert (result.new, result.bad) == (len(ids), 0) and not copies
+    assert await poller.store.unseen(sorted(ids)) == []
+    # Next week's episode, at the same home page, in the poll after: its own story too.
+    episode = made_feeds.rss([{"guid": "http://taverncast.com/shows/taverncast-63.mp3",
+                               "title": "Taverncast 63 - The Next One",
+                               "link": "http://taverncast.com/",
+                               "description": "The cast talks about the next one at last."}])
+    http_server.routes["/podcast.xml"] = Route(200, episode)
+    with capture_logs() as logs:
+        assert (await poller.poll(feed, catch_all([feed]))).new == 1
+    assert not [e for e in logs if e["event"] == "copy of a known story"]
+
+
+async def test_an_item_relisted_by_its_feed_is_still_one_story(poller: Poller,
+                                                                http_server: HTTPServer) -> None:
+    real = items_of((FEEDS / "rss-parser__guardian.rss").read_bytes())[:3]
+    entries = [{"guid": i.url, "title": i.title, "link": i.url, "description": i.summary}
+               for i in real]
+    relisted = {**entries[0], "guid": entries[0]["guid"] + "?v=2",
+                "link": entries[0]["link"] + "-2"}  # a new GUID and link, same title and text
+    feed = serve(http_server, "/feed.xml", made_feeds.rss([*entries, relisted]))
+    result = await poller.poll(feed, catch_all([feed]))
+    assert (result.new, result.alerts) == (4, 3)
+
+
+async def test_the_template_learned_in_one_poll_serves_the_next(poller: Poller,
+                                                                http_server: HTTPServer,
+                                                                aredis: aioredis.Redis) -> None:
+    doc = made_feeds.podcast_with_sponsors(12)
+    feed = serve(http_server, "/feed.xml", doc)
+    await poller.poll(feed, catch_all([feed]))
+    stored = dedup.Template.from_text(str(await aredis.get(poller.store.keys.feed_template(
+        feed.id))))
+    assert np.isin(dedup.shingles(made_feeds.SPONSORS), stored.excluded).mean() > 0.9
+    # The next episode comes alone: nothing to learn from in its poll, so the template
+    # it is signed without is the one kept from the first poll.
+    notes = ("This week we look back at every game of the year and pick the ones that "
+             "stayed with us, from tiny puzzle boxes to sprawling open worlds and back.")
+    new = [{"guid": "ep-next", "title": "Giant Bombcast 604: Next",
+            "link": "https://www.giantbomb.com/shows/604-next/",
+            "description": f"<p>{notes}</p><p>{made_feeds.SPONSORS}</p>"}]
+    http_server.routes["/feed.xml"] = Route(200, made_feeds.rss(new) + b" ")
+    assert (await poller.poll(feed, catch_all([feed]))).alerts == 1
+    (item,) = items_of(made_feeds.rss(new), feed.id)
+    sig = dedup.from_bytes(base64.b64decode(await aredis.hget(poller.store.keys.story(item.id),
+                                                              "sig")))
+    own = dedup.signature(item.summary, stored)
+    assert own is not None and sig[dedup.NUM_PERM] == own[dedup.NUM_PERM]
+    assert sig[dedup.NUM_PERM] < len(dedup.shingles(item.summary))  # the sponsors left out
