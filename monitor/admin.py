@@ -163,8 +163,12 @@ def format_feeds(rows: list[dict[str, Any]]) -> str:
 
 
 async def story_report(store: Store, url: str) -> dict[str, Any] | None:
-    """The story an article URL belongs to: its sources and whom it alerted."""
-    story_id = await store.story_by_url(dedup.url_key(canonical_url(url)))
+    """The story an article URL belongs to: its sources and whom it alerted. A URL with a
+    fragment is looked up with it first (an anchor post: monitor.feeds.item_urls)."""
+    story_id = None
+    for keep in (True, False):
+        story_id = story_id or await store.story_by_url(
+            dedup.url_key(canonical_url(url, fragment=keep)))
     if story_id is None:
         return None
     info = await store.story_info(story_id)

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from monitor import dedup
+from monitor import admin, dedup
 from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.feeds import parse_feed
 from monitor.fetch import Fetcher
@@ -234,3 +234,14 @@ async def test_the_template_learned_in_one_poll_serves_the_next(poller: Poller,
     own = dedup.signature(item.summary, stored)
     assert own is not None and sig[dedup.NUM_PERM] == own[dedup.NUM_PERM]
     assert sig[dedup.NUM_PERM] < len(dedup.shingles(item.summary))  # the sponsors left out
+
+
+async def test_the_story_of_an_anchor_post_is_found_by_its_link(poller: Poller,
+                                                                 http_server: HTTPServer) -> None:
+    doc, _ = made_feeds.anchor_posts()
+    feed = serve(http_server, "/feed.xml", doc)
+    await poller.poll(feed, catch_all([feed]))
+    second = items_of(doc, feed.id)[1]
+    info = await admin.story_report(poller.store, second.url)
+    assert info is not None and info["url"] == second.url and info["id"] == second.id
+    assert await admin.story_report(poller.store, second.url.split("#")[0]) is None
