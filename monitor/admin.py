@@ -117,8 +117,7 @@ async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
             else round(feed.interval),
             "feed_hint_s": round(float(state["hint"])) if state.get("hint") else None,
             # The last poll that read the document: what it took, and what it skipped.
-            **{key: int(state[key]) if state.get(key) else None
-               for key in ("new", "old", "seen", "bad")},
+            **_read_counts(state.get("read", "")),
         })
     return rows
 
@@ -128,6 +127,15 @@ def _duration(seconds: float) -> str:
         if seconds >= size and seconds % size < size / 10:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
+def _read_counts(field: str) -> dict[str, int | None]:
+    """The counts of a feed state's "read" field (monitor.poller rule 7), None for each
+    when there is none."""
+    values = field.split()
+    counts = [int(v) for v in values] if len(values) == 4 and all(map(str.isdigit, values)) \
+        else [None] * 4
+    return dict(zip(("new", "old", "seen", "bad"), counts, strict=True))
 
 
 def _read(row: dict[str, Any]) -> str:
