@@ -77,52 +77,76 @@ least_value(uint64_t a, uint64_t b, const uint32_t *hashes, Py_ssize_t n)
     return least;
 }
 
-/* signature(words, a, b) -> bytes: the native uint32 signature of the list of str
- * `words` (at least three), with the permutations' a and b as native uint64 bytes. */
-static PyObject *
-minhash_signature(PyObject *Py_UNUSED(module), PyObject *args)
+/* The UTF-8 of each str of `list` (at least `min` of them) in `words`; a str holding a
+ * lone surrogate is encoded with surrogatepass, as the Python twin does, its bytes kept
+ * alive in `*held` (a list, created when first needed). -1 with an exception set. */
+static int
+utf8_words(PyObject *list, Word *words, PyObject **held)
 {
-    PyObject *list;
-    Py_buffer a, b;
-    if (!PyArg_ParseTuple(args, "O!y*y*", &PyList_Type, &list, &a, &b))
-        return NULL;
-    PyObject *result = NULL;
-    Word *words = NULL;
-    uint32_t *hashes = NULL, *unique = NULL;
-    Py_ssize_t *slots = NULL;
     Py_ssize_t n = PyList_GET_SIZE(list);
-    Py_ssize_t perms = a.len / (Py_ssize_t)sizeof(uint64_t);
-    if (a.len != b.len || a.len % (Py_ssize_t)sizeof(uint64_t) || perms == 0 || n < 3) {
-        PyErr_SetString(PyExc_ValueError,
-                        "signature() takes at least 3 words and a, b of equal uint64 length");
-        goto done;
-    }
-    words = PyMem_Malloc((size_t)n * sizeof(Word));
-    if (words == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *word = PyList_GET_ITEM(list, i);
         if (!PyUnicode_Check(word)) {
-            PyErr_SetString(PyExc_TypeError, "signature() takes a list of str");
-            goto done;
+            PyErr_SetString(PyExc_TypeError, "takes a list of str");
+            return -1;
         }
         words[i].data = PyUnicode_AsUTF8AndSize(word, &words[i].length);
-        if (words[i].data == NULL)
-            goto done;
+        if (words[i].data != NULL)
+            continue;
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return -1;
+        PyErr_Clear();
+        PyObject *bytes = PyUnicode_AsEncodedString(word, "utf-8", "surrogatepass");
+        if (bytes == NULL)
+            return -1;
+        if (*held == NULL && (*held = PyList_New(0)) == NULL) {
+            Py_DECREF(bytes);
+            return -1;
+        }
+        int failed = PyList_Append(*held, bytes);
+        Py_DECREF(bytes);
+        if (failed)
+            return -1;
+        words[i].data = PyBytes_AS_STRING(bytes);
+        words[i].length = PyBytes_GET_SIZE(bytes);
     }
-    /* The distinct shingles, by an open-addressed table of their start words keyed by
-       their CRC; shingles with the same CRC are compared word by word. */
+    return 0;
+}
+
+/* Whether `crc` is among the `n` sorted values of `sorted`. */
+static int
+among(const uint32_t *sorted, Py_ssize_t n, uint32_t crc)
+{
+    Py_ssize_t low = 0, high = n;
+    while (low < high) {
+        Py_ssize_t mid = low + (high - low) / 2;
+        if (sorted[mid] < crc)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    return low < n && sorted[low] == crc;
+}
+
+/* The CRC-32 of each distinct shingle of the `n` words (n >= 3), in order of first
+ * appearance, but for those among the `n_excluded` sorted CRCs of `excluded`, into
+ * `unique` (room for n - 2); returns their number, or -1 with MemoryError set. Distinct
+ * by an open-addressed table of their start words keyed by their CRC; shingles with the
+ * same CRC are compared word by word. */
+static Py_ssize_t
+distinct_shingles(const Word *words, Py_ssize_t n, const uint32_t *excluded,
+                  Py_ssize_t n_excluded, uint32_t *unique)
+{
     Py_ssize_t count = n - 2, distinct = 0, size = 16;
     while (size < count * 2)
         size *= 2;
-    hashes = PyMem_Malloc((size_t)count * sizeof(uint32_t));
-    unique = PyMem_Malloc((size_t)count * sizeof(uint32_t));
-    slots = PyMem_Malloc((size_t)size * sizeof(Py_ssize_t));
-    if (hashes == NULL || unique == NULL || slots == NULL) {
+    uint32_t *hashes = PyMem_Malloc((size_t)count * sizeof(uint32_t));
+    Py_ssize_t *slots = PyMem_Malloc((size_t)size * sizeof(Py_ssize_t));
+    if (hashes == NULL || slots == NULL) {
+        PyMem_Free(hashes);
+        PyMem_Free(slots);
         PyErr_NoMemory();
-        goto done;
+        return -1;
     }
     memset(slots, 0xFF, (size_t)size * sizeof(Py_ssize_t)); /* -1: empty */
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -144,9 +168,69 @@ minhash_signature(PyObject *Py_UNUSED(module), PyObject *args)
         hashes[i] = crc;
         if (!seen) {
             slots[slot] = i;
-            unique[distinct++] = crc;
+            if (n_excluded == 0 || !among(excluded, n_excluded, crc))
+                unique[distinct++] = crc;
         }
     }
+    PyMem_Free(hashes);
+    PyMem_Free(slots);
+    return distinct;
+}
+
+/* The distinct shingles' CRCs of the list of str `list` (at least three words) but those
+ * among `excluded` (sorted native uint32), into a new array `*unique`; their number, or
+ * -1 with an exception set. */
+static Py_ssize_t
+shingles_of(PyObject *list, const Py_buffer *excluded, uint32_t **unique)
+{
+    Py_ssize_t n = PyList_GET_SIZE(list), distinct = -1;
+    PyObject *held = NULL;
+    *unique = NULL;
+    if (n < 3) {
+        PyErr_SetString(PyExc_ValueError, "takes at least 3 words");
+        return -1;
+    }
+    if (excluded->len % (Py_ssize_t)sizeof(uint32_t)) {
+        PyErr_SetString(PyExc_ValueError, "excluded shingles must be uint32 bytes");
+        return -1;
+    }
+    Word *words = PyMem_Malloc((size_t)n * sizeof(Word));
+    *unique = PyMem_Malloc((size_t)(n - 2) * sizeof(uint32_t));
+    if (words == NULL || *unique == NULL)
+        PyErr_NoMemory();
+    else if (utf8_words(list, words, &held) == 0)
+        distinct = distinct_shingles(words, n, excluded->buf,
+                                     excluded->len / (Py_ssize_t)sizeof(uint32_t), *unique);
+    PyMem_Free(words);
+    Py_XDECREF(held);
+    if (distinct < 0) {
+        PyMem_Free(*unique);
+        *unique = NULL;
+    }
+    return distinct;
+}
+
+/* signature(words, a, b, excluded=b"") -> bytes: the native uint32 signature of the
+ * list of str `words` (at least three), with the permutations' a and b as native uint64
+ * bytes, over the distinct shingles whose CRC is not among `excluded` (sorted native
+ * uint32: a feed's template). */
+static PyObject *
+minhash_signature(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *list;
+    Py_buffer a, b, excluded = {0};
+    if (!PyArg_ParseTuple(args, "O!y*y*|y*", &PyList_Type, &list, &a, &b, &excluded))
+        return NULL;
+    PyObject *result = NULL;
+    uint32_t *unique = NULL;
+    Py_ssize_t perms = a.len / (Py_ssize_t)sizeof(uint64_t);
+    if (a.len != b.len || a.len % (Py_ssize_t)sizeof(uint64_t) || perms == 0) {
+        PyErr_SetString(PyExc_ValueError, "signature() takes a, b of equal uint64 length");
+        goto done;
+    }
+    Py_ssize_t distinct = shingles_of(list, &excluded, &unique);
+    if (distinct < 0)
+        goto done;
     result = PyBytes_FromStringAndSize(NULL, (perms + 1) * (Py_ssize_t)sizeof(uint32_t));
     if (result == NULL)
         goto done;
@@ -162,18 +246,39 @@ minhash_signature(PyObject *Py_UNUSED(module), PyObject *args)
     }
     out[perms] = (uint32_t)distinct;
 done:
-    PyMem_Free(words);
-    PyMem_Free(hashes);
     PyMem_Free(unique);
-    PyMem_Free(slots);
     PyBuffer_Release(&a);
     PyBuffer_Release(&b);
+    if (excluded.obj != NULL)
+        PyBuffer_Release(&excluded);
+    return result;
+}
+
+/* shingles(words) -> bytes: the native uint32 CRC-32 of each distinct shingle of the
+ * list of str `words` (at least three), in order of first appearance. */
+static PyObject *
+minhash_shingles(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &list))
+        return NULL;
+    Py_buffer none = {0};
+    uint32_t *unique = NULL;
+    Py_ssize_t distinct = shingles_of(list, &none, &unique);
+    if (distinct < 0)
+        return NULL;
+    PyObject *result = PyBytes_FromStringAndSize((const char *)unique,
+                                                 distinct * (Py_ssize_t)sizeof(uint32_t));
+    PyMem_Free(unique);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"signature", minhash_signature, METH_VARARGS,
-     "signature(words, a, b) -> native uint32 bytes: the mins, then the distinct shingles."},
+     "signature(words, a, b, excluded=b'') -> native uint32 bytes: the mins, then the "
+     "distinct shingles, over those whose CRC is not among the sorted uint32 `excluded`."},
+    {"shingles", minhash_shingles, METH_VARARGS,
+     "shingles(words) -> native uint32 bytes: the CRC of each distinct shingle."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -152,6 +152,8 @@ async def feeds_report(store: Store, config: Config) -> list[dict[str, Any]]:
             "interval_s": round(float(state["interval"])) if state.get("interval")
             else round(feed.interval),
             "feed_hint_s": round(float(state["hint"])) if state.get("hint") else None,
+            # The last poll that read the document: what it took, and what it skipped.
+            **_read_counts(state.get("read", "")),
         })
     return rows
 
@@ -161,6 +163,30 @@ def _duration(seconds: float) -> str:
         if seconds >= size and seconds % size < size / 10:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
+def _read_counts(field: str) -> dict[str, int | None]:
+    """The counts of a feed state's "read" field (monitor.poller rule 7), None for each
+    when there is none."""
+    values = field.split()
+    counts = [int(v) for v in values] if len(values) == 4 and all(map(str.isdigit, values)) \
+        else [None] * 4
+    return dict(zip(("new", "old", "seen", "bad"), counts, strict=True))
+
+
+def _read(row: dict[str, Any]) -> str:
+    """What the feed's last reading poll did with its items: " (2 new, 18 older than the
+    max age, 30 seen before)"; "" before any."""
+    if row.get("new") is None:
+        return ""
+    parts = [f"{row['new']} new"]
+    if row.get("old"):
+        parts.append(f"{row['old']} older than the max age")
+    if row.get("seen"):
+        parts.append(f"{row['seen']} seen before")
+    if row.get("bad"):
+        parts.append(f"{row['bad']} failed (see the log)")
+    return f" ({', '.join(parts)})"
 
 
 def format_feeds(rows: list[dict[str, Any]]) -> str:
@@ -174,14 +200,19 @@ def format_feeds(rows: list[dict[str, Any]]) -> str:
         every = f"every {_duration(r['interval_s'])}"
         if r["feed_hint_s"]:
             every += f" (feed asks {_duration(r['feed_hint_s'])})"
-        lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items, polled {last}, "
-                     f"next {nxt}, {every}" + (f"\n    error: {r['error']}" if r["error"] else ""))
+        lines.append(f"{r['name']}: {r['status']}{fails}, {r['items']} items{_read(r)}, "
+                     f"polled {last}, next {nxt}, {every}"
+                     + (f"\n    error: {r['error']}" if r["error"] else ""))
     return "\n".join(lines)
 
 
 async def story_report(store: Store, url: str) -> dict[str, Any] | None:
-    """The story an article URL belongs to: its sources and whom it alerted."""
-    story_id = await store.story_by_url(dedup.url_key(canonical_url(url)))
+    """The story an article URL belongs to: its sources and whom it alerted. A URL with a
+    fragment is looked up with it first (an anchor post: monitor.feeds.item_urls)."""
+    story_id = None
+    for keep in (True, False):
+        story_id = story_id or await store.story_by_url(
+            dedup.url_key(canonical_url(url, fragment=keep)))
     if story_id is None:
         return None
     info = await store.story_info(story_id)

@@ -98,7 +98,11 @@ def _run(settings: Settings, once: bool) -> int:
         results, report = _event_loop_run(service.run_once())
         failed = [r for r in results if r.status == "error"]
         for r in results:
+            skipped = ", ".join(f"{n} {what}" for n, what in (
+                (r.old, "older than the max age"), (r.seen, "seen before"),
+                (r.bad, "failed (see the log)")) if n)
             print(f"{r.feed}: {r.status}, {r.items} items, {r.new} new, {r.alerts} alerts"
+                  + (f"; {skipped}" if skipped else "")
                   + (f" ({redact_text(r.error)})" if r.error else ""))
         print(f"alerts: {report.sent} delivered, {report.dead} dead-lettered, "
               f"{report.left} left queued")

@@ -15,9 +15,10 @@ Rules:
    (bench/e2e.py), and each paid for a script call of its own. Across instances the
    scripts decide (monitor.store.scripts).
 4. An item whose batch fails gets the error, and so does an item whose own keys Redis
-   refused (the others of its batch are committed): its poll fails, and if Redis did not
-   commit it, the next poll takes it again. An item whose waiter went away before its
-   batch was sent is not committed.
+   refused or whose alerts cannot be written at all (text no encoder takes): the others
+   of its batch are committed. Its poll skips it (monitor.poller rule 8), or on a Redis
+   error fails, and if Redis did not commit it, the next poll takes it again. An item
+   whose waiter went away before its batch was sent is not committed.
 """
 
 from __future__ import annotations

@@ -14,10 +14,13 @@ Rules, in order:
 2. An item's id is its GUID (scoped to the feed, since some feeds number GUIDs 1, 2, 3),
    else its canonical link, else a hash of its title and summary.
 3. Canonical URL: scheme and host lower-cased, default port, fragment and tracking
-   parameters (utm_*, fbclid, gclid, ...) removed.
-4. Titles and summaries become plain text: markup stripped, white space collapsed, and cut
-   at MAX_TITLE_CHARS and MAX_SUMMARY_CHARS, so a hostile feed's 10 MB title cannot
-   travel into alerts.
+   parameters (utm_*, fbclid, gclid, ...) removed; the fragment stays where it tells the
+   document's items apart (`item_urls`). A link that is no http(s) URL counts as none.
+4. Titles and summaries become plain text as a reader sees it: block elements and line
+   breaks separate words, script, style and other hidden content is dropped, control
+   characters too (a lone surrogate becomes U+FFFD), white space is collapsed, and the
+   text is cut at MAX_TITLE_CHARS and MAX_SUMMARY_CHARS, so a hostile feed's 10 MB title
+   cannot travel into alerts.
 5. Items already read are not parsed again. Each item element (`<item>`, `<entry>`, any
    namespace prefix) is found in the bytes and digested; given the digests of the last
    poll's items, only the document without them is parsed, so a feed that lists 50 items,
@@ -35,14 +38,15 @@ from __future__ import annotations
 import calendar
 import email.utils
 import hashlib
+import html
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import feedparser
 import lxml.html
@@ -92,10 +96,21 @@ class ParsedFeed:
 _REDIRECTORS = {("google.com", "/url"), ("www.google.com", "/url"), ("news.google.com", "/url")}
 
 
-def canonical_url(url: str, base: str | None = None) -> str:
-    """The URL without fragment or tracking parameters (rule 3); a feed proxy's redirect
-    link (Google Alerts' google.com/url?...&url=TARGET) becomes its target."""
-    url = url.strip()
+def canonical_url(url: str, base: str | None = None, *, fragment: bool = False) -> str:
+    """The http(s) URL without tracking parameters, and without its fragment unless
+    `fragment` (rule 3); a feed proxy's redirect link (Google Alerts' google.com/url?...
+    &url=TARGET) becomes its target. A link that is no http(s) URL (another scheme, a
+    port out of range, a broken IPv6 literal) gives "": never an exception."""
+    url = clean_text(url).strip()
+    if not url:
+        return ""
+    try:
+        return _canonical_url(url, base, fragment)
+    except ValueError:  # urlsplit's "Invalid IPv6 URL", .port's "out of range"
+        return ""
+
+
+def _canonical_url(url: str, base: str | None, fragment: bool) -> str:
     parts = urlsplit(url)
     if ((parts.hostname or "").lower(), parts.path) in _REDIRECTORS:
         params = dict(parse_qsl(parts.query))
@@ -103,30 +118,92 @@ def canonical_url(url: str, base: str | None = None) -> str:
         if target and target.startswith(("http://", "https://")):
             url = target
     if base and not urlsplit(url).scheme:
-        from urllib.parse import urljoin
-
         url = urljoin(base, url)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    if parts.port and parts.port != _DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{parts.port}"
+    if scheme not in _DEFAULT_PORTS or not host:
+        return ""
+    if ":" in host:  # an IPv6 literal keeps its brackets (hostname drops them)
+        host = f"[{host}]"
+    port = parts.port  # before the host is rebuilt: ValueError when out of range
+    if port and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
              if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query),
+                       parts.fragment if fragment else ""))
+
+
+def item_urls(links: Sequence[str], guids: Sequence[str], base: str) -> list[str]:
+    """The canonical URLs of a document's item links (rule 3), with the fragment kept
+    where it tells items apart: where another item links to the same page under another
+    fragment (a blog whose posts are anchors on one page a day, `.../26.html#a080605`),
+    or where the item's GUID carries it."""
+    bare = [canonical_url(link, base) for link in links]
+    fragments = [clean_text(urlsplit(link).fragment) if "#" in link and url else ""
+                 for link, url in zip(links, bare, strict=True)]
+    if not any(fragments):
+        return bare
+    per_page: dict[str, set[str]] = {}
+    for url, fragment in zip(bare, fragments, strict=True):
+        per_page.setdefault(url, set()).add(fragment)
+    return [f"{url}#{fragment}" if fragment and (len(per_page[url]) > 1
+                                                  or f"#{fragment}" in guid) else url
+            for url, fragment, guid in zip(bare, fragments, guids, strict=True)]
+
+
+# Rule 4: elements that a browser sets apart from the text around them (a line break, a
+# block, a table cell): their text must not run into the words before and after, or a
+# word glued across them ("totally<br/>enjoyed", "...and</li><li>GKE") never matches.
+_SEPARATE = frozenset({"address", "article", "aside", "blockquote", "br", "caption", "center", "dd",
+             "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure",
+             "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr",
+             "legend", "li", "main", "menu", "nav", "ol", "optgroup", "option", "p", "pre",
+             "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"})
+_SEPARATING_TAG = re.compile(
+    r"<(?=/?(?:" + "|".join(sorted(_SEPARATE, key=len, reverse=True)) + r")[\s/>])", re.I)
+# Elements whose content a reader never sees as text: code, styles, fallbacks.
+_HIDDEN = ("script", "style", "noscript", "template", "iframe")
+# Characters no text of an item may carry: C0 controls but tab and line ends (XML 1.0
+# forbids them; lxml reads NUL as U+FFFD), and lone surrogates, which JSON's \ud800
+# escapes give, which lxml silently cuts the text at, and which no UTF-8 encoder (Redis,
+# orjson, the signature's CRC) accepts. Controls go, surrogates become U+FFFD.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_TAG = re.compile(r"<[^>]*>")
+
+
+def clean_text(text: str) -> str:
+    """`text` without control characters, with any lone surrogate as U+FFFD."""
+    if not text.isprintable() and _CONTROLS.search(text):  # isprintable: 2x faster
+        text = _CONTROLS.sub("", text)
+    try:
+        text.encode()  # 5x faster than searching for surrogates
+    except UnicodeEncodeError:
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def plain_text(markup: str, limit: int = MAX_SUMMARY_CHARS) -> str:
-    """Text of an HTML fragment, white space collapsed, at most `limit` characters."""
+    """Text of an HTML fragment as a reader sees it (rule 4): block elements and line
+    breaks separate words, script, style and other hidden content is dropped, white
+    space is collapsed; at most `limit` characters."""
     if not markup:
         return ""
-    markup = markup[: limit * 4]  # markup beyond this cannot become text within the limit
+    markup = clean_text(markup[: limit * 4])  # beyond this, no text within the limit
     if "<" not in markup and "&" not in markup:
         return " ".join(markup.split())[:limit]
+    # A space before each tag that separates words: one regular expression over the
+    # markup costs a tenth of visiting the parsed elements in Python.
+    markup = _SEPARATING_TAG.sub(" <", markup)
     try:
-        text = lxml.html.fragment_fromstring(markup, create_parent="div").text_content()
-    except (ValueError, lxml.etree.ParserError):
-        text = markup
+        root = lxml.html.fragment_fromstring(markup, create_parent="div")
+    except (ValueError, lxml.etree.ParserError):  # nothing parsable: tags as spaces
+        text = html.unescape(_TAG.sub(" ", markup))
+    else:
+        lxml.etree.strip_elements(root, *_HIDDEN, with_tail=False)
+        text = root.text_content()
     return " ".join(text.split())[:limit]
 
 
@@ -307,11 +384,14 @@ def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
     data, stray = _repair_utf8(data, content_type)
     content_type = _superset_type(data, content_type) or content_type
     headers = {"content-type": content_type} if content_type else {}
-    # A stream, not the bytes: given bytes, feedparser first tries them as a file name,
-    # so a feed whose body was "/etc/some.xml" read that local file (and paid a failed
-    # open() on every other document).
-    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers,
-                              sanitize_html=False, resolve_relative_uris=False)
+    try:
+        parsed = _feedparser(data, headers)
+    except (ValueError, OverflowError):  # a character reference no character has
+        data = _CHAR_REF.sub(_valid_char_ref, data)
+        try:
+            parsed = _feedparser(data, headers)
+        except (ValueError, OverflowError) as exc:
+            return ParsedFeed(title="", items=(), problem=f"parser: {exc}")
     problem = None
     if parsed.get("bozo"):
         problem = f"{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}"
@@ -322,12 +402,11 @@ def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
         problem = "; ".join(filter(None, (_entities_problem(refused), problem)))
     language = parsed.feed.get("language") or None
     items: list[Item] = []
-    for entry in parsed.entries:
-        link = entry.get("link") or ""
-        url = canonical_url(link, base=feed_url) if link else ""
+    guids = [clean_text(str(entry.get("id") or "")).strip()[:2048] for entry in parsed.entries]
+    urls = item_urls([str(entry.get("link") or "") for entry in parsed.entries], guids, feed_url)
+    for entry, guid, url in zip(parsed.entries, guids, urls, strict=True):
         title = plain_text(entry.get("title", ""), MAX_TITLE_CHARS)
         summary = plain_text(entry.get("summary", ""))
-        guid = str(entry.get("id") or "").strip()[:2048]
         items.append(Item(
             id=_item_id(feed_id, guid, url, title, summary),
             feed_id=feed_id,
@@ -344,6 +423,25 @@ def _parse_xml(data: bytes, feed_id: str, feed_name: str, feed_url: str,
                      parsed.feed.get("sy_updatefrequency"))
     return ParsedFeed(title=plain_text(parsed.feed.get("title", "")), items=tuple(items),
                       problem=problem, hint=hint)
+
+
+def _feedparser(data: bytes, headers: dict[str, str]) -> Any:
+    # A stream, not the bytes: given bytes, feedparser first tries them as a file name,
+    # so a feed whose body was "/etc/some.xml" read that local file (and paid a failed
+    # open() on every other document).
+    return feedparser.parse(io.BytesIO(data), response_headers=headers,
+                            sanitize_html=False, resolve_relative_uris=False)
+
+
+# Rule 1: feedparser's fallback parser raises on a character reference to a surrogate
+# (&#xD800;), to a number past U+10FFFF or past a C int: such a reference reads as U+FFFD.
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+
+
+def _valid_char_ref(ref: re.Match[bytes]) -> bytes:
+    code = int(ref.group(1), 16) if ref.group(1) else int(ref.group(2))
+    return ref.group() if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF \
+        else b"&#xFFFD;"
 
 
 def _strip_leading_space(data: bytes) -> bytes:
@@ -374,23 +472,38 @@ def _parse_json_feed(data: bytes, feed_id: str, feed_name: str,
         return ParsedFeed(title="", items=(), problem=f"parser: invalid JSON Feed: {exc}")
     if not isinstance(doc, dict) or "jsonfeed.org/version" not in str(doc.get("version", "")):
         return None
-    language = doc.get("language") or None
+    language = _language(doc.get("language"))
     items: list[Item] = []
-    for entry in doc.get("items") or []:
-        if not isinstance(entry, dict):
-            continue
-        link = str(entry.get("url") or entry.get("external_url") or "")
-        url = canonical_url(link, base=feed_url) if link else ""
-        title = plain_text(str(entry.get("title") or ""), MAX_TITLE_CHARS)
-        summary = plain_text(str(entry.get("summary") or entry.get("content_text")
-                                 or entry.get("content_html") or ""))
+    listed = doc.get("items")
+    entries = [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else []
+    guids = [clean_text(_text(e.get("id"))).strip()[:2048] for e in entries]
+    urls = item_urls([_text(e.get("url")) or _text(e.get("external_url")) for e in entries],
+                     guids, feed_url)
+    for entry, guid, url in zip(entries, guids, urls, strict=True):
+        title = plain_text(_text(entry.get("title")), MAX_TITLE_CHARS)
+        summary = plain_text(_text(entry.get("summary")) or _text(entry.get("content_text"))
+                             or _text(entry.get("content_html")))
         items.append(Item(
-            id=_item_id(feed_id, str(entry.get("id") or "").strip(), url, title, summary),
+            id=_item_id(feed_id, guid, url, title, summary),
             feed_id=feed_id, feed_name=feed_name, title=title, url=url, summary=summary,
             published=parse_date(entry.get("date_published") or entry.get("date_modified")),
-            language=entry.get("language") or language,
+            language=_language(entry.get("language")) or language,
         ))
-    return ParsedFeed(title=plain_text(str(doc.get("title") or "")), items=tuple(items))
+    return ParsedFeed(title=plain_text(_text(doc.get("title"))), items=tuple(items))
+
+
+def _language(value: Any) -> str | None:
+    return value.strip()[:35] or None if isinstance(value, str) else None
+
+
+def _text(value: Any) -> str:
+    """A JSON Feed field as text: a string, or a number written out; any other value (a
+    list, an object, true) is no text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def parse_date(value: Any) -> datetime | None:

@@ -18,10 +18,19 @@ Rules, in order:
    when that fails or finds no article, the feed's own title and summary are matched.
 5. One story, one alert: an item whose story URL or text (monitor.dedup) matches a story
    seen within the dedup window is a copy of it; its alerts go only to subscribers that
-   story has not alerted yet, and the story keeps the copy as one more source.
+   story has not alerted yet, and the story keeps the copy as one more source. Text the
+   feed repeats in many of its items (its template, learned from the items each poll
+   reads and kept for the next) is left out of the signature, and a story first seen in
+   the item's own feed is its story only on far stronger evidence (dedup rules 4, 5).
 6. The item is marked seen in the same atomic step that queues its alerts.
 7. The next poll comes after the interval learned from the feed's cadence and hints
-   (monitor.cadence), kept in its state so that a 304 keeps it too.
+   (monitor.cadence), kept in its state so that a 304 keeps it too. The poll's log line
+   and the feed's state count its items: new, older than the max age, seen before, bad
+   (one field, "read": four fields cost each claim of the feed four more to parse).
+8. A bad item never costs another one: text no encoder takes is repaired by the parser
+   (monitor.feeds), and an item that fails all the same is logged and skipped, with the
+   rest of its poll and its commit batch going on; a document the parser fails on counts
+   as a failed poll (rule 2). Only a Redis error fails a poll under way.
 """
 
 from __future__ import annotations
@@ -31,9 +40,11 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+from redis.exceptions import RedisError
 
 from monitor import cadence, dedup, logs
 from monitor.commits import Commits
@@ -90,6 +101,9 @@ class PollResult:
     new: int = 0
     alerts: int = 0
     error: str | None = None
+    old: int = 0  # items published before the max age
+    seen: int = 0  # items committed (or listed twice) before
+    bad: int = 0  # new items that failed, logged and skipped (rule 8)
 
 
 def cadence_state(parsed: ParsedFeed, state: Mapping[str, str], new: int,
@@ -182,38 +196,59 @@ def alerts_for(item: Item, matches: Sequence[Match], config: Config, scraped: bo
 
 
 def new_story(item_id: str, url: str, sig: dedup.Signature | None,
-              source: dict[str, str]) -> Story:
+              source: dict[str, str], feed: str = "", *, keyed: bool = True) -> Story:
     """The item as a story of its own, under its id: what it is unless Redis knows its
     story, by its story URL or by its text (`sig`, the signature of its text, None when
-    too short)."""
-    new = NewStory(dedup.url_key(url), tuple(dedup.band_keys(sig)) if sig is not None else (),
-                   dedup.to_bytes(sig) if sig is not None else None, source)
+    too short). `feed`: the id of the item's feed; `keyed`: whether its URL is its own
+    (not a link the feed gives several of its items, such as its home page)."""
+    new = NewStory(dedup.url_key(url) if keyed else "",
+                   tuple(dedup.band_keys(sig)) if sig is not None else (),
+                   dedup.to_bytes(sig) if sig is not None else None, source, feed)
     return Story(item_id, False, (url,), new=new)
 
 
 async def resolve_story(store: Store, item_id: str, url: str, sig: dedup.Signature | None,
                         source: dict[str, str], *, window: int, threshold: float,
-                        own: Story | None = None, known: StoryLookup | None = None) -> Story:
+                        own: Story | None = None, known: StoryLookup | None = None,
+                        feed: str = "") -> Story:
     """The story an item belongs to: a known one by story URL or by text, else `own`, the
     item's `new_story`, which `Store.commit_item` registers with the item. `known`: what
-    Redis answered for it already (`Store.commit_new_story`), else it is looked up."""
-    own = own or new_story(item_id, url, sig, source)
+    Redis answered for it already (`Store.commit_new_story`), else it is looked up. A
+    story first seen in the item's own `feed` (another item of it, since the item is new)
+    is its story only on the stronger evidence of `dedup.same_feed_story`."""
+    own = own or new_story(item_id, url, sig, source, feed)
     assert own.new is not None
     key = own.new.url_key
     found, candidates = known or await store.story_candidates(key, own.new.bands, window)
+    title = source.get("title", "")
+    wanted = ({found} if found else set()) | (candidates if sig is not None else set())
+    cards = await store.story_cards(sorted(wanted)) if wanted else {}
     score: float | None = 1.0 if found else None
     changed = False
-    if found is not None and sig is not None:
-        stored = (await store.story_signatures([found])).get(found)
-        if stored:  # the same page again: has its text moved on (a developing story)?
-            score = dedup.similarity(sig, dedup.from_bytes(stored))
-            changed = score < dedup.CHANGED_BELOW
-    if found is None and sig is not None and candidates:
-        signatures = await store.story_signatures(sorted(candidates))
-        scored = [(dedup.similarity(sig, dedup.from_bytes(raw)), sid)
-                  for sid, raw in signatures.items()]
-        best_score, best = max(scored, default=(0.0, ""))
-        if best_score >= threshold:
+    if found is not None:
+        card = cards.get(found)
+        stored = dedup.from_bytes(card.sig) if card and card.sig else None
+        if sig is not None and stored is not None:
+            score = dedup.similarity(sig, stored)
+            changed = score < dedup.CHANGED_BELOW  # the page's text moved on: developing
+        if card and feed and card.feed == feed and not dedup.same_feed_story(
+                title, card.title, sig, stored, same_url=True):
+            # Another item of this feed under this URL: the URL stays the other's.
+            candidates = candidates - {found}
+            found, score, changed, key = None, None, False, ""
+            own = replace(own, new=replace(own.new, url_key=""))
+    if found is None and sig is not None:
+        best_score, best = 0.0, ""
+        for sid, card in cards.items():
+            if card.sig is None or sid not in candidates:
+                continue
+            stored = dedup.from_bytes(card.sig)
+            similar = dedup.similarity(sig, stored)
+            if (dedup.same_feed_story(title, card.title, sig, stored, same_url=False)
+                    if feed and card.feed == feed else similar >= threshold) \
+                    and (similar, sid) > (best_score, best):
+                best_score, best = similar, sid
+        if best:
             found, score = best, best_score
     if found is not None:
         sources = await store.add_source(found, key, source, window)
@@ -221,10 +256,21 @@ async def resolve_story(store: Store, item_id: str, url: str, sig: dedup.Signatu
     return own
 
 
-def _analyse(matcher: Matcher, title: str, body: str) -> tuple[list[Match],
-                                                               dedup.Signature | None]:
-    """An item's watchlist matches and the signature of its text."""
-    return matcher.matches(title, body), dedup.signature(body) if body else None
+def shared_links(items: Sequence[Item]) -> frozenset[str]:
+    """The links a document gives to several of its items (distinct ids): a podcast's
+    home page for every episode, say. Such a link is no item's own story URL."""
+    ids: dict[str, set[str]] = {}
+    for item in items:
+        if item.url:
+            ids.setdefault(item.url, set()).add(item.id)
+    return frozenset(url for url, of in ids.items() if len(of) > 1)
+
+
+def _analyse(matcher: Matcher, title: str, body: str, template: dedup.Template | None,
+             ) -> tuple[list[Match], dedup.Signature | None]:
+    """An item's watchlist matches and the signature of its text, but for its feed's
+    template."""
+    return matcher.matches(title, body), dedup.signature(body, template) if body else None
 
 
 class Poller:
@@ -304,9 +350,15 @@ class Poller:
                                interval, state)
             log.debug("feed not modified", feed=feed.name, status=status)
             return PollResult(feed.name, "not-modified")
-        known = known_items(await self.store.feed_known(feed.id)) if same_url else None
-        parsed = await self._compute(len(resp.body), parse_feed, resp.body, feed.id,
-                                     feed.name, feed.url, resp.content_type, known)
+        known, template_text = await self.store.feed_memory(feed.id) if same_url else ("", "")
+        try:
+            parsed = await self._compute(len(resp.body), parse_feed, resp.body, feed.id,
+                                         feed.name, feed.url, resp.content_type,
+                                         known_items(known))
+        except Exception as exc:  # a parser bug: the feed backs off, never stalls (rule 8)
+            log.exception("feed could not be parsed", feed=feed.name)
+            error = f"parser: {type(exc).__name__}: {exc}"
+            return await self._failed(feed, state, PermanentFetchError(error))
         if resp.truncated:
             log.warning("feed body cut at size limit", feed=feed.name, bytes=len(resp.body))
         if parsed.problem and not parsed.items:
@@ -315,8 +367,10 @@ class Poller:
         if parsed.problem:
             log.warning("feed has problems", feed=feed.name, error=parsed.problem,
                         items=len(parsed.items))
-        new_items = await self._new_items(parsed.items)
         now = self.store.now()
+        new_items, old = await self._new_items(parsed, now)
+        seen = parsed.count - len(new_items) - old
+        template = await self._template(feed, parsed, template_text, now)
         learned = cadence_state(parsed, state, len(new_items), now)
         interval = poll_interval(feed, learned, now)
         left: list[Item] = []
@@ -325,25 +379,63 @@ class Poller:
                         feed=feed.name, new=len(new_items), taken=self.max_new_items)
             new_items, left = new_items[: self.max_new_items], new_items[self.max_new_items:]
             base_state["body_hash"] = ""  # the same body must be read again for the rest
-        gate = asyncio.Semaphore(ITEMS_AT_ONCE)
-
-        async def process(item: Item) -> int:
-            async with gate:
-                return await self._process(feed, item, runtime)
-
-        self.items_in_flight += len(new_items)
-        try:
-            queued = sum(await asyncio.gather(*(process(i) for i in new_items)))
-        finally:
-            self.items_in_flight -= len(new_items)
+        queued, bad = await self._process_all(feed, new_items, runtime, template,
+                                              shared_links(parsed.items))
         await self._finish(feed, {**base_state, **learned, "status": str(resp.status),
                                   "error": parsed.problem or "", "items": parsed.count,
-                                  "interval": interval},
+                                  "interval": interval,
+                                  "read": f"{len(new_items)} {old} {seen} {bad}"},
                            interval, state, known_field(parsed, left))
         log.info("feed polled", feed=feed.name, items=parsed.count, parsed=len(parsed.items),
-                 new=len(new_items), alerts=queued,
+                 new=len(new_items), old=old, seen=seen, bad=bad, alerts=queued,
                  duration_ms=round((time.monotonic() - started) * 1000))
-        return PollResult(feed.name, "ok", parsed.count, len(new_items), queued, parsed.problem)
+        return PollResult(feed.name, "ok", parsed.count, len(new_items), queued, parsed.problem,
+                          old, seen, bad)
+
+    async def _template(self, feed: FeedConfig, parsed: ParsedFeed, stored: str,
+                        now: float) -> dedup.Template:
+        """The feed's template (monitor.dedup rule 4): the one its last polls left, with
+        what the items this poll read repeat; kept for the next polls when it changed."""
+        before = dedup.Template.from_text(stored) if stored else dedup.EMPTY_TEMPLATE
+        texts = [item.summary for item in parsed.items if item.summary]
+        if len(texts) < dedup.TEMPLATE_ITEMS and not stored:  # nothing to learn or age
+            return before
+        template = before.learn(await self._compute(
+            sum(map(len, texts)), lambda: [dedup.shingles(t) for t in texts]), int(now // 86400))
+        if template != before:
+            await self.store.set_feed_template(
+                feed.id, template.to_text() if len(template.excluded) else "")
+        return template
+
+    async def _process_all(self, feed: FeedConfig, items: Sequence[Item], runtime: Runtime,
+                           template: dedup.Template, shared: frozenset[str]) -> tuple[int, int]:
+        """Processes a poll's new items, ITEMS_AT_ONCE at a time: the alerts they queued,
+        and how many failed. An item that fails but by Redis is logged and skipped, and
+        costs no other item anything (rule 8); a Redis error fails the poll, whose items
+        the next poll takes again."""
+        gate = asyncio.Semaphore(ITEMS_AT_ONCE)
+        bad = 0
+
+        async def process(item: Item) -> int:
+            nonlocal bad
+            async with gate:
+                try:
+                    return await self._process(feed, item, runtime, template,
+                                               keyed=item.url not in shared)
+                except RedisError:
+                    raise
+                except Exception:
+                    bad += 1
+                    log.exception("item failed; skipped", feed=feed.name,
+                                  item=item.url or item.id)
+                    return 0
+
+        self.items_in_flight += len(items)
+        try:
+            queued = sum(await asyncio.gather(*(process(i) for i in items)))
+        finally:
+            self.items_in_flight -= len(items)
+        return queued, bad
 
     async def _failed(self, feed: FeedConfig, state: dict[str, str],
                       exc: FetchError) -> PollResult:
@@ -373,13 +465,20 @@ class Poller:
         await self.store.finish_poll(feed.id, {**fields, "next_poll": due}, due, previous,
                                      known)
 
-    async def _new_items(self, items: Sequence[Item]) -> list[Item]:
-        oldest = datetime.now(UTC) - timedelta(seconds=self.max_age)
-        fresh = {i.id: i for i in items if i.published is None or i.published >= oldest}
+    async def _new_items(self, parsed: ParsedFeed, now: float) -> tuple[list[Item], int]:
+        """The document's new items (rule 3), and how many of its items, parsed or not,
+        were published before the max age."""
+        oldest = now - self.max_age
+        recent = [i for i in parsed.items
+                  if i.published is None or i.published.timestamp() >= oldest]
+        fresh = {i.id: i for i in recent}
+        old = len(parsed.items) - len(recent) + sum(
+            1 for _, at in parsed.skipped if at is not None and at < oldest)
         unseen = await self.store.unseen(list(fresh))
-        return [fresh[i] for i in unseen]
+        return [fresh[i] for i in unseen], old
 
-    async def _process(self, feed: FeedConfig, item: Item, runtime: Runtime) -> int:
+    async def _process(self, feed: FeedConfig, item: Item, runtime: Runtime,
+                       template: dedup.Template | None = None, *, keyed: bool = True) -> int:
         title, body, scraped = item.title, item.summary, False
         if feed.scrape and item.url:
             article_text = await self._scrape(feed, item)
@@ -387,10 +486,10 @@ class Poller:
                 body, scraped = article_text, True
         # CPU work first, outside the commits' turn (monitor.commits).
         found, sig = await self._compute(len(title) + len(body), _analyse, runtime.matcher,
-                                         title, body)
+                                         title, body, template)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]
         source = {"feed": feed.name, "url": item.url, "title": item.title}
-        story = new_story(item.id, item.url, sig, source)
+        story = new_story(item.id, item.url, sig, source, feed.id, keyed=keyed)
         assert story.new is not None
         now = datetime.now(UTC)
 
@@ -400,7 +499,7 @@ class Poller:
             judged = await resolve_story(self.store, item.id, item.url, sig, source,
                                          window=self.dedup_window,
                                          threshold=self.dedup_threshold, own=story,
-                                         known=known)
+                                         known=known, feed=feed.id)
             alerted = await self.store.story_alerted(judged.id) if judged.copy else {}
             alerts = alerts_for(item, matches, runtime.config, scraped, now, judged, alerted)
             return await self.store.commit_item(item.id, alerts, judged.id, self.dedup_window,

@@ -101,6 +101,52 @@ def test_the_c_signature_is_the_numpy_one(words: list[str]) -> None:
 
 
 @needs_c
+@given(signed_words, st.lists(st.integers(0, 2**32 - 1), max_size=20), st.data())
+def test_the_c_signature_without_a_template_is_the_numpy_one(
+    words: list[str], others: list[int], data: st.DataObject,
+) -> None:
+    assert dedup._c_signature is not None and dedup._c_shingles is not None
+    own = np.frombuffer(dedup._c_shingles(words), dtype=np.uint32)
+    assert np.array_equal(np.unique(own), dedup.shingles_numpy(words))
+    # Left out: some of the text's own shingles and some others, as a template holds them.
+    chosen = data.draw(st.lists(st.sampled_from(own.tolist()), max_size=len(own))) if len(own) \
+        else []
+    excluded = np.unique(np.array(chosen + others, dtype=np.uint32))
+    raw = dedup._c_signature(words, dedup._A_BYTES, dedup._B_BYTES, excluded.tobytes())
+    assert np.array_equal(np.frombuffer(raw, dtype=np.uint32),
+                          dedup.signature_numpy(words, excluded))
+
+
+@needs_c
+def test_words_with_lone_surrogates_sign_as_in_python() -> None:
+    # The C signature raised UnicodeEncodeError on such a word; both now hash its bytes
+    # as Python's surrogatepass writes them.
+    assert dedup._c_signature is not None and dedup._c_shingles is not None
+    words = ["haftar", "\ud800", "sirte", "x\udfffy", "ليبيا"]
+    raw = dedup._c_signature(words, dedup._A_BYTES, dedup._B_BYTES)
+    assert np.array_equal(np.frombuffer(raw, dtype=np.uint32), dedup.signature_numpy(words))
+    assert set(np.frombuffer(dedup._c_shingles(words), dtype=np.uint32)) == \
+        set(dedup.shingles_numpy(words))
+
+
+@pytest.mark.parametrize("url", [
+    "http://[::1]:8080/a", "http://[::1/a", "http://::1:8080/a", "http://a.org:99999/x",
+    "https://bücher.example/x", "http://x\ud800.org/", "https://xn--/", "http://[v1.x]/",
+])
+def test_story_urls_of_odd_links_never_raise(url: str) -> None:
+    assert dedup.story_url(url) and dedup.url_key(url)
+
+
+def test_story_urls_keep_a_kept_fragment_and_the_port() -> None:
+    # monitor.feeds keeps a fragment only where it tells items apart: then it is a story.
+    assert dedup.url_key("http://scripting.com/2017/06/26.html#a080605") != \
+        dedup.url_key("http://scripting.com/2017/06/26.html#a090605")
+    assert dedup.url_key("http://[::1]:8080/a") != dedup.url_key("http://[::1]:8081/a")
+    assert dedup.story_url("https://www.bücher.example/a/") == \
+        dedup.story_url("https://xn--bcher-kva.example/a")
+
+
+@needs_c
 def test_shingles_of_one_crc_count_apart_in_c() -> None:
     words = ["x", "plumless", "y", "x", "buckeroo", "y", "x", "plumless", "y"]
     signature = dedup.signature(" ".join(words * 5))

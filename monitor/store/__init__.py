@@ -48,7 +48,7 @@ from monitor.store.scripts import (
 
 __all__ = ["DEFAULT_SEEN_TTL", "DEFAULT_STORY_WINDOW", "DELIVERY_GROUP",
            "STORY_BUCKETS_PER_WINDOW", "WAITING_CONSUMER", "Keys", "NewStory", "Pending",
-           "QueueSummary", "Store", "StoryLookup", "Waiting", "waiting_consumer"]
+           "QueueSummary", "Store", "StoryCard", "StoryLookup", "Waiting", "waiting_consumer"]
 
 
 def _band_fields(bands: Sequence[str]) -> str:
@@ -146,12 +146,23 @@ class _Finishes:
 @dataclass(frozen=True, slots=True)
 class NewStory:
     """A story first seen with this item, registered when the item is committed: its
-    story URL key, the bands and bytes of its text's signature, and its first source."""
+    story URL key, the bands and bytes of its text's signature, its first source, and the
+    id of the feed it came from (stories of one feed are judged apart: monitor.dedup)."""
 
     url_key: str
     bands: tuple[str, ...]
     sig: bytes | None
     source: dict[str, Any]
+    feed: str = ""
+
+
+class StoryCard(NamedTuple):
+    """What a story's judge reads of it: its signature (None without text), the feed it
+    was first seen in ("" if unknown), and its first title."""
+
+    sig: bytes | None
+    feed: str
+    title: str
 
 
 class StoryLookup(NamedTuple):
@@ -305,6 +316,21 @@ class Store:
         """The digests and dates of the items the feed's last poll read ("" if none)."""
         return str(await self.redis.get(self.keys.feed_known(feed_id)) or "")
 
+    async def feed_memory(self, feed_id: str) -> tuple[str, str]:
+        """What the feed's last polls left for this one, in one round trip: the items
+        they read (`feed_known`) and the feed's template (monitor.dedup rule 4); "" for
+        none."""
+        known, template = await self.redis.mget([self.keys.feed_known(feed_id),
+                                                  self.keys.feed_template(feed_id)])
+        return str(known or ""), str(template or "")
+
+    async def set_feed_template(self, feed_id: str, template: str) -> None:
+        """Keeps the feed's template ("" removes it) as long as the feed's state."""
+        if template:
+            await self.redis.set(self.keys.feed_template(feed_id), template, ex=FEED_TTL)
+        else:
+            await self.redis.delete(self.keys.feed_template(feed_id))
+
     async def count_no_article(self, feed_id: str) -> None:
         await self.redis.hincrby(self.keys.feed(feed_id), "no_article", 1)
 
@@ -337,30 +363,48 @@ class Store:
         story is known by its URL or shares a band with it: then nothing is written and
         the answer of `story_candidates` comes back, for `resolve_story` to judge."""
         (reply,) = await self.commit_new_stories([(item_id, alerts, new_story)], window)
-        if isinstance(reply, ResponseError):
+        if isinstance(reply, Exception):
             raise reply
         return reply
 
     async def commit_new_stories(self, items: Sequence[tuple[str, Sequence[Alert], NewStory]],
                                  window: int = DEFAULT_STORY_WINDOW,
-                                 ) -> list[int | StoryLookup | ResponseError]:
+                                 ) -> list[int | StoryLookup | Exception]:
         """`commit_new_story` for each of `items` (id, alerts, new story) in turn, in one
         script call, up to the first item whose story Redis knows: the list ends with
         its lookup, and the items after it are left untried, with nothing written, for
         the caller to commit once that item is judged. An item that Redis refused a
-        command has its error in the list, and the items after it are still tried."""
+        command has its error in the list, and the items after it are still tried; so
+        has an item whose alerts cannot be written (text no encoder takes), with nothing
+        sent for it."""
         now = self.now()
         keys = [self.keys.story_bands(b) for b in self._buckets(window, now)[1:]]
         args: list[Any] = [len(keys)]
-        for item_id, alerts, new_story in items:
-            item_keys, item_args = self._commit_call(item_id, alerts, item_id, window, 1,
-                                                     new_story, now, {})
+        unwritable: dict[int, Exception] = {}
+        for i, (item_id, alerts, new_story) in enumerate(items):
+            try:
+                item_keys, item_args = self._commit_call(item_id, alerts, item_id, window, 1,
+                                                         new_story, now, {})
+            except Exception as exc:  # this item's data: the others go on
+                unwritable[i] = exc
+                continue
             keys += item_keys
             args += item_args
-        replies = await self._commit_new_stories(keys=keys, args=args)
-        return [StoryLookup(reply[0] or None, set(reply[1])) if isinstance(reply, list)
-                else ResponseError(reply) if isinstance(reply, str)
-                else int(reply) for reply in replies]
+        replies = iter(await self._commit_new_stories(keys=keys, args=args)
+                       if len(items) > len(unwritable) else [])
+        out: list[int | StoryLookup | Exception] = []
+        for i in range(len(items)):
+            if i in unwritable:
+                out.append(unwritable[i])
+                continue
+            reply = next(replies, None)
+            if reply is None:  # untried: an item before it needs judging
+                break
+            out.append(StoryLookup(reply[0] or None, set(reply[1])) if isinstance(reply, list)
+                       else ResponseError(reply) if isinstance(reply, str) else int(reply))
+            if isinstance(out[-1], StoryLookup):
+                break
+        return out
 
     def _commit_call(self, item_id: str, alerts: Sequence[Alert], story_id: str, window: int,
                      sources: int, new_story: NewStory | None, now: float,
@@ -380,7 +424,8 @@ class Store:
             args += [story_id, expire_at, _band_fields(new_story.bands),
                      base64.b64encode(new_story.sig).decode() if new_story.sig else "",
                      source.get("title", ""), source.get("url", ""), now,
-                     json.dumps(source, ensure_ascii=False), 1 if new_story.url_key else 0]
+                     json.dumps(source, ensure_ascii=False), 1 if new_story.url_key else 0,
+                     new_story.feed]
         return keys, args
 
     # -- stories (cross-feed dedup) -------------------------------------------------------
@@ -400,12 +445,18 @@ class Store:
         return StoryLookup(by_url or None, set(found))
 
     async def story_signatures(self, story_ids: Sequence[str]) -> dict[str, bytes]:
+        return {sid: card.sig for sid, card in (await self.story_cards(story_ids)).items()
+                if card.sig}
+
+    async def story_cards(self, story_ids: Sequence[str]) -> dict[str, StoryCard]:
+        """The signature, feed and first title of each of the stories still known."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for story_id in story_ids:
-                pipe.hget(self.keys.story(story_id), "sig")
+                pipe.hmget(self.keys.story(story_id), ["sig", "feed", "title"])
             found = await pipe.execute()
-        return {sid: base64.b64decode(sig) for sid, sig in zip(story_ids, found, strict=True)
-                if sig}
+        return {sid: StoryCard(base64.b64decode(sig) if sig else None, feed or "", title or "")
+                for sid, (sig, feed, title) in zip(story_ids, found, strict=True)
+                if sig is not None or feed is not None or title is not None}
 
     async def add_source(self, story_id: str, url_key: str, source: dict[str, Any],
                          window: int) -> list[dict[str, Any]]:

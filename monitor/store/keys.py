@@ -75,6 +75,12 @@ class Keys:
         hash into a hash table, 394 -> 2,033 bytes per feed; apart, 394 + 632."""
         return f"{self._base}:feed:{feed_id}:known"
 
+    def feed_template(self, feed_id: str) -> str:
+        """String: the shingles the feed repeats in many of its items, which are no
+        evidence that two texts are one story (monitor.dedup rule 4); only feeds that
+        have such a template have one. Apart from the state hash, as `feed_known`."""
+        return f"{self._base}:feed:{feed_id}:template"
+
     @property
     def alerts(self) -> str:
         """Stream of alerts waiting for delivery, read by DELIVERY_GROUP."""

@@ -70,8 +70,8 @@ return errors
 # and sources list; `a`, where the item's arguments start in ARGV (after ARGV[a]): seen
 # TTL, story window, source count, n, n subscriber names, n alert payloads, n records as
 # read ('' for none), then for a new story: story id, bucket expiry, band fields (as for
-# STORY_LOOKUP), signature, title, url, first seen, source JSON, and 1 when the item has
-# a story URL. It returns -1 when the item was already seen, else the alerts queued. The
+# STORY_LOOKUP), signature, title, url, first seen, source JSON, 1 when the item has a
+# story URL, and the id of its feed. It returns -1 when the item was already seen, else the alerts queued. The
 # seen marker's value is 1, which Redis keeps as a shared integer: a timestamp there
 # cost 25 more bytes per item (bench/memory.py), and nothing reads it.
 _COMMIT = """
@@ -105,7 +105,7 @@ local function commit(k, a)
       redis.call('EXPIREAT', k[5], tonumber(ARGV[s + 2]))
     end
     redis.call('HSET', k[6], 'sig', ARGV[s + 4], 'title', ARGV[s + 5], 'url', ARGV[s + 6],
-               'first_seen', ARGV[s + 7])
+               'first_seen', ARGV[s + 7], 'feed', ARGV[s + 10])
     redis.call('EXPIRE', k[6], window)
     redis.call('RPUSH', k[7], ARGV[s + 8])
     redis.call('EXPIRE', k[7], window)
@@ -177,7 +177,7 @@ while k <= #KEYS do
   out[#out + 1] = reply
   if type(reply) == 'table' then return out end
   k = k + 7
-  a = a + 13 + 3 * n
+  a = a + 14 + 3 * n
 end
 return out
 """
