@@ -26,8 +26,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-import lxml.etree
-import lxml.html
 import numpy as np
 import numpy.typing as npt
 
@@ -49,10 +47,6 @@ _REDIRECT_MAX_CHARS = 300
 # Class names that sites give the summary under the headline: UK "standfirst", Czech
 # and Slovak "perex", French "chapo"/"chapeau", US "dek"/"lede".
 _STANDFIRST_CLASSES = ("standfirst", "perex", "chapo", "chapeau", "dek", "lede")
-# Elements whose class mentions one of them (one pass in C), then checked in Python: the
-# class itself, or a BEM-style `__dek` / `-dek` suffix.
-_STANDFIRST_CANDIDATES = lxml.etree.XPath("//@class[" + " or ".join(
-    f'contains(., "{c}")' for c in _STANDFIRST_CLASSES) + "]/..")
 _REPEAT_MIN_CHARS = 40  # shorter lines repeat in real text ("Pros", "Step 2")
 _REPEAT_MAX_CHARS = 120  # a heading this long is a sentence of the article, not a title
 
@@ -81,7 +75,7 @@ def assemble(reading: Reading, classifier: Classifier | None = None) -> Article:
         headline = lines[0]  # the article's own first block is the headline
     elif headline:
         lines.insert(0, headline)
-    lead = _standfirst(reading.doc)
+    lead = _standfirst(reading.blocks)
     if lead and headline and " ".join(fold(lead).split()) not in " ".join(
             fold(" ".join(lines)).split()):
         lines.insert(1, lead)
@@ -145,12 +139,14 @@ def _drop_pagers(lines: list[str]) -> list[str]:
     return out
 
 
-def _standfirst(doc: lxml.html.HtmlElement) -> str:
-    """The summary under the headline where the site names it plainly by its class."""
-    for el in _STANDFIRST_CANDIDATES(doc):
-        classes = el.get("class", "")
-        if not any(c in classes.split() or f"__{c}" in classes or f"-{c}" in classes
-                   for c in _STANDFIRST_CLASSES):
+def _standfirst(blocks: Blocks) -> str:
+    """The summary under the headline where the site names it plainly by its class (a
+    block element's: the walk that cut the blocks has them in page order)."""
+    for el in blocks.elements:
+        classes = el.get("class")
+        if not classes or not any(c in classes for c in _STANDFIRST_CLASSES) or not any(
+                c in classes.split() or f"__{c}" in classes or f"-{c}" in classes
+                for c in _STANDFIRST_CLASSES):
             continue
         text = " ".join(el.text_content().split())
         if 40 <= len(text) <= 800 and link_density(el) < 0.3:
