@@ -1,5 +1,6 @@
-"""The optional C speed-ups of monitor.text.fold, monitor.dedup.signature and the
-matcher's scan and hits (monitor.match); everything else is in pyproject.toml.
+"""The optional C speed-ups of monitor.text.fold, monitor.dedup.signature, the
+matcher's scan and hits (monitor.match) and the extractor's block classifier
+(monitor.extract.model); everything else is in pyproject.toml.
 
 `optional=True`: where no C compiler is found the install goes on and monitor folds text
 with str.translate, signs texts with numpy and scans with the ahocorasick-rs automaton
@@ -11,4 +12,6 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension("monitor._fold", ["monitor/_fold.c"], optional=True),
                    Extension("monitor._minhash", ["monitor/_minhash.c"], optional=True),
                    Extension("monitor._scan", ["monitor/_scan.c"], optional=True),
-                   Extension("monitor._explain", ["monitor/_explain.c"], optional=True)])
+                   Extension("monitor._explain", ["monitor/_explain.c"], optional=True),
+                   Extension("monitor.extract._forest", ["monitor/extract/_forest.c"],
+                             optional=True)])
