@@ -93,8 +93,8 @@ original_offset(const Field *f, Py_ssize_t j, int end)
     if (lo == 0)
         return j;
     const long long *row = rows + 4 * (lo - 1);
-    if (j < row[0] + row[2]) /* inside an expansion such as ß -> ss */
-        return (Py_ssize_t)row[1] + (end ? 1 : 0);
+    if (j < row[0] + row[2]) /* at or inside an expansion such as ß -> ss */
+        return (Py_ssize_t)row[1] + (end && j > row[0] ? 1 : 0);
     return j - (Py_ssize_t)row[3];
 }
 

@@ -23,7 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define GAP_START 3 /* a term's first token */
+#define MAX_GAP 3   /* spaces at a block end (monitor.text.BLOCK_END) */
+#define GAP_START 4 /* a term's first token */
 #define MAX_PROCLITICS 32
 #define MAX_PROCLITIC_LEN 4
 #define SHORT_TERM 3 /* monitor.words.SHORT_TERM */
@@ -49,7 +50,9 @@ typedef struct {
 typedef struct {
     Py_ssize_t *start, *end; /* each token's [start, end) in the text */
     uint64_t *hash;
-    uint8_t *gap; /* before the token: 0 none (a CJK neighbour), 1 one space, 2 more */
+    uint8_t *gap; /* before the token: 0 none (a CJK neighbour), else its spaces (1 in a
+                     sentence, 2 at a sentence end, 3 or more at a block end: see
+                     monitor.text) */
     Py_ssize_t capacity;
     /* Per atom and field, per atom, per watchlist: the scan that last saw it (so that
        nothing needs clearing between scans), and what that scan made of it. */
@@ -170,7 +173,7 @@ next_token(int kind, const void *data, Py_ssize_t n, Py_ssize_t *at, uint8_t *ga
             i++;
         }
     if (*gap != GAP_START)
-        *gap = (uint8_t)(spaces > 1 ? 2 : spaces);
+        *gap = (uint8_t)(spaces > MAX_GAP ? MAX_GAP : spaces);
     *at = i;
     return start;
 }
@@ -672,8 +675,8 @@ walk(Scan *scan, Py_ssize_t t, Py_ssize_t start, uint64_t hash, int proclitic)
                 emit(scan, k, start, end, proclitic) < 0)
                 return -1;
         }
-        if (++t == scan->ntokens || s->gap[t] > 1)
-            return 0;
+        if (++t == scan->ntokens || s->gap[t] >= MAX_GAP)
+            return 0; /* no term runs across a block end */
         h = extend(h, s->gap[t], s->hash[t]);
         if (!(e->follow & follow_bit(h)))
             return 0; /* no term goes on with this token */

@@ -2,8 +2,12 @@
 
 Rules, in order:
 1. Terms (entity names and aliases, keywords, phrases, words named in rules, exclusions)
-   and text are folded by `monitor.text.fold`: case, accents, Arabic letter forms and
-   harakat never matter, and punctuation separates words like a space.
+   and text are folded by `monitor.text`: case, accents, Arabic letter forms and harakat
+   never matter. A term's words match in order whatever punctuation and spacing stand
+   between them inside a sentence (commas, abbreviation dots, hyphens, apostrophes, the
+   Arabic comma): the text is folded with one space there, two at a sentence end and
+   three at a block end (a line break), and a term runs across a sentence end only where
+   it has a full stop of its own (text.term_keys), never across a block end.
 2. All terms of all watchlists are compiled once per config into one multi-pattern
    matcher, whose cost grows with the text, not with the number of terms: the C scanner
    (monitor/_scan.c), which looks the text up word by word in a hash table of the terms'
@@ -35,7 +39,7 @@ import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
 from monitor.models import Contribution, Hit, Match
-from monitor.text import Folded, fold_term, is_unspaced
+from monitor.text import Folded, fold_term, is_unspaced, term_keys
 from monitor.words import (
     ARABIC_LAM_PROCLITICS,
     ARABIC_PROCLITICS,
@@ -200,15 +204,13 @@ class Matcher:
         for entity in wl.entities:
             atom = self._atom(index, "entity", entity.name, entity.weight)
             for spelling in entity.spellings:
-                key = fold_term(spelling)
-                names.setdefault(key, atom)
-                self._spell(spelling, atom, key)
+                names.setdefault(fold_term(spelling), atom)
+                self._spell(spelling, atom)
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
                 atom = self._atom(index, kind, term.term, term.weight)
-                key = fold_term(term.term)
-                names.setdefault(key, atom)
-                self._spell(term.term, atom, key)
+                names.setdefault(fold_term(term.term), atom)
+                self._spell(term.term, atom)
         for term in wl.exclude:
             self._spell(term.term, self._atom(index, "exclude", term.term, 0.0))
         rules = tuple(
@@ -226,20 +228,20 @@ class Matcher:
         self._weight.append(weight)
         return len(self._kind) - 1
 
-    def _spell(self, spelling: str, atom: int, key: str | None = None) -> None:
-        """Adds the (atom, alias) pair to its key. Atoms are numbered as they are compiled
-        and spelled one after the other, so an atom spelled twice alike (Erdoğan, Erdogan)
-        is the last pair of its key: it is kept once, or each hit would count twice."""
-        key = fold_term(spelling) if key is None else key
-        if not key:
-            return
-        _add_pair(self._spelled, key, atom, spelling)
-        if key.startswith("ال") and len(key) > 3 and key[2] != " ":
-            # Only an article glued to its word is absorbed by ل (للسراج); a term whose
-            # first word is ال alone ("ال @") has no such spelling.
-            stripped = key[2:]
-            self._spelled.setdefault(stripped, [])  # an automaton key, hitting only after لل
-            _add_pair(self._lam_only, stripped, atom, spelling)
+    def _spell(self, spelling: str, atom: int) -> None:
+        """Adds the (atom, alias) pair to its keys (text.term_keys: the term folded, and
+        with a sentence end where it has a full stop of its own). Atoms are numbered as
+        they are compiled and spelled one after the other, so an atom spelled twice alike
+        (Erdoğan, Erdogan) is the last pair of its key: it is kept once, or each hit would
+        count twice."""
+        for key in term_keys(spelling):
+            _add_pair(self._spelled, key, atom, spelling)
+            if key.startswith("ال") and len(key) > 3 and key[2] != " ":
+                # Only an article glued to its word is absorbed by ل (للسراج); a term whose
+                # first word is ال alone ("ال @") has no such spelling.
+                stripped = key[2:]
+                self._spelled.setdefault(stripped, [])  # an automaton key, only after لل
+                _add_pair(self._lam_only, stripped, atom, spelling)
 
     def _tree(self, watchlist: int, group: Group, names: dict[str, int]) -> _Tree:
         def ref(part: str) -> int:
@@ -467,7 +469,8 @@ class Matcher:
 
 def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
     """The folded title and body as one text to scan, joined by a line break that no
-    key holds, so no phrase spans them; and where the body starts in it."""
+    key holds (a token of its own, between block ends), so no phrase spans them; and
+    where the body starts in it."""
     title = fields[0].folded
     return f"{title} \n {fields[1].folded} ", len(title) + 3
 

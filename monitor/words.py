@@ -1,9 +1,9 @@
 """Where a watchlist term may start in folded text: word boundaries, Arabic proclitics.
 
 Rules, in order (monitor.match rule 3):
-1. A term starts a word: at the start of the text or after a space (folded text has
-   spaces for all white space and punctuation); `#` and `@` before it count as nothing
-   (#Libya, @Haftar).
+1. A term starts a word: at the start of the text or after a space (the matcher's folded
+   text has one to three spaces for all white space and punctuation, see monitor.text);
+   `#` and `@` before it count as nothing (#Libya, @Haftar).
 2. An Arabic term may carry proclitics: و ف ب ك ل ال and their combinations (بسرت is
    سرت); a term starting with ال also matches after لل (للسراج is السراج).
 3. For a term of three letters or fewer, a proclitic reading loses when the whole word is
@@ -30,7 +30,11 @@ ARABIC_PROCLITICS = frozenset(
 ARABIC_LAM_PROCLITICS = frozenset({"لل", "ولل", "فلل"})
 SHORT_TERM = 3
 _HASH_AT = frozenset("#@")
-_WORD = re.compile(r"\S+")
+# A word as the C scanner splits the text into tokens: a run of characters between spaces,
+# or one character of a script written without spaces.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f" \
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # text.is_unspaced
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\s{_UNSPACED}]+")
 # Flags of an automaton key, worked out once per key: which of the rules above apply.
 ARABIC, UNSPACED, SHORT_ARABIC = 1, 2, 4
 
@@ -68,7 +72,9 @@ def word_prefix(norm: str, start: int, flags: int) -> str | None:
 
 
 class WordIndex:
-    """Word numbers of folded offsets per field, computed only when a `near` rule asks."""
+    """Word numbers of folded offsets per field, computed only when a `near` rule asks:
+    words counted as phrases match them, punctuation between them counting for nothing
+    and each character of a script written without spaces for one."""
 
     def __init__(self, fields: tuple[Folded, Folded]) -> None:
         self._fields = fields

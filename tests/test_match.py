@@ -130,6 +130,114 @@ def test_hits_point_at_the_original_text() -> None:
         ["Straße", "ﬁnance", "Erdoğan", "صدّ", "مـدينة"])
 
 
+# -- phrases across punctuation, never across a sentence end -----------------------------
+
+def phrase_hits(term: str, text: str, scanner: str) -> list[str]:
+    lists = [watchlist(phrases=[term])]
+    m = automaton_matcher(lists) if scanner == "automaton" else Matcher(lists)
+    return [hit.matched for hit in m.find(text)]
+
+
+@pytest.mark.parametrize(
+    ("term", "text", "expected"),
+    [
+        # Latin: commas, abbreviation dots, hyphens, apostrophes, dashes, a wrapped line.
+        ("Washington D.C.", "in Washington, D.C., on Monday", "Washington, D.C"),
+        ("Washington, D.C.", "Washington D.C. police said", "Washington D.C"),
+        ("St Louis", "a flight to St. Louis. Then", "St. Louis"),
+        ("St. Louis", "St Louis", "St Louis"),
+        ("U.S. Army", "said the U.S. Army on Friday", "U.S. Army"),
+        ("Mr Haftar", "Mr. Haftar declined", "Mr. Haftar"),
+        ("J. R. R. Tolkien", "by J.R.R. Tolkien.", "J.R.R. Tolkien"),
+        ("for the backcountry, fitness training", "and for the backcountry, fitness training",
+         "for the backcountry, fitness training"),
+        ("backcountry fitness training", "the backcountry - fitness training",
+         "backcountry - fitness training"),
+        ("Sirte Haftar", "Sirte (Haftar's base)", "Sirte (Haftar"),
+        ("met with President Trump", "He met with\npresident Trump.", "met with\npresident Trump"),
+        ("why he left", '"Why?" he left', 'Why?" he left'),
+        ("Acme Inc. Board", "Acme Inc. Board met", "Acme Inc. Board"),  # its own stop
+        # French: apostrophes, hyphens, a single-letter title.
+        ("l'Élysée a dit", "l’Élysée a dit", "l’Élysée a dit"),
+        ("Jean Marc Ayrault", "Jean-Marc Ayrault", "Jean-Marc Ayrault"),
+        ("M. Macron", "selon M. Macron, qui", "M. Macron"),
+        ("Mme Le Pen", "Mme. Le Pen a", "Mme. Le Pen"),
+        # Turkish: an apostrophe before a suffix, Dr. as a title.
+        ("Recep Tayyip Erdoğan", "Recep Tayyip Erdoğan'ın sözleri", "Recep Tayyip Erdoğan"),
+        ("Dr. Öz", "Dr. Öz dedi", "Dr. Öz"),
+        ("Doç Ahmet", "Doç. Ahmet Yılmaz", "Doç. Ahmet"),
+        # Arabic: the Arabic comma, a dash, a single-letter title (د. for Dr).
+        ("ليبيا تونس", "بين ليبيا، تونس", "ليبيا، تونس"),
+        ("القائد العام خليفة حفتر", "القائد العام - خليفة حفتر", "القائد العام - خليفة حفتر"),
+        ("د محمد", "قال د. محمد", "د. محمد"),
+    ],
+)
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_phrases_run_across_punctuation_inside_a_sentence(term: str, text: str, expected: str,
+                                                         scanner: str) -> None:
+    assert phrase_hits(term, text, scanner) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    [
+        ("Sirte Haftar", "They reached Sirte. Haftar said"),
+        ("Sirte Haftar", "They reached Sirte... Haftar said"),
+        ("Biden Trump", "He met Biden! Trump left"),
+        ("Libya Tripoli", "News from Libya\nTripoli was calm"),  # a block end
+        ("Libya Tripoli", "News from Libya.\n\ntripoli was calm"),  # a paragraph
+        ("Acme Inc Board", "Acme Inc. Board met"),  # Inc. ends sentences: not taken as a title
+        ("Paris Macron", "à Paris. Macron a dit"),
+        ("Ankara Erdoğan", "Ankara'ya gitti. Erdoğan dedi"),
+        ("ليبيا تونس", "في ليبيا. تونس"),
+        ("ليبيا تونس", "في ليبيا؟ تونس"),
+        ("利比亚 局势", "利比亚。局势"),
+        ("St. Louis", "St.\n\nLouis"),  # its own stop is no paragraph
+    ],
+)
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_phrases_never_run_across_a_sentence_end(term: str, text: str, scanner: str) -> None:
+    assert phrase_hits(term, text, scanner) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Washington, D.C., said", "washington d c said"),
+        ("He left. Then", "he left  then"),
+        ("approx. five", "approx five"),
+        ("in the U.S. The", "in the u s the"),  # a single letter: read as an abbreviation
+        ("2024. The", "2024  the"),
+        ("said.\nNext", "said   next"),
+        ("said,\nnext", "said next"),
+        ("a\r\nb", "a b"),
+        ("a\r\n\r\nB", "a   b"),
+        ("Yahoo!News", "yahoo  news"),
+        ("3.5 or example.com", "3 5 or example com"),
+        ("said. — Next", "said  next"),
+        ("said.) Next", "said  next"),
+        ("said., next", "said next"),
+        ("هل؟ نعم", "هل  نعم"),
+    ],
+)
+def test_the_matchers_text_marks_sentence_and_block_ends(text: str, folded: str) -> None:
+    assert Folded(text).folded == folded
+    assert text_module.fold_mapped_translate(text)[0] == folded
+
+
+def test_a_term_runs_across_its_own_stops_at_most_four() -> None:
+    assert text_module.term_keys("Acme Inc. Board") == ["acme inc board", "acme inc  board"]
+    assert text_module.term_keys("D.C.") == ["d c"]  # a dot inside a word ends nothing
+    assert len(text_module.term_keys("a. b. c. d. e. f. g")) == 2 ** text_module.MAX_OWN_STOPS
+
+
+def test_near_counts_words_across_punctuation() -> None:
+    rule = {"near": ["Haftar", "Sirte"], "within": 2, "weight": 2}
+    fields = {"keywords": ["Haftar"], "rules": [rule]}
+    assert evaluate("", "Haftar, in — Sirte", **fields).match.score == 3.0
+    assert evaluate("", "Haftar went to the city of Sirte", **fields).match.score == 1.0
+
+
 # -- the seed article --------------------------------------------------------------------
 
 def test_seed_article_hits_entities_in_both_spellings() -> None:
@@ -270,9 +378,18 @@ def test_the_c_fold_is_str_translate_by_the_same_table(text: str) -> None:
     assert fold(text) == text_module.fold_translate(text)
 
 
+# Separators of every class the matcher's text tells apart, and words around them: single
+# letters, abbreviations, lower and upper case, harakat and format characters inside runs.
+SEPARATED = st.lists(st.sampled_from(
+    [" ", "  ", ".", ". ", "…", "! ", "?", "؟ ", "。", ", ", ".,", "،", "\n", "\r\n", "\r",
+     "\u2029", "\u200c", "\u064e", ") ", " \"", "-", "⑴", "ß", "a", "B", "st", "St", "mr",
+     "inc", "Dr", "د", "سرت", "x", "Word", "word", "東", "\U0001d400", "١"]), max_size=40).map("".join)
+
+
 @pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@settings(max_examples=500)
 @given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(
-    alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n\U0001d400\U0001f600"))
+    alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n\U0001d400\U0001f600") | SEPARATED)
 def test_the_c_shifts_are_the_python_ones(text: str) -> None:
     assert text_module.fold_mapped(text) == text_module.fold_mapped_translate(text)
 
@@ -292,7 +409,8 @@ def test_hits_in_vocalised_arabic_point_at_the_original() -> None:
 def test_the_daemon_folds_in_c_where_it_was_built() -> None:
     if text_module.C_FOLD:
         assert fold is not text_module.fold_translate
-    assert fold("Erdoğan, أردوغان… ﬁne") == "erdogan  اردوغان    fine"  # … is three dots
+    # … is three dots, which fold to one space: a character never folds to two together.
+    assert fold("Erdoğan, أردوغان… ﬁne") == "erdogan  اردوغان  fine"
 
 
 words = st.text(alphabet=st.characters(categories=["L"]), min_size=2, max_size=12)
@@ -307,7 +425,7 @@ def test_a_term_matches_itself_inside_a_sentence(before: str, term: str, after: 
     assert term in [h.alias for h in matcher_for(term).find(text)]
 
 
-@given(st.text(min_size=1))
+@given(st.text(min_size=1) | SEPARATED.filter(bool))
 def test_folded_spans_map_back_into_the_original(text: str) -> None:
     folded = Folded(text)
     for start in range(len(folded.folded)):
@@ -356,11 +474,11 @@ def test_the_daemon_fast_path_matches_what_the_dry_run_matches(
 
 # Letters that exercise every rule of the scan: proclitic letters and ال, other Arabic,
 # Latin, # and @, CJK and Thai, harakat, punctuation and spaces.
-SCAN_LETTERS = "وفبكلالسرتاأة" + "abc" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. "
+SCAN_LETTERS = "وفبكلالسرتاأة" + "abc" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. !\n"
 # What may stand before and after a term in the text, and between two pieces of it.
 BEFORE = ["", "و", "ب", "بال", "لل", "ولل", "ال", "#", "@#", "東", "a", "#و", "東#"]
 AFTER = ["", "東", "a", "ة", "\u064e", "ß"]
-BETWEEN = [" ", "  ", ", ", "", "東", " #"]
+BETWEEN = [" ", "  ", ", ", "", "東", " #", ". ", "! ", ".\n", "\n", " - ", "? B", "。"]
 
 
 @st.composite
