@@ -1,8 +1,9 @@
 """Unicode folding shared by every stage that compares text: one normalisation for terms and text.
 
 Rules, in order, per character: NFKC; case folding; Latin/Greek/Cyrillic accents removed
-(Erdoğan = Erdogan); Arabic folding (أ إ آ ٱ -> ا, ة -> ه, ى -> ي, harakat and tatweel
-removed); format characters (ZWNJ, soft hyphen) removed; white space and punctuation
+(Erdoğan = Erdogan), Turkish ı and İ are i; Arabic folding (أ إ آ ٱ -> ا, ة -> ه, ى -> ي,
+harakat and tatweel removed); every decimal digit (Unicode Nd: ٠-٩, ۰-۹, ०-९) is its
+ASCII digit; format characters (ZWNJ, soft hyphen) removed; white space and punctuation
 become a space, except `+ # & @`, which belong to names such as C++ or AT&T. Letters,
 digits and the marks of other scripts stay. A character that folds to several never
 starts or ends with a space, nor holds two together (… is one space, ⑴ is 1).
@@ -89,6 +90,10 @@ def _fold_char(ch: str) -> str:
     out = []
     for c in kept:
         c = _ARABIC_LETTERS.get(c, c)
+        if c == "ı":  # Turkish dotless i (İ is i with a dot above, dropped with the accents)
+            c = "i"
+        elif c.isdecimal():  # every decimal digit (٥ ۵ ५) is its ASCII digit
+            c = str(unicodedata.decimal(c))
         word = c.isalnum() or unicodedata.category(c)[0] == "M" or c in KEPT_SYMBOLS
         out.append(c if word else " ")
     folded = "".join(out)
