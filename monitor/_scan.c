@@ -73,6 +73,8 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t nkeys, natoms, nlists;
     int32_t *list_of;         /* per atom: its watchlist */
+    uint8_t *uncapped;        /* per atom: all its hits are kept (case-sensitive spellings,
+                                 checked by the caller, which then caps them) */
     double *points[2];        /* per field and atom: what it adds to its watchlist's score,
                                  -inf for an exclusion (from its first hit: title first) */
     double *threshold;        /* per watchlist; -inf for those with rules */
@@ -298,6 +300,7 @@ scanner_dealloc(Scanner *self)
     for (Py_ssize_t p = 0; p < self->npairs; p++)
         Py_XDECREF(self->alias ? self->alias[p] : NULL);
     PyMem_Free(self->list_of);
+    PyMem_Free(self->uncapped);
     PyMem_Free(self->points[0]);
     PyMem_Free(self->points[1]);
     PyMem_Free(self->threshold);
@@ -391,14 +394,16 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     PyObject *keys, *common, *plain, *lam_only, *proclitics, *lam_set, *list_of, *points[2],
         *thresholds;
+    Py_buffer uncapped;
     static char *names[] = {"keys", "plain", "lam_only", "proclitics", "lam_proclitics",
                             "common_words", "list_of", "title_points", "body_points",
-                            "thresholds", NULL};
+                            "thresholds", "uncapped", NULL};
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "O!O!O!O!O!O!O!O!O!O!:Scanner", names, &PyList_Type, &keys,
+            args, kwargs, "O!O!O!O!O!O!O!O!O!O!y*:Scanner", names, &PyList_Type, &keys,
             &PyList_Type, &plain, &PyList_Type, &lam_only, &PyTuple_Type, &proclitics,
             &PyFrozenSet_Type, &lam_set, &PyFrozenSet_Type, &common, &PyList_Type, &list_of,
-            &PyList_Type, &points[0], &PyList_Type, &points[1], &PyList_Type, &thresholds))
+            &PyList_Type, &points[0], &PyList_Type, &points[1], &PyList_Type, &thresholds,
+            &uncapped))
         return NULL;
     Scanner *self = NULL;
     Py_ssize_t n = PyList_GET_SIZE(keys), natoms = PyList_GET_SIZE(list_of),
@@ -406,7 +411,8 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (PyList_GET_SIZE(plain) != n ||
         PyList_GET_SIZE(lam_only) != n || PyList_GET_SIZE(points[0]) != natoms ||
         PyList_GET_SIZE(points[1]) != natoms ||
-        natoms > INT32_MAX || n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS) {
+        natoms > INT32_MAX || n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS ||
+        uncapped.len != natoms) {
         PyErr_SetString(PyExc_ValueError, "Scanner(): inconsistent arguments");
         goto fail;
     }
@@ -416,13 +422,16 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->natoms = natoms;
     self->nlists = nlists;
     self->list_of = PyMem_Calloc((size_t)(natoms ? natoms : 1), sizeof(int32_t));
+    self->uncapped = PyMem_Calloc((size_t)(natoms ? natoms : 1), 1);
     for (int f = 0; f < 2; f++)
         self->points[f] = PyMem_Calloc((size_t)(natoms ? natoms : 1), sizeof(double));
     self->threshold = PyMem_Calloc((size_t)(nlists ? nlists : 1), sizeof(double));
-    if (!self->list_of || !self->points[0] || !self->points[1] || !self->threshold) {
+    if (!self->list_of || !self->uncapped || !self->points[0] || !self->points[1] ||
+        !self->threshold) {
         PyErr_NoMemory();
         goto fail;
     }
+    memcpy(self->uncapped, uncapped.buf, (size_t)natoms);
     for (Py_ssize_t a = 0; a < natoms; a++) {
         long list = PyLong_AsLong(PyList_GET_ITEM(list_of, a));
         for (int f = 0; f < 2; f++)
@@ -546,8 +555,10 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
     }
     self->first[n] = at;
+    PyBuffer_Release(&uncapped);
     return (PyObject *)self;
 fail:
+    PyBuffer_Release(&uncapped);
     Py_XDECREF(self);
     return NULL;
 }
@@ -635,9 +646,11 @@ emit(Scan *scan, Py_ssize_t k, Py_ssize_t start, Py_ssize_t end, int proclitic)
             s->stamp[slot] = s->generation;
             s->count[slot] = 0;
         }
-        if (s->count[slot] >= scan->cap)
-            continue;
-        s->count[slot]++;
+        if (!self->uncapped[atom]) {
+            if (s->count[slot] >= scan->cap)
+                continue;
+            s->count[slot]++;
+        }
         account(scan, atom, field);
         if (s->nfound == s->found_capacity) {
             Py_ssize_t capacity = s->found_capacity ? s->found_capacity * 2 : 256;

@@ -39,7 +39,7 @@ import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
 from monitor.models import Contribution, Hit, Match
-from monitor.text import Folded, fold_term, is_unspaced, term_keys
+from monitor.text import Folded, fold_term, is_unspaced, same_case, term_keys
 from monitor.words import (
     ARABIC_LAM_PROCLITICS,
     ARABIC_PROCLITICS,
@@ -132,6 +132,10 @@ class Matcher:
         # hit only after لل (للسراج is السراج).
         self._spelled: dict[str, list[_Pair]] = {}
         self._lam_only: dict[str, list[_Pair]] = {}
+        # The (atom, alias) pairs whose letters must match in the case written (`case:
+        # sensitive`), and their atoms: the scan keeps all their hits, to be checked.
+        self._sensitive: set[_Pair] = set()
+        self._cased_atoms: set[int] = set()
         with _gc_paused():
             self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
             self._build()
@@ -169,8 +173,9 @@ class Matcher:
         # The score below which a watchlist cannot match (-inf: its rules can add any).
         self._hopeless = [float("-inf") if compiled.rules else compiled.config.threshold
                           for compiled in self._lists]
+        uncapped = bytes(atom in self._cased_atoms for atom in range(len(self._kind)))
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
-                                 self._hopeless) if self._native else None
+                                 self._hopeless, uncapped) if self._native else None
         self._c_hits = _c_hits if self._native else None
         self._c_matches = _c_matches if self._native else None
         # What monitor._explain.matches needs of this config (see monitor/_explain.pyi).
@@ -203,16 +208,17 @@ class Matcher:
         names: dict[str, int] = {}
         for entity in wl.entities:
             atom = self._atom(index, "entity", entity.name, entity.weight)
-            for spelling in entity.spellings:
+            for spelling, sensitive in entity.cased_spellings:
                 names.setdefault(fold_term(spelling), atom)
-                self._spell(spelling, atom)
+                self._spell(spelling, atom, sensitive)
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
                 atom = self._atom(index, kind, term.term, term.weight)
                 names.setdefault(fold_term(term.term), atom)
-                self._spell(term.term, atom)
+                self._spell(term.term, atom, term.case == "sensitive")
         for term in wl.exclude:
-            self._spell(term.term, self._atom(index, "exclude", term.term, 0.0))
+            self._spell(term.term, self._atom(index, "exclude", term.term, 0.0),
+                        term.case == "sensitive")
         rules = tuple(
             _Rule(Contribution(f"rule {group.name}" if group.name else "rule", group.weight,
                                group.describe()), self._tree(index, group, names))
@@ -228,13 +234,19 @@ class Matcher:
         self._weight.append(weight)
         return len(self._kind) - 1
 
-    def _spell(self, spelling: str, atom: int) -> None:
+    def _spell(self, spelling: str, atom: int, sensitive: bool = False) -> None:
         """Adds the (atom, alias) pair to its keys (text.term_keys: the term folded, and
         with a sentence end where it has a full stop of its own). Atoms are numbered as
         they are compiled and spelled one after the other, so an atom spelled twice alike
         (Erdoğan, Erdogan) is the last pair of its key: it is kept once, or each hit would
-        count twice."""
+        count twice; once in any case if either spelling is (UN and un)."""
+        if sensitive:
+            self._sensitive.add((atom, spelling))
+            self._cased_atoms.add(atom)
         for key in term_keys(spelling):
+            pairs = self._spelled.get(key)
+            if pairs and pairs[-1][0] == atom and not sensitive and pairs[-1] in self._sensitive:
+                pairs[-1] = (atom, spelling)
             _add_pair(self._spelled, key, atom, spelling)
             if key.startswith("ال") and len(key) > 3 and key[2] != " ":
                 # Only an article glued to its word is absorbed by ل (للسراج); a term whose
@@ -275,8 +287,10 @@ class Matcher:
             return []
         norm, body_at = _joined(fields)
         if self._scanner is not None:
-            return self._scanner.scan(norm, body_at, MAX_HITS_PER_TERM)
-        return self._scan_python(norm, body_at)
+            raws = self._scanner.scan(norm, body_at, MAX_HITS_PER_TERM)
+        else:
+            raws = self._scan_python(norm, body_at)
+        return self._in_case(raws, fields) if self._cased_atoms else raws
 
     def _by_list(self, fields: tuple[Folded, Folded], quick: bool) -> dict[int, _ByAtom]:
         """`_scan`'s hits by watchlist and atom (each atom's in `_scan`'s order); with
@@ -288,9 +302,20 @@ class Matcher:
             return {}
         norm, body_at = _joined(fields)
         if self._scanner is not None:
-            return self._scanner.lists(norm, body_at, MAX_HITS_PER_TERM, quick)
+            found = self._scanner.lists(norm, body_at, MAX_HITS_PER_TERM, quick)
+            if self._cased_atoms:
+                for index, by_atom in list(found.items()):
+                    for atom in self._cased_atoms.intersection(by_atom):
+                        if not (raws := self._in_case(by_atom[atom], fields)):
+                            del by_atom[atom]
+                        else:
+                            by_atom[atom] = raws
+                    if not by_atom:
+                        del found[index]
+            return found
         per_list: dict[int, _ByAtom] = {}
-        for raw in self._scan_python(norm, body_at):
+        raws = self._scan_python(norm, body_at)
+        for raw in self._in_case(raws, fields) if self._cased_atoms else raws:
             per_list.setdefault(self._list_of[raw[0]], {}).setdefault(raw[0], []).append(raw)
         if quick:
             for index, by_atom in list(per_list.items()):
@@ -305,7 +330,7 @@ class Matcher:
         if not candidates:
             return []  # most documents, against most watchlists
         candidates.sort(key=_start)  # by end, from the automaton: by start, then end
-        plain, key_len = self._plain, self._key_len
+        plain, key_len, cased = self._plain, self._key_len, self._cased_atoms
         counts: dict[int, int] = {}
         kept: list[_Raw] = []
         for index, start, _ in candidates:
@@ -321,10 +346,30 @@ class Matcher:
             for atom, alias in pairs:
                 count_key = atom + atom + field
                 seen = counts.get(count_key, 0)
-                if seen < MAX_HITS_PER_TERM:
+                if seen < MAX_HITS_PER_TERM or atom in cased:
                     counts[count_key] = seen + 1
                     kept.append((atom, field, start - prefix - base,
                                  start + key_len[index] - base, alias))
+        return kept
+
+    def _in_case(self, raws: list[_Raw], fields: tuple[Folded, Folded]) -> list[_Raw]:
+        """`raws` without the hits of case-sensitive spellings whose letters are not in the
+        case written (text.same_case), the atoms of such spellings then kept to their
+        first MAX_HITS_PER_TERM per field (the scan keeps all their hits, so that "us"
+        ten times does not hide a later "US")."""
+        kept = []
+        counts: dict[tuple[int, int], int] = {}
+        for raw in raws:
+            atom, field, start, end, alias = raw
+            if atom in self._cased_atoms:
+                if (atom, alias) in self._sensitive and not same_case(
+                        alias, fields[field].original_text(start, end)):
+                    continue
+                seen = counts.get((atom, field), 0)
+                if seen == MAX_HITS_PER_TERM:
+                    continue
+                counts[atom, field] = seen + 1
+            kept.append(raw)
         return kept
 
     def _with_prefix(self, norm: str, start: int,
@@ -481,7 +526,7 @@ def _start(candidate: tuple[int, int, int]) -> int:
 
 def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tuple[_Pair, ...]],
              list_of: list[int], points: tuple[list[float], list[float]],
-             hopeless: list[float]) -> Scanner | None:
+             hopeless: list[float], uncapped: bytes) -> Scanner | None:
     """The C scanner of these keys (monitor/_scan.c), or None where it was not built or
     two keys share its hash (then the automaton scans)."""
     if _CScanner is None:
@@ -489,7 +534,7 @@ def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tup
     try:
         return _CScanner(keys, plain, lam_only, tuple(sorted(
             ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len)), ARABIC_LAM_PROCLITICS,
-            arabic_common_words(), list_of, *points, hopeless)
+            arabic_common_words(), list_of, *points, hopeless, uncapped)
     except HashCollision:  # pragma: no cover - a 64-bit hash shared by two terms
         return None
 

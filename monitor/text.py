@@ -293,6 +293,17 @@ def fold_term(term: str) -> str:
     return " ".join(fold(term).split())
 
 
+def same_case(term: str, text: str) -> bool:
+    """Whether the cased letters of `text` are those of `term` in case, one for one
+    (`case: sensitive`): "UN" is "UN" and "U.N.", not "Un" nor "un". A term without
+    cased letters (Arabic) is in the case of any text."""
+    return _cases(term) == _cases(text)
+
+
+def _cases(text: str) -> str:
+    return "".join("A" if c.isupper() else "a" for c in text if c.isupper() or c.islower())
+
+
 MAX_OWN_STOPS = 4  # a term's own stops that it may run across: 2 ** 4 keys at most
 _OWN_STOP = re.compile(f"[{re.escape(STOPS)}]|[{re.escape(DOTS)}]\\S*\\s")
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from monitor import match as match_module
 from monitor import text as text_module
+from monitor.cli import main
 from monitor.config import WatchlistConfig
 from monitor.match import Matcher, Result
 from monitor.models import Hit
@@ -252,6 +253,73 @@ def test_near_counts_words_across_punctuation() -> None:
     assert evaluate("", "Haftar went to the city of Sirte", **fields).match.score == 1.0
 
 
+# -- case: sensitive ---------------------------------------------------------------------
+
+UN = {"name": "United Nations", "aliases": ["ONU", "الأمم المتحدة",
+                                            {"alias": "UN", "case": "sensitive"}]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "text", "expected"),
+    [
+        # Latin: acronyms against words.
+        ({"keywords": [{"term": "US", "case": "sensitive"}]}, "let us go; the US said", ["US"]),
+        ({"keywords": [{"term": "IS", "case": "sensitive"}]}, "it is IS fighters", ["IS"]),
+        ({"keywords": [{"term": "U.S.", "case": "sensitive"}]}, "u.s. or U.S. forces", ["U.S"]),
+        ({"phrases": [{"term": "White House", "case": "sensitive"}]},
+         "white house paint; the White House said", ["White House"]),
+        ({"entities": [{"name": "Turkey", "aliases": ["Türkiye"], "case": "sensitive"}]},
+         "roast turkey in Turkey, or Türkiye", ["Turkey", "Türkiye"]),
+        # French: a single alias in case beside plain ones; "un" is the article.
+        ({"entities": [UN]}, "Il a signé un accord avec l'ONU et l'UN.", ["ONU", "UN"]),
+        ({"entities": [UN]}, "un accord, Un jour", []),
+        # Turkish: İYİ (the party) is not iyi (good); dotted capitals keep their case.
+        ({"keywords": [{"term": "İYİ", "case": "sensitive"}]}, "iyi bir gün, İYİ Parti'nin",
+         ["İYİ"]),
+        # Arabic has no case: a case-sensitive term matches as any other.
+        ({"keywords": [{"term": "سرت", "case": "sensitive"}]}, "وصلوا بسرت", ["بسرت"]),
+        ({"entities": [UN]}, "قالت الأمم المتحدة", ["الأمم المتحدة"]),
+        # "us" more often than the cap does not hide a later "US".
+        ({"keywords": [{"term": "US", "case": "sensitive"}]}, "us " * 12 + "US", ["US"]),
+    ],
+)
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_case_sensitive_terms_match_only_in_the_case_written(
+        fields: dict[str, Any], text: str, expected: list[str], scanner: str) -> None:
+    lists = [watchlist(**fields)]
+    m = automaton_matcher(lists) if scanner == "automaton" else Matcher(lists)
+    assert [hit.matched for hit in m.find(text)] == expected
+    assert bool(m.matches("", text)) == bool(expected)
+
+
+def test_a_case_sensitive_exclusion_vetoes_only_in_its_case() -> None:
+    fields = {"keywords": ["HIV"], "exclude": [{"term": "AIDS", "case": "sensitive"}]}
+    assert evaluate("", "HIV research aids recovery", **fields).matched
+    assert evaluate("", "HIV and AIDS", **fields).excluded_by == ("AIDS",)
+
+
+def test_the_same_term_in_any_case_beside_its_cased_spelling_matches_in_any_case() -> None:
+    for aliases in ([{"alias": "UN", "case": "sensitive"}, "un"],
+                    ["un", {"alias": "UN", "case": "sensitive"}]):
+        m = Matcher([watchlist(entities=[{"name": "United Nations", "aliases": aliases}])])
+        assert [hit.matched for hit in m.find("un UN")] == ["un", "UN"]
+
+
+def test_validate_warns_of_short_capitals_that_match_in_any_case(tmp_path: Path,
+                                                                capsys: Any) -> None:
+    (tmp_path / "watchlists").mkdir()
+    (tmp_path / "watchlists" / "w.yaml").write_text(
+        "name: w\nkeywords: [IS, {term: US, case: sensitive}, Libya]\n"
+        "entities: [{name: United Nations, aliases: [UN, {alias: ONU, case: sensitive}]}]\n",
+        encoding="utf-8")
+    assert main(["--config-dir", str(tmp_path), "validate"]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert "entity 'United Nations': 'UN'" in warnings[0] and "'un'" in warnings[0]
+    assert "keyword 'IS'" in warnings[1] and "'is'" in warnings[1]
+
+
 # -- the seed article --------------------------------------------------------------------
 
 def test_seed_article_hits_entities_in_both_spellings() -> None:
@@ -488,7 +556,7 @@ def test_the_daemon_fast_path_matches_what_the_dry_run_matches(
 
 # Letters that exercise every rule of the scan: proclitic letters and ال, other Arabic,
 # Latin, # and @, CJK and Thai, harakat, punctuation and spaces.
-SCAN_LETTERS = "وفبكلالسرتاأة" + "abc" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. !\n"
+SCAN_LETTERS = "وفبكلالسرتاأة" + "abcAB" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. !\n"
 # What may stand before and after a term in the text, and between two pieces of it.
 BEFORE = ["", "و", "ب", "بال", "لل", "ولل", "ال", "#", "@#", "東", "a", "#و", "東#"]
 AFTER = ["", "東", "a", "ة", "\u064e", "ß"]
@@ -526,7 +594,10 @@ def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str
     lists = [watchlist(keywords=terms[:half], phrases=terms[half:], threshold=threshold),
              watchlist(entities=[{"name": terms[0], "aliases": terms[1:], "weight": 0.5}],
                        exclude=terms[-1:], title_weight=3, threshold=threshold),
-             watchlist(rules=[{"any_of": terms[-2:]}], threshold=threshold)]
+             watchlist(rules=[{"any_of": terms[-2:]}], threshold=threshold),
+             watchlist(keywords=[{"term": t, "case": "sensitive"} for t in terms],
+                       entities=[{"name": terms[0], "aliases": [{"alias": terms[-1],
+                                                                  "case": "sensitive"}]}])]
     c, automaton = Matcher(lists), automaton_matcher(lists)
     assert c._scanner is not None and automaton._scanner is None
     fields = (Folded(title), Folded(body))
@@ -566,7 +637,7 @@ def test_a_lone_article_is_not_absorbed_after_lam() -> None:
 def test_only_a_hash_collision_sends_the_matcher_to_the_automaton() -> None:
     # Any other refusal of the C scanner is a bug to see, not a slower config to run.
     with pytest.raises(ValueError, match="start and end with a word"):
-        match_module._scanner([" @"], [()], [()], [], ([], []), [])
+        match_module._scanner([" @"], [()], [()], [], ([], []), [], b"")
 
 
 @pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
