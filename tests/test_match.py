@@ -625,6 +625,25 @@ def test_the_c_snippet_is_the_python_one(pieces: list[tuple[str, str]],
     assert match_module._snippet(body, first) == match_module._snippet_python(body, first)
 
 
+@pytest.mark.skipif(match_module._c_hits is None, reason="the C extension was not built")
+@pytest.mark.parametrize("field", ["text", None, 3, Hit("keyword", "x", "x", "x", "body", 0, 1.0)])
+def test_the_c_hits_refuse_fields_of_the_wrong_type_with_a_type_error(field: Any) -> None:
+    from monitor._explain import hits, matches
+
+    m = Matcher([watchlist(keywords=["sirte"])])
+    raws = [[(0, 1, 0, 5, "sirte")]]
+    with pytest.raises(TypeError, match="monitor.text.Folded"):
+        hits(raws, (Folded(""), field), m._kind, m._term, m._weight, Hit, match_module.FIELDS)
+    with pytest.raises(TypeError, match="monitor.text.Folded"):
+        matches({0: {0: raws[0]}}, (Folded(""), field), m._plan, lambda *_: None)
+    # A field of the right type with a shifts attribute of the wrong type: also TypeError.
+    folded = Folded("sirte")
+    folded.shifts = 5  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        hits([[(0, 1, 0, 5, "sirte")]], (Folded(""), folded), m._kind, m._term, m._weight,
+             Hit, match_module.FIELDS)
+
+
 def test_a_lone_article_is_not_absorbed_after_lam() -> None:
     # "أل.@" folds to "ال @": its first word is the article alone, which ل does not absorb.
     assert matched("أل.@", "لل @") == []
