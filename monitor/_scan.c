@@ -27,7 +27,6 @@
 #define GAP_START 4 /* a term's first token */
 #define MAX_PROCLITICS 32
 #define MAX_PROCLITIC_LEN 4
-#define SHORT_TERM 3 /* monitor.words.SHORT_TERM */
 #define LOOKAHEAD 8
 
 /* Raised when two terms share a hash: the caller keeps the automaton. A ValueError, as
@@ -83,7 +82,7 @@ typedef struct {
     PyObject **keys;          /* the folded terms, without the automaton's trailing space */
     uint8_t *open_end;        /* the term ends in a CJK-like character: no space needed */
     uint32_t *common;         /* per short Arabic term (monitor.words rule 3): bit j set when
-                                 proclitic j + the term is a common word */
+                                 the word proclitic j + the term is likelier another word */
     Py_ssize_t *first;        /* term k's pairs are [first[k], lam[k]), then after لل */
     Py_ssize_t *lam;          /* also [lam[k], first[k + 1]) */
     int32_t *atom;
@@ -357,58 +356,28 @@ add_pairs(Scanner *self, PyObject *pairs, Py_ssize_t *at)
     return 0;
 }
 
-/* monitor.words.key_flags' SHORT_ARABIC: an Arabic term of one word of 3 letters or
- * fewer. */
-static int
-short_arabic(PyObject *key)
-{
-    Py_ssize_t length = PyUnicode_GET_LENGTH(key);
-    return arabic(PyUnicode_READ_CHAR(key, 0)) && length <= SHORT_TERM &&
-           PyUnicode_FindChar(key, ' ', 0, length, 1) < 0;
-}
-
-/* Sets in *mask the bit of each proclitic that makes a common word of the term (بلد is
- * not ب + لد). */
-static int
-common_proclitics(const Scanner *self, PyObject *key, PyObject *common, uint32_t *mask)
-{
-    for (int j = 0; j < self->nproclitics; j++) {
-        PyObject *proclitic = PyUnicode_FromKindAndData(
-            PyUnicode_4BYTE_KIND, self->proclitic[j], self->proclitic_len[j]);
-        PyObject *word = proclitic ? PyUnicode_Concat(proclitic, key) : NULL;
-        int found = word ? PySet_Contains(common, word) : -1;
-        Py_XDECREF(proclitic);
-        Py_XDECREF(word);
-        if (found < 0)
-            return -1;
-        if (found)
-            *mask |= 1u << j;
-    }
-    return 0;
-}
-
-/* Scanner(keys, plain, lam_only, proclitics, lam_proclitics, common_words, list_of,
+/* Scanner(keys, plain, lam_only, proclitics, lam_proclitics, blocked, list_of,
  *         title_points, body_points, thresholds): see monitor/_scan.pyi. */
 static PyObject *
 scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *keys, *common, *plain, *lam_only, *proclitics, *lam_set, *list_of, *points[2],
+    PyObject *keys, *blocked, *plain, *lam_only, *proclitics, *lam_set, *list_of, *points[2],
         *thresholds;
     Py_buffer uncapped;
     static char *names[] = {"keys", "plain", "lam_only", "proclitics", "lam_proclitics",
-                            "common_words", "list_of", "title_points", "body_points",
+                            "blocked", "list_of", "title_points", "body_points",
                             "thresholds", "uncapped", NULL};
     if (!PyArg_ParseTupleAndKeywords(
             args, kwargs, "O!O!O!O!O!O!O!O!O!O!y*:Scanner", names, &PyList_Type, &keys,
             &PyList_Type, &plain, &PyList_Type, &lam_only, &PyTuple_Type, &proclitics,
-            &PyFrozenSet_Type, &lam_set, &PyFrozenSet_Type, &common, &PyList_Type, &list_of,
+            &PyFrozenSet_Type, &lam_set, &PyList_Type, &blocked, &PyList_Type, &list_of,
             &PyList_Type, &points[0], &PyList_Type, &points[1], &PyList_Type, &thresholds,
             &uncapped))
         return NULL;
     Scanner *self = NULL;
     Py_ssize_t n = PyList_GET_SIZE(keys), natoms = PyList_GET_SIZE(list_of),
                nlists = PyList_GET_SIZE(thresholds);
-    if (PyList_GET_SIZE(plain) != n ||
+    if (PyList_GET_SIZE(plain) != n || PyList_GET_SIZE(blocked) != n ||
         PyList_GET_SIZE(lam_only) != n || PyList_GET_SIZE(points[0]) != natoms ||
         PyList_GET_SIZE(points[1]) != natoms ||
         natoms > INT32_MAX || n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS ||
@@ -522,8 +491,10 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyObject *key = PyList_GET_ITEM(keys, k);
         self->keys[k] = Py_NewRef(key);
         Py_ssize_t length = PyUnicode_GET_LENGTH(key);
-        if (short_arabic(key) && common_proclitics(self, key, common, &self->common[k]) < 0)
+        unsigned long mask = PyLong_AsUnsignedLong(PyList_GET_ITEM(blocked, k));
+        if (PyErr_Occurred())
             goto fail;
+        self->common[k] = (uint32_t)mask;
         self->open_end[k] = (uint8_t)unspaced(PyUnicode_READ_CHAR(key, length - 1));
         self->first[k] = at;
         if (add_pairs(self, PyList_GET_ITEM(plain, k), &at) < 0)

@@ -17,8 +17,9 @@ Rules, in order:
 3. The start of each candidate is checked (monitor.words): it must start a word, except
    that an Arabic term may carry proclitics (و ف ب ك ل ال and their combinations: بسرت
    is سرت) and a term starting with ال also matches after لل (للسراج is السراج). For a
-   term of three letters or fewer, a proclitic reading loses when the whole word is a
-   common word in its own right (بلد is not ب + لد). Scripts written without spaces
+   term of three letters or fewer, a proclitic reading loses when a reading of the word
+   as a common word, with or without its own proclitics, is likelier (بلد is not ب + لد,
+   وبحث is not وب + حث; بمصر is ب + مصر): words.proclitic_blocked. Scripts written without spaces
    (CJK, Thai) have no word boundaries: their terms match anywhere.
 4. Score: each entity, keyword and phrase adds its weight once, times the watchlist's
    title weight when it hits the title; each rule (all_of / any_of / none_of / near,
@@ -44,9 +45,10 @@ from monitor.words import (
     ARABIC_LAM_PROCLITICS,
     ARABIC_PROCLITICS,
     SHORT_ARABIC,
+    SHORT_TERM,
     WordIndex,
-    arabic_common_words,
     key_flags,
+    proclitic_blocked,
     word_prefix,
 )
 
@@ -300,22 +302,12 @@ class Matcher:
         0.9999999999999999)."""
         if not self._keys or not (fields[0].original or fields[1].original):
             return {}
-        norm, body_at = _joined(fields)
-        if self._scanner is not None:
-            found = self._scanner.lists(norm, body_at, MAX_HITS_PER_TERM, quick)
-            if self._cased_atoms:
-                for index, by_atom in list(found.items()):
-                    for atom in self._cased_atoms.intersection(by_atom):
-                        if not (raws := self._in_case(by_atom[atom], fields)):
-                            del by_atom[atom]
-                        else:
-                            by_atom[atom] = raws
-                    if not by_atom:
-                        del found[index]
-            return found
+        if self._scanner is not None and not self._cased_atoms:
+            return self._scanner.lists(*_joined(fields), MAX_HITS_PER_TERM, quick)
+        # Case-sensitive spellings' hits are checked in the text order of `_scan`, then
+        # grouped here: the scanner would group them before the check.
         per_list: dict[int, _ByAtom] = {}
-        raws = self._scan_python(norm, body_at)
-        for raw in self._in_case(raws, fields) if self._cased_atoms else raws:
+        for raw in self._scan(fields):
             per_list.setdefault(self._list_of[raw[0]], {}).setdefault(raw[0], []).append(raw)
         if quick:
             for index, by_atom in list(per_list.items()):
@@ -384,8 +376,8 @@ class Matcher:
             return self._plain[index], 0
         if prefix in ARABIC_LAM_PROCLITICS:  # لل + السراج: a term with or without its ال
             return self._after_lam[index], len(prefix)
-        if flags & SHORT_ARABIC and prefix + self._keys[index] in arabic_common_words():
-            return None  # the whole word is a common word, not a proclitic + this term
+        if flags & SHORT_ARABIC and proclitic_blocked(prefix, self._keys[index]):
+            return None  # the word is likelier a common word than a proclitic + this term
         return self._plain[index], len(prefix)
 
     def _hits(self, groups: Iterable[list[_Raw]], folded: tuple[Folded, Folded]
@@ -531,10 +523,15 @@ def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tup
     two keys share its hash (then the automaton scans)."""
     if _CScanner is None:
         return None
+    proclitics = tuple(sorted(ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len))
+    blocked = [0] * len(keys)  # per key, bit j: proclitic j before it loses (rule 3)
+    for k, key in enumerate(keys):
+        if len(key) <= SHORT_TERM and key[0] >= "\u0600" and key_flags(key) & SHORT_ARABIC:
+            blocked[k] = sum(1 << j for j, proclitic in enumerate(proclitics)
+                             if proclitic_blocked(proclitic, key))
     try:
-        return _CScanner(keys, plain, lam_only, tuple(sorted(
-            ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len)), ARABIC_LAM_PROCLITICS,
-            arabic_common_words(), list_of, *points, hopeless, uncapped)
+        return _CScanner(keys, plain, lam_only, proclitics, ARABIC_LAM_PROCLITICS, blocked,
+                         list_of, *points, hopeless, uncapped)
     except HashCollision:  # pragma: no cover - a 64-bit hash shared by two terms
         return None
 

@@ -118,6 +118,10 @@ def test_terms_match_whole_words_with_folding(term: str, text: str, expected: st
         ("لد", "ولد"),
         ("صل", "وصل"),
         ("قد", "لقد"),
+        # ... with its own proclitic too: وبحث is و + بحث, وبلد is و + بلد.
+        ("حث", "وبحث"),
+        ("لد", "وبلد"),
+        ("حث", "فبحث"),
         ("Trump", "Trumpet player"),
         ("Sirte", "Sirtex"),
         ("war", "software"),
@@ -130,7 +134,11 @@ def test_terms_never_match_inside_longer_words(term: str, text: str, scanner: st
     assert matched(term, text, scanner) == []
 
 
-@pytest.mark.parametrize(("term", "text"), [("سرت", "وسرت"), ("صد", "وصد"), ("عرب", "وعرب")])
+@pytest.mark.parametrize(("term", "text"), [
+    ("سرت", "وسرت"), ("صد", "وصد"), ("عرب", "وعرب"),
+    # Common words that are the proclitic reading itself: "in Egypt", "and Egypt", "and urged".
+    ("مصر", "بمصر"), ("مصر", "ومصر"), ("مصر", "وبمصر"), ("مصر", "لمصر"), ("حث", "وحث"),
+])
 @pytest.mark.parametrize("scanner", SCANNERS)
 def test_short_terms_keep_rare_proclitic_readings(term: str, text: str, scanner: str) -> None:
     assert matched(term, text, scanner) == [text]
@@ -556,7 +564,7 @@ def test_the_daemon_fast_path_matches_what_the_dry_run_matches(
 
 # Letters that exercise every rule of the scan: proclitic letters and ال, other Arabic,
 # Latin, # and @, CJK and Thai, harakat, punctuation and spaces.
-SCAN_LETTERS = "وفبكلالسرتاأة" + "abcAB" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. !\n"
+SCAN_LETTERS = "وفبكلالسرتاأة" + "دحثمص" + "abcAB" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. !\n"
 # What may stand before and after a term in the text, and between two pieces of it.
 BEFORE = ["", "و", "ب", "بال", "لل", "ولل", "ال", "#", "@#", "東", "a", "#و", "東#"]
 AFTER = ["", "東", "a", "ة", "\u064e", "ß"]
