@@ -1,12 +1,13 @@
 """Unicode folding shared by every stage that compares text: one normalisation for terms and text.
 
 Rules, in order, per character: NFKC; case folding; Latin/Greek/Cyrillic accents removed
-(Erdoğan = Erdogan), Turkish ı and İ are i; Arabic folding (أ إ آ ٱ -> ا, ة -> ه, ى -> ي,
-harakat and tatweel removed); every decimal digit (Unicode Nd: ٠-٩, ۰-۹, ०-९) is its
-ASCII digit; format characters (ZWNJ, soft hyphen) removed; white space and punctuation
-become a space, except `+ # & @`, which belong to names such as C++ or AT&T. Letters,
-digits and the marks of other scripts stay. A character that folds to several never
-starts or ends with a space, nor holds two together (… is one space, ⑴ is 1).
+(Erdoğan = Erdogan), and so are Turkish ı and İ (i) and œ æ ø ł đ (oe ae o l d); Arabic
+folding (أ إ آ ٱ -> ا, ة -> ه, ى -> ي, harakat and tatweel removed); every decimal
+digit (Unicode Nd: ٠-٩, ۰-۹, ०-९) is its ASCII digit; format characters (ZWNJ, soft
+hyphen) removed; white space and punctuation become a space, except `+ # & @`, which
+belong to names such as C++ or AT&T. Letters, digits and the marks of other scripts stay.
+A character that folds to several never starts or ends with a space, nor holds two
+together (… is one space, ⑴ is 1).
 
 The matcher's text (`fold_mapped`, `Folded`) is then one space between two words of a
 sentence, whatever punctuation and spacing stand there (commas, hyphens, apostrophes,
@@ -40,6 +41,10 @@ from collections.abc import Callable
 from importlib import resources
 
 _ARABIC_LETTERS = {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي"}
+# Latin letters that are an accented or joined letter to their writers but that Unicode
+# does not decompose: Turkish dotless i (İ is i with a dot above, dropped as an accent),
+# œuvre = oeuvre, Łódź = Lodz, Søren = Soren, Đoković = Dokovic.
+_LATIN_LETTERS = {"ı": "i", "œ": "oe", "æ": "ae", "ø": "o", "ł": "l", "đ": "d"}
 KEPT_SYMBOLS = frozenset("+#&@")
 
 # What separators mean in the matcher's text (rules 1-3 of the module docstring), by class.
@@ -89,10 +94,8 @@ def _fold_char(ch: str) -> str:
     kept = unicodedata.normalize("NFC", "".join(c for c in decomposed if not _is_dropped_mark(c)))
     out = []
     for c in kept:
-        c = _ARABIC_LETTERS.get(c, c)
-        if c == "ı":  # Turkish dotless i (İ is i with a dot above, dropped with the accents)
-            c = "i"
-        elif c.isdecimal():  # every decimal digit (٥ ۵ ५) is its ASCII digit
+        c = _ARABIC_LETTERS.get(c) or _LATIN_LETTERS.get(c, c)
+        if c.isdecimal():  # every decimal digit (٥ ۵ ५) is its ASCII digit
             c = str(unicodedata.decimal(c))
         word = c.isalnum() or unicodedata.category(c)[0] == "M" or c in KEPT_SYMBOLS
         out.append(c if word else " ")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,10 @@ def evaluate(title: str, body: str, **fields: Any) -> Result:
         ("İstanbul", "ISTANBUL'da", "ISTANBUL"),
         ("Istanbul", "İstanbul'da", "İstanbul"),
         ("Diyarbakır", "DİYARBAKIR", "DİYARBAKIR"),
+        # Letters Unicode does not decompose, that writers read as accented or joined.
+        ("œuvre", "une oeuvre", "oeuvre"),
+        ("Łódź", "in Lodz", "Lodz"),
+        ("Søren", "SOREN", "SOREN"),
         # Cyrillic and Greek: whole words, case and accents folded.
         ("Москва", "в Москва, где", "Москва"),
         ("Ερντογάν", "ο ΕΡΝΤΟΓΑΝ είπε", "ΕΡΝΤΟΓΑΝ"),
@@ -326,6 +331,27 @@ def test_validate_warns_of_short_capitals_that_match_in_any_case(tmp_path: Path,
     assert len(warnings) == 2
     assert "entity 'United Nations': 'UN'" in warnings[0] and "'un'" in warnings[0]
     assert "keyword 'IS'" in warnings[1] and "'is'" in warnings[1]
+
+
+# -- the case set, end to end ------------------------------------------------------------
+
+def _match_cases() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "match_cases", Path(__file__).resolve().parent.parent / "tools" / "match_cases.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MATCH_CASES = _match_cases()
+
+
+@pytest.mark.parametrize("case", MATCH_CASES.load(), ids=lambda c: f"{c['script']}-{c['term']}")
+def test_the_case_set_passes_through_monitor_check(case: dict[str, Any]) -> None:
+    # tests/data/match_cases.yaml: one watchlist per case, through `monitor --config-dir
+    # DIR check FILE --json` (tools/match_cases.py runs the same in a process of its own).
+    assert MATCH_CASES.run(case, MATCH_CASES.in_process) == case["hits"]
 
 
 # -- the seed article --------------------------------------------------------------------
