@@ -33,6 +33,11 @@ enum { NONE, DOT, STOP, COMMA, LINE, PARAGRAPH, RETURN, NCLASSES };
 static uint8_t separator[PLANE];
 static PyObject *abbreviations; /* monitor.text.ABBREVIATIONS, a frozenset */
 static Py_ssize_t abbreviation_chars;
+/* The same words, for run_spaces to look up without making a str: open addressing on
+ * their hash (abbreviation_hash), each slot the word's code points, 0-padded. */
+#define MAX_ABBREVIATION 15
+#define ABBREVIATION_SLOTS 1024
+static Py_UCS4 abbreviation_table[ABBREVIATION_SLOTS][MAX_ABBREVIATION + 1];
 #define WORDS_BETWEEN 1
 #define SENTENCE_END 2
 #define BLOCK_END 3
@@ -125,6 +130,31 @@ check_text(PyObject *text, const char *function)
     return 0;
 }
 
+static uint32_t
+abbreviation_hash(const Py_UCS4 *chars, Py_ssize_t length)
+{
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < length; i++)
+        h = (h ^ chars[i]) * 16777619u;
+    return h % ABBREVIATION_SLOTS;
+}
+
+/* Whether chars[:length] is one of the abbreviations. */
+static int
+is_abbreviation(const Py_UCS4 *chars, Py_ssize_t length)
+{
+    if (length > MAX_ABBREVIATION)
+        return 0;
+    for (uint32_t at = abbreviation_hash(chars, length); abbreviation_table[at][0];
+         at = (at + 1) % ABBREVIATION_SLOTS) {
+        const Py_UCS4 *slot = abbreviation_table[at];
+        if ((length == MAX_ABBREVIATION || slot[length] == 0) &&
+            memcmp(slot, chars, (size_t)length * sizeof(Py_UCS4)) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static PyObject *
 fold_init(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -148,6 +178,34 @@ fold_init(PyObject *Py_UNUSED(module), PyObject *args)
         kinds[code] = (uint8_t)kind;
     }
     memcpy(separator, kinds, sizeof(kinds));
+    if (longest < 1 || longest > MAX_ABBREVIATION || PySet_GET_SIZE(words) > ABBREVIATION_SLOTS / 2) {
+        PyErr_SetString(PyExc_ValueError, "init(): too many or too long abbreviations");
+        return NULL;
+    }
+    static Py_UCS4 slots[ABBREVIATION_SLOTS][MAX_ABBREVIATION + 1];
+    memset(slots, 0, sizeof(slots));
+    PyObject *iter = PyObject_GetIter(words), *word;
+    while (iter && (word = PyIter_Next(iter)) != NULL) {
+        Py_ssize_t length = PyUnicode_Check(word) ? PyUnicode_GET_LENGTH(word) : 0;
+        if (length < 1 || length > longest) {
+            Py_DECREF(word);
+            Py_CLEAR(iter);
+            PyErr_SetString(PyExc_ValueError, "init(): abbreviations are str of 1 to longest");
+            return NULL;
+        }
+        Py_UCS4 chars[MAX_ABBREVIATION];
+        for (Py_ssize_t i = 0; i < length; i++)
+            chars[i] = PyUnicode_READ_CHAR(word, i);
+        Py_DECREF(word);
+        uint32_t at = abbreviation_hash(chars, length);
+        while (slots[at][0])
+            at = (at + 1) % ABBREVIATION_SLOTS;
+        memcpy(slots[at], chars, (size_t)length * sizeof(Py_UCS4));
+    }
+    Py_XDECREF(iter);
+    if (PyErr_Occurred())
+        return NULL;
+    memcpy(abbreviation_table, slots, sizeof(slots));
     Py_XSETREF(table, Py_NewRef(arg));
     Py_XSETREF(abbreviations, Py_NewRef(words));
     abbreviation_chars = longest;
@@ -239,6 +297,30 @@ fold_fold(PyObject *Py_UNUSED(module), PyObject *text)
     return fold_text(text);
 }
 
+/* The matcher's text being written: code points of one kind (PyUnicode_1BYTE_KIND for
+ * an ASCII text, which folds to ASCII; else PyUnicode_4BYTE_KIND). */
+typedef struct {
+    void *data;
+    Py_ssize_t length, capacity;
+    int kind;
+} Out;
+
+static int
+out_reserve(Out *out, Py_ssize_t extra)
+{
+    if (out->length + extra <= out->capacity)
+        return 0;
+    Py_ssize_t capacity = (out->length + extra) * 2;
+    void *data = PyMem_Realloc(out->data, (size_t)capacity * (size_t)out->kind);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->data = data;
+    out->capacity = capacity;
+    return 0;
+}
+
 /* A run of separators being read (see run_spaces): from its first separator, what it
  * holds. */
 typedef struct {
@@ -271,11 +353,11 @@ run_add(Run *run, Py_UCS4 code, Py_UCS4 next)
 /* monitor.text._word_before: where the folded word that ends at `at` starts, or -1 when
  * it is longer than abbreviation_chars. */
 static Py_ssize_t
-word_before(const Buffer *out, Py_ssize_t at)
+word_before(const Out *out, Py_ssize_t at)
 {
     Py_ssize_t low = at - abbreviation_chars - 1 > 0 ? at - abbreviation_chars - 1 : 0;
     for (Py_ssize_t i = at - 1; i >= low; i--)
-        if (out->data[i] == ' ')
+        if (PyUnicode_READ(out->kind, out->data, i) == ' ')
             return i + 1;
     return low == 0 ? 0 : -1;
 }
@@ -283,8 +365,10 @@ word_before(const Buffer *out, Py_ssize_t at)
 /* monitor.text.run_spaces: the spaces the run is, the next word starting with
  * `following` (-1: the end of the text); -1 with an exception set. */
 static int
-run_spaces(const Run *run, const Buffer *out, long following)
+run_spaces(const Run *run, const Out *out, long following)
 {
+    if (!run->lines && !run->last)
+        return WORDS_BETWEEN; /* most runs: a comma, a hyphen, spaces */
     int lower = following >= 0 && Py_UNICODE_ISLOWER((Py_UCS4)following);
     if (run->lines >= 2 || (run->lines && !lower && !run->comma))
         return BLOCK_END;
@@ -296,139 +380,363 @@ run_spaces(const Run *run, const Buffer *out, long following)
     if (start < 0)
         return SENTENCE_END;
     Py_ssize_t length = run->out - start;
-    if (length == 1 && Py_UNICODE_ISALPHA(out->data[start]))
+    if (length == 1 && Py_UNICODE_ISALPHA(PyUnicode_READ(out->kind, out->data, start)))
         return WORDS_BETWEEN;
-    PyObject *word = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out->data + start, length);
-    int found = word ? PySet_Contains(abbreviations, word) : -1;
-    Py_XDECREF(word);
-    return found < 0 ? -1 : found ? WORDS_BETWEEN : SENTENCE_END;
+    Py_UCS4 chars[MAX_ABBREVIATION];
+    for (Py_ssize_t i = 0; i < length; i++)
+        chars[i] = PyUnicode_READ(out->kind, out->data, start + i);
+    return is_abbreviation(chars, length) ? WORDS_BETWEEN : SENTENCE_END;
 }
 
-/* Writes the run that ends where the original character `end` starts the next word (or at
- * the end of the text) as its spaces, and records the lengths of its characters: the
- * first ones one space each, the rest nothing, or the last several when there are fewer
- * characters than spaces (monitor.text.fold_mapped_translate does the same). */
+/* A text translated character for character (the first pass of fold_words), where its
+ * length changed, and the separators that may need more than a lone space ("marks": each
+ * one that is not a space, and each that follows another; offsets in `out`). */
+typedef struct Span Span;
+typedef struct {
+    Out *out;       /* narrow for an ASCII text, else wide */
+    Out narrow, wide;
+    Rows rows;
+    Rows spare;     /* fold_mapped's, for the lengths of the result */
+    uint8_t *types; /* per character of out: 0 not a separator, 1 a space, 2 another */
+    Py_ssize_t types_capacity;
+    Py_ssize_t *marks;
+    Py_ssize_t nmarks, marks_capacity;
+    Span *spans;    /* collapse_runs' */
+    Py_ssize_t spans_capacity;
+    Py_UCS4 maxchar; /* of out */
+} Pass;
+
+/* The buffers of the last call, kept for the next: most texts are small, and allocating
+ * them anew cost more than folding a title. A call made while one runs (a finalizer
+ * during an allocation) gets buffers of its own. */
+static Pass kept;
+static int kept_busy;
+#define KEEP_AT_MOST (1 << 22) /* elements: a larger buffer is freed after its call */
+
+/* A character's type in Pass.types, as a number: `to`, what `code` folds to. */
+#define TYPE(code, to) ((uint8_t)(((to) == ' ') + ((to) == ' ' && (code) != ' ')))
+
+/* The first pass over an ASCII text whose every character the cache knows: one ASCII
+ * character each, without a branch. */
 static int
-run_close(const Run *run, Buffer *out, Rows *rows, Py_ssize_t end, long following)
+translate_ascii(PyObject *text, Pass *pass)
 {
-    if (!run->last && !run->lines && end - run->first == 1) { /* one separator: one space */
-        if (out->length == out->capacity && buffer_reserve(out, 1) < 0)
-            return -1;
-        out->data[out->length++] = ' ';
-        return 0;
-    }
-    int spaces = run_spaces(run, out, following);
-    if (spaces < 0 || buffer_reserve(out, spaces) < 0)
+    const Py_UCS1 *in = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    pass->maxchar = 0x7F;
+    if (out_reserve(pass->out, n + 1) < 0)
         return -1;
-    for (int i = 0; i < spaces; i++)
-        out->data[out->length++] = ' ';
-    Py_ssize_t count = end - run->first;
-    if (count >= spaces) {
-        for (Py_ssize_t i = run->first + spaces; i < end; i++)
-            if (rows_add(rows, i, 0) < 0)
-                return -1;
-        return 0;
+    Py_UCS1 *folded = pass->out->data;
+    uint8_t *types = pass->types;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS1 code = in[i], to = (Py_UCS1)cache[code];
+        folded[i] = to;
+        types[i] = TYPE(code, to);
     }
-    return rows_add(rows, end - 1, spaces - count + 1);
+    pass->out->length = n;
+    return 0;
 }
 
-/* The matcher's text of `text` (see the module comment), its lengths in `rows`; made
- * once per kind of str, so that reading a character is not a switch on it. */
+/* The first pass over any other text, as fold_text, noting lengths and types. A
+ * character that folds to several has type 0 throughout: it neither starts nor ends
+ * with a space, so its spaces are lone ones. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline PyObject *
-fold_words_of(PyObject *text, Rows *rows, const int kind)
+static inline int
+translate(PyObject *text, Pass *pass, const int kind)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     const void *data = PyUnicode_DATA(text);
-    Buffer out = {NULL, 0, 0};
-    if (buffer_reserve(&out, n + 16) < 0)
-        return NULL;
-    Run run;
-    int open = 0;
+    Out *out = pass->out;
+    if (out_reserve(out, n + 16) < 0)
+        return -1;
+    Py_UCS4 *folded = out->data, maxchar = 0;
+    uint8_t *types = pass->types;
+    Py_ssize_t length = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 code = PyUnicode_READ(kind, data, i);
-        Py_UCS4 folded = code < PLANE ? cache[code] : IRREGULAR;
-        if (folded < DROPPED && folded != ' ' && !open) { /* most characters: a letter */
-            if (out.length == out.capacity && buffer_reserve(&out, 1) < 0)
-                goto error;
-            out.data[out.length++] = folded;
+        Py_UCS4 to = code < PLANE ? cache[code] : IRREGULAR;
+        if (to < DROPPED) { /* one character, at most one per character of the text */
+            maxchar = to > maxchar ? to : maxchar;
+            types[length] = TYPE(code, to);
+            folded[length++] = to;
             continue;
         }
-        if (code == ' ' && !open && i + 1 < n) { /* most separators: a space between words */
-            Py_UCS4 next = PyUnicode_READ(kind, data, i + 1);
-            Py_UCS4 after = next < PLANE ? cache[next] : IRREGULAR;
-            if (after < DROPPED && after != ' ') {
-                if (out.length == out.capacity && buffer_reserve(&out, 1) < 0)
-                    goto error;
-                out.data[out.length++] = ' ';
-                continue;
-            }
-        }
-        PyObject *several = NULL;
-        if (folded == UNKNOWN || folded == IRREGULAR) {
-            if ((several = lookup(code)) == NULL)
-                goto error;
-            Py_ssize_t length = PyUnicode_GET_LENGTH(several);
-            if (length <= 1) { /* now cached, or a single character past the BMP */
-                folded = length ? PyUnicode_READ_CHAR(several, 0) : DROPPED;
-                Py_CLEAR(several);
-            }
-        }
-        if (folded == ' ') {
-            if (!open) {
-                run = (Run){i, out.length, 0, 0, 0, 0, 0, 0};
-                open = 1;
-            }
-            run_add(&run, code, i + 1 < n ? PyUnicode_READ(kind, data, i + 1) : 0);
+        if (to == DROPPED) {
+            if (rows_add(&pass->rows, i, 0) < 0)
+                return -1;
             continue;
         }
-        if (folded == DROPPED) {
-            if (!open && rows_add(rows, i, 0) < 0)
-                goto error;
-            continue; /* inside a run, its length is the run's to say */
-        }
-        if (open) {
-            open = 0;
-            if (run_close(&run, &out, rows, i, (long)code) < 0) {
-                Py_XDECREF(several);
-                goto error;
+        out->length = length;
+        PyObject *several = lookup(code); /* not asked yet, or several characters */
+        if (several == NULL)
+            return -1;
+        Py_ssize_t count = PyUnicode_GET_LENGTH(several);
+        /* room for these, and for one each of the characters still to come */
+        int failed = count > 1 && (out_reserve(out, count + n - i) < 0 ||
+                                   rows_add(&pass->rows, i, count) < 0);
+        if (count > 1 && !failed && pass->types_capacity < out->capacity) {
+            /* past the room for one each: types too */
+            uint8_t *grown = PyMem_Realloc(types, (size_t)out->capacity);
+            failed = grown == NULL;
+            if (grown) {
+                types = pass->types = grown;
+                pass->types_capacity = out->capacity;
+            } else {
+                PyErr_NoMemory();
             }
         }
-        if (several == NULL) {
-            if (out.length == out.capacity && buffer_reserve(&out, 1) < 0)
-                goto error;
-            out.data[out.length++] = folded;
-            continue;
+        folded = out->data;
+        for (Py_ssize_t j = 0; !failed && j < count; j++) {
+            Py_UCS4 c = PyUnicode_READ_CHAR(several, j);
+            maxchar = c > maxchar ? c : maxchar;
+            types[length] = count == 1 ? TYPE(code, c) : 0;
+            folded[length++] = c;
         }
-        Py_ssize_t length = PyUnicode_GET_LENGTH(several);
-        int failed = buffer_reserve(&out, length) < 0 || rows_add(rows, i, length) < 0;
-        for (Py_ssize_t j = 0; !failed && j < length; j++)
-            out.data[out.length++] = PyUnicode_READ_CHAR(several, j);
         Py_DECREF(several);
         if (failed)
-            goto error;
+            return -1;
+        if (count == 0 && rows_add(&pass->rows, i, 0) < 0)
+            return -1;
     }
-    if (open && run_close(&run, &out, rows, n, -1) < 0)
-        goto error;
-    return buffer_finish(&out, 1);
-error:
-    return buffer_finish(&out, 0);
+    out->length = length;
+    pass->maxchar = maxchar;
+    return 0;
 }
 
-static PyObject *
-fold_words(PyObject *text, Rows *rows)
+/* The marks from the types, eight at a time: a 2, or a 1 after a 1 or a 2. */
+static int
+find_marks(Pass *pass)
 {
-    switch (PyUnicode_KIND(text)) {
-    case PyUnicode_1BYTE_KIND:
-        return fold_words_of(text, rows, PyUnicode_1BYTE_KIND);
-    case PyUnicode_2BYTE_KIND:
-        return fold_words_of(text, rows, PyUnicode_2BYTE_KIND);
-    default:
-        return fold_words_of(text, rows, PyUnicode_4BYTE_KIND);
+    const uint8_t *types = pass->types;
+    Py_ssize_t n = pass->out->length, marked = 0, capacity = pass->marks_capacity;
+    uint64_t carry = 0; /* whether the type before the eight was a separator, in bit 0 */
+    const uint64_t ones = 0x0101010101010101ULL;
+#if !defined(__GNUC__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    for (Py_ssize_t i = 0; i < n; i++) /* the same, one at a time */
+        if (types[i] == 2 || (types[i] && i && types[i - 1])) {
+            if (marked == capacity) {
+                capacity = capacity ? capacity * 2 : 256;
+                Py_ssize_t *grown = PyMem_Realloc(pass->marks,
+                                                  (size_t)capacity * sizeof(Py_ssize_t));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                pass->marks = grown;
+                pass->marks_capacity = capacity;
+            }
+            pass->marks[marked++] = i;
+        }
+    (void)carry;
+    (void)ones;
+#else
+    for (Py_ssize_t i = 0; i < n; i += 8) {
+        uint64_t t = 0;
+        memcpy(&t, types + i, (size_t)(n - i < 8 ? n - i : 8)); /* little-endian hosts */
+        uint64_t separator = (t | t >> 1) & ones, other = (t >> 1) & ones;
+        uint64_t found = other | (separator & (separator << 8 | carry));
+        carry = separator >> 56;
+        while (found) {
+            if (marked == capacity) {
+                capacity = capacity ? capacity * 2 : 256;
+                Py_ssize_t *grown = PyMem_Realloc(pass->marks,
+                                                  (size_t)capacity * sizeof(Py_ssize_t));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    return -1;
+                }
+                pass->marks = grown;
+                pass->marks_capacity = capacity;
+            }
+            pass->marks[marked++] = i + (__builtin_ctzll(found) >> 3);
+            found &= found - 1;
+        }
     }
+#endif
+    pass->nmarks = marked;
+    return 0;
 }
+
+/* monitor.text._Lengths.producer: the original offset of the character folded to `at` of
+ * the first pass, from its rows. */
+static Py_ssize_t
+producer(const Rows *rows, Py_ssize_t at)
+{
+    Py_ssize_t lo = 0, hi = rows->rows;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (at < rows->data[4 * mid])
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    if (lo == 0)
+        return at;
+    const long long *row = rows->data + 4 * (lo - 1);
+    return at < row[0] + row[2] ? (Py_ssize_t)row[1] : at - (Py_ssize_t)row[3];
+}
+
+/* Copies source[from:to] into the str `into` at `at` (its kind is no wider). */
+static void
+copy_into(PyObject *into, Py_ssize_t at, const Out *source, Py_ssize_t from, Py_ssize_t to)
+{
+    int kind = PyUnicode_KIND(into);
+    void *data = PyUnicode_DATA(into);
+    if (kind == source->kind) {
+        memcpy((char *)data + at * kind, (const char *)source->data + from * kind,
+               (size_t)((to - from) * kind));
+        return;
+    }
+    const Py_UCS4 *chars = (const Py_UCS4 *)source->data; /* a wider source is UCS4 */
+    if (kind == PyUnicode_1BYTE_KIND)
+        for (Py_ssize_t i = from; i < to; i++)
+            ((Py_UCS1 *)data)[at++] = (Py_UCS1)chars[i];
+    else
+        for (Py_ssize_t i = from; i < to; i++)
+            ((Py_UCS2 *)data)[at++] = (Py_UCS2)chars[i];
+}
+
+/* A run of the first pass's text: [a, b) there, [x, z) in the original; its spaces. */
+struct Span {
+    Py_ssize_t a, b, x, z;
+    int spaces;
+};
+
+/* The second pass: the marked runs made their spaces (run_spaces reads each as
+ * monitor.text.fold_mapped_translate does), the rest copied, the first pass's lengths
+ * kept outside the runs; written straight into the result, its length known first. */
+static PyObject *
+collapse_runs(PyObject *text, Pass *pass, Rows *rows)
+{
+    const Out *first = pass->out;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), length = first->length, total = length;
+    if (pass->spans_capacity < pass->nmarks) {
+        Span *grown = PyMem_Realloc(pass->spans, (size_t)pass->nmarks * sizeof(Span));
+        if (grown == NULL)
+            return PyErr_NoMemory();
+        pass->spans = grown;
+        pass->spans_capacity = pass->nmarks;
+    }
+    Span *spans = pass->spans;
+    Py_ssize_t count = 0, copied = 0;
+    PyObject *result = NULL;
+    for (Py_ssize_t k = 0; k < pass->nmarks; k++) {
+        Py_ssize_t a = pass->marks[k], b = a + 1;
+        if (a < copied)
+            continue; /* in a run already read */
+        while (a > copied && PyUnicode_READ(first->kind, first->data, a - 1) == ' ')
+            a--;
+        while (b < length && PyUnicode_READ(first->kind, first->data, b) == ' ')
+            b++;
+        Py_ssize_t x = producer(&pass->rows, a), z = b < length ? producer(&pass->rows, b) : n;
+        Run run = {x, a, 0, 0, 0, 0, 0, 0};
+        for (Py_ssize_t i = x; i < z; i++)
+            run_add(&run, PyUnicode_READ(kind, data, i),
+                    i + 1 < n ? PyUnicode_READ(kind, data, i + 1) : 0);
+        int spaces = run_spaces(&run, first, z < n ? (long)PyUnicode_READ(kind, data, z) : -1);
+        spans[count++] = (Span){a, b, x, z, spaces};
+        total += spaces - (b - a);
+        copied = b;
+    }
+    result = PyUnicode_New(total, pass->maxchar > ' ' ? pass->maxchar : ' ');
+    if (result == NULL)
+        goto done;
+    Py_ssize_t at = 0, row = 0;
+    int out_kind = PyUnicode_KIND(result);
+    void *out = PyUnicode_DATA(result);
+    copied = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        const Span *span = &spans[k];
+        copy_into(result, at, first, copied, span->a);
+        at += span->a - copied;
+        for (int i = 0; i < span->spaces; i++)
+            PyUnicode_WRITE(out_kind, out, at++, ' ');
+        copied = span->b;
+        for (; row < pass->rows.rows && pass->rows.data[4 * row + 1] < span->z; row++) {
+            Py_ssize_t position = (Py_ssize_t)pass->rows.data[4 * row + 1];
+            if (position < span->x && rows_add(rows, position, pass->rows.data[4 * row + 2]) < 0)
+                goto fail;
+        }
+        /* the run's first characters are one space each, the rest nothing; or, when it
+           has fewer characters than spaces, its last is several */
+        Py_ssize_t chars = span->z - span->x;
+        if (chars >= span->spaces) {
+            for (Py_ssize_t i = span->x + span->spaces; i < span->z; i++)
+                if (rows_add(rows, i, 0) < 0)
+                    goto fail;
+        } else if (rows_add(rows, span->z - 1, span->spaces - chars + 1) < 0) {
+            goto fail;
+        }
+    }
+    copy_into(result, at, first, copied, length);
+    for (; row < pass->rows.rows; row++)
+        if (rows_add(rows, (Py_ssize_t)pass->rows.data[4 * row + 1],
+                     pass->rows.data[4 * row + 2]) < 0)
+            goto fail;
+done:
+    return result;
+fail:
+    Py_CLEAR(result);
+    goto done;
+}
+
+/* The matcher's text of `text` (see the module comment), its lengths in `rows`, in two
+ * passes: the translation, character for character, which notes the separators that are
+ * not a lone space (a punctuation mark, a line break, a second space); then the runs
+ * that hold one. Most separators of a text are lone spaces, which the first pass, as
+ * fast as fold(), leaves as they are. */
+static PyObject *
+fold_words(PyObject *text, Pass *pass, Rows *rows)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    if (pass->types_capacity < n + 16) {
+        uint8_t *grown = PyMem_Realloc(pass->types, (size_t)n + 16);
+        if (grown == NULL)
+            return PyErr_NoMemory();
+        pass->types = grown;
+        pass->types_capacity = n + 16;
+    }
+    int failed;
+    const Py_UCS1 *in = PyUnicode_1BYTE_DATA(text);
+    while (PyUnicode_IS_ASCII(text) && i < n && cache[in[i]] < 0x80)
+        i++; /* an ASCII text folds to ASCII, one character each, once the cache knows it */
+    int narrow = PyUnicode_IS_ASCII(text) && i == n;
+    pass->out = narrow ? &pass->narrow : &pass->wide;
+    pass->out->length = 0;
+    pass->out->kind = narrow ? PyUnicode_1BYTE_KIND : PyUnicode_4BYTE_KIND;
+    if (narrow)
+        failed = translate_ascii(text, pass);
+    else if (PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND)
+        failed = translate(text, pass, PyUnicode_1BYTE_KIND);
+    else if (PyUnicode_KIND(text) == PyUnicode_2BYTE_KIND)
+        failed = translate(text, pass, PyUnicode_2BYTE_KIND);
+    else
+        failed = translate(text, pass, PyUnicode_4BYTE_KIND);
+    failed = failed || find_marks(pass) < 0;
+    if (failed)
+        return NULL;
+    if (pass->nmarks == 0) {
+        Rows swap = *rows; /* the first pass's lengths are the text's */
+        *rows = pass->rows;
+        pass->rows = swap;
+        return PyUnicode_FromKindAndData(pass->out->kind, pass->out->data, pass->out->length);
+    }
+    return collapse_runs(text, pass, rows);
+}
+
+/* Frees what a buffer holds past KEEP_AT_MOST elements, or all with `all`. */
+#define SHED(pointer, capacity, all) \
+    do { \
+        if ((all) || (capacity) > KEEP_AT_MOST) { \
+            PyMem_Free(pointer); \
+            (pointer) = NULL; \
+            (capacity) = 0; \
+        } \
+    } while (0)
 
 /* fold_mapped(text) -> (folded, shifts): the matcher's text and, in the same pass, the
  * characters that fold to other than one character, as monitor.text.Folded needs them to
@@ -442,15 +750,32 @@ fold_mapped(PyObject *Py_UNUSED(module), PyObject *text)
 {
     if (check_text(text, "fold_mapped") < 0)
         return NULL;
-    Rows rows = {NULL, 0, 0, 0};
-    PyObject *folded = fold_words(text, &rows);
+    int mine = !kept_busy;
+    Pass own;
+    memset(&own, 0, sizeof(own));
+    Pass *pass = mine ? &kept : &own;
+    kept_busy = 1;
+    Rows rows = pass->spare;
+    pass->spare = (Rows){NULL, 0, 0, 0};
+    rows.rows = rows.shift = pass->rows.rows = pass->rows.shift = 0;
+    pass->nmarks = 0;
+    PyObject *folded = fold_words(text, pass, &rows);
     PyObject *shifts = NULL;
     if (folded != NULL && rows.rows == 0)
         shifts = Py_NewRef(Py_None);
     else if (folded != NULL)
         shifts = PyBytes_FromStringAndSize((const char *)rows.data,
                                            rows.rows * 4 * (Py_ssize_t)sizeof(long long));
-    PyMem_Free(rows.data);
+    pass->spare = rows;
+    SHED(pass->spare.data, pass->spare.capacity, !mine);
+    SHED(pass->narrow.data, pass->narrow.capacity, !mine);
+    SHED(pass->wide.data, pass->wide.capacity, !mine);
+    SHED(pass->types, pass->types_capacity, !mine);
+    SHED(pass->marks, pass->marks_capacity, !mine);
+    SHED(pass->spans, pass->spans_capacity, !mine);
+    SHED(pass->rows.data, pass->rows.capacity, !mine);
+    if (mine)
+        kept_busy = 0;
     if (shifts == NULL) {
         Py_XDECREF(folded);
         return NULL;

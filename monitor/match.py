@@ -175,9 +175,11 @@ class Matcher:
         # The score below which a watchlist cannot match (-inf: its rules can add any).
         self._hopeless = [float("-inf") if compiled.rules else compiled.config.threshold
                           for compiled in self._lists]
-        uncapped = bytes(atom in self._cased_atoms for atom in range(len(self._kind)))
+        uncapped = bytearray(len(self._kind))  # the atoms of case-sensitive spellings
+        for atom in self._cased_atoms:
+            uncapped[atom] = 1
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
-                                 self._hopeless, uncapped) if self._native else None
+                                 self._hopeless, bytes(uncapped)) if self._native else None
         self._c_hits = _c_hits if self._native else None
         self._c_matches = _c_matches if self._native else None
         # What monitor._explain.matches needs of this config (see monitor/_explain.pyi).
@@ -211,13 +213,15 @@ class Matcher:
         for entity in wl.entities:
             atom = self._atom(index, "entity", entity.name, entity.weight)
             for spelling, sensitive in entity.cased_spellings:
-                names.setdefault(fold_term(spelling), atom)
-                self._spell(spelling, atom, sensitive)
+                key = fold_term(spelling)
+                names.setdefault(key, atom)
+                self._spell(spelling, atom, sensitive, key)
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
                 atom = self._atom(index, kind, term.term, term.weight)
-                names.setdefault(fold_term(term.term), atom)
-                self._spell(term.term, atom, term.case == "sensitive")
+                key = fold_term(term.term)
+                names.setdefault(key, atom)
+                self._spell(term.term, atom, term.case == "sensitive", key)
         for term in wl.exclude:
             self._spell(term.term, self._atom(index, "exclude", term.term, 0.0),
                         term.case == "sensitive")
@@ -236,7 +240,8 @@ class Matcher:
         self._weight.append(weight)
         return len(self._kind) - 1
 
-    def _spell(self, spelling: str, atom: int, sensitive: bool = False) -> None:
+    def _spell(self, spelling: str, atom: int, sensitive: bool = False,
+               folded: str | None = None) -> None:
         """Adds the (atom, alias) pair to its keys (text.term_keys: the term folded, and
         with a sentence end where it has a full stop of its own). Atoms are numbered as
         they are compiled and spelled one after the other, so an atom spelled twice alike
@@ -245,9 +250,9 @@ class Matcher:
         if sensitive:
             self._sensitive.add((atom, spelling))
             self._cased_atoms.add(atom)
-        for key in term_keys(spelling):
-            pairs = self._spelled.get(key)
-            if pairs and pairs[-1][0] == atom and not sensitive and pairs[-1] in self._sensitive:
+        for key in term_keys(spelling, folded):
+            if self._sensitive and not sensitive and (pairs := self._spelled.get(key)) and \
+                    pairs[-1][0] == atom and pairs[-1] in self._sensitive:
                 pairs[-1] = (atom, spelling)
             _add_pair(self._spelled, key, atom, spelling)
             if key.startswith("ال") and len(key) > 3 and key[2] != " ":

@@ -311,14 +311,14 @@ MAX_OWN_STOPS = 4  # a term's own stops that it may run across: 2 ** 4 keys at m
 _OWN_STOP = re.compile(f"[{re.escape(STOPS)}]|[{re.escape(DOTS)}]\\S*\\s")
 
 
-def term_keys(term: str) -> list[str]:
+def term_keys(term: str, key: str | None = None) -> list[str]:
     """`fold_term(term)`, then the same with a sentence end (two spaces) at some of the
     places where the term itself has a full stop between two words (a dot followed by
     white space, after a quote or a bracket maybe, or ! ? ؟ 。: "Acme Inc. Board",
     "Yahoo! News", 'said." The'): there the term
     runs across a sentence end, as its writer read the stop as part of it. At most
-    MAX_OWN_STOPS such places; the rest stay one space."""
-    key = fold_term(term)
+    MAX_OWN_STOPS such places; the rest stay one space. `key`: fold_term(term), if known."""
+    key = fold_term(term) if key is None else key
     if not _OWN_STOP.search(term):
         return [key] if key else []
     folded = Folded(term)
