@@ -10,9 +10,10 @@
  * package falls back to str.translate and re, with the same results (tests/test_match.py
  * compares them).
  *
- * fold_mapped() makes the matcher's text: the same translation with each run of
- * separators made one space, or two at a sentence end, or three at a block end
- * (monitor.text.run_spaces is the definition), in the same pass.
+ * fold_mapped() makes the matcher's text: the same translation, but that the first
+ * separator of a run that ends a sentence is 0x1E and of one that ends a block 0x1D
+ * (monitor.text.run_spaces is the definition): a first pass translates and notes the
+ * separators that can end either, a second reads the runs that hold one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -31,6 +32,7 @@ static PyObject *table; /* the monitor.text._FoldTable, set by init() */
  * run_spaces() needs: set by init(). */
 enum { NONE, DOT, STOP, COMMA, LINE, PARAGRAPH, RETURN, NCLASSES };
 static uint8_t separator[PLANE];
+static uint8_t ending[PLANE]; /* 1 for the separators that can end a sentence or a block */
 static PyObject *abbreviations; /* monitor.text.ABBREVIATIONS, a frozenset */
 static Py_ssize_t abbreviation_chars;
 /* The same words, for run_spaces to look up without making a str: open addressing on
@@ -178,6 +180,8 @@ fold_init(PyObject *Py_UNUSED(module), PyObject *args)
         kinds[code] = (uint8_t)kind;
     }
     memcpy(separator, kinds, sizeof(kinds));
+    for (Py_ssize_t code = 0; code < PLANE; code++)
+        ending[code] = kinds[code] != NONE && kinds[code] != COMMA;
     if (longest < 1 || longest > MAX_ABBREVIATION || PySet_GET_SIZE(words) > ABBREVIATION_SLOTS / 2) {
         PyErr_SetString(PyExc_ValueError, "init(): too many or too long abbreviations");
         return NULL;
@@ -210,6 +214,16 @@ fold_init(PyObject *Py_UNUSED(module), PyObject *args)
     Py_XSETREF(abbreviations, Py_NewRef(words));
     abbreviation_chars = longest;
     memset(cache, 0xFF, sizeof(cache));
+    for (Py_UCS4 code = 0; code < 0x80; code++) { /* fold_words counts on these */
+        PyObject *folded = lookup(code);
+        if (folded == NULL)
+            return NULL;
+        Py_DECREF(folded);
+        if (cache[code] >= 0x80) {
+            PyErr_SetString(PyExc_ValueError, "init(): ASCII must fold to one ASCII character");
+            return NULL;
+        }
+    }
     Py_RETURN_NONE;
 }
 
@@ -357,7 +371,7 @@ word_before(const Out *out, Py_ssize_t at)
 {
     Py_ssize_t low = at - abbreviation_chars - 1 > 0 ? at - abbreviation_chars - 1 : 0;
     for (Py_ssize_t i = at - 1; i >= low; i--)
-        if (PyUnicode_READ(out->kind, out->data, i) == ' ')
+        if (PyUnicode_READ(out->kind, out->data, i) <= ' ') /* a space, or a mark */
             return i + 1;
     return low == 0 ? 0 : -1;
 }
@@ -391,19 +405,14 @@ run_spaces(const Run *run, const Out *out, long following)
 /* A text translated character for character (the first pass of fold_words), where its
  * length changed, and the separators that may need more than a lone space ("marks": each
  * one that is not a space, and each that follows another; offsets in `out`). */
-typedef struct Span Span;
 typedef struct {
-    Out *out;       /* narrow for an ASCII text, else wide */
-    Out narrow, wide;
+    Out *out;       /* the result's own for an ASCII text, else wide */
+    Out wide;
     Rows rows;
-    Rows spare;     /* fold_mapped's, for the lengths of the result */
-    uint8_t *types; /* per character of out: 0 not a separator, 1 a space, 2 another */
+    uint8_t *types; /* per character of out: 1 a separator that may end a sentence */
     Py_ssize_t types_capacity;
     Py_ssize_t *marks;
     Py_ssize_t nmarks, marks_capacity;
-    Span *spans;    /* collapse_runs' */
-    Py_ssize_t spans_capacity;
-    Py_UCS4 maxchar; /* of out */
 } Pass;
 
 /* The buffers of the last call, kept for the next: most texts are small, and allocating
@@ -413,28 +422,24 @@ static Pass kept;
 static int kept_busy;
 #define KEEP_AT_MOST (1 << 22) /* elements: a larger buffer is freed after its call */
 
-/* A character's type in Pass.types, as a number: `to`, what `code` folds to. */
-#define TYPE(code, to) ((uint8_t)(((to) == ' ') + ((to) == ' ' && (code) != ' ')))
+/* A character's type in Pass.types: `to`, what `code` folds to. */
+#define TYPE(code, to) ((uint8_t)(((to) == ' ') & ((code) < PLANE ? ending[code] : 0)))
 
 /* The first pass over an ASCII text whose every character the cache knows: one ASCII
  * character each, without a branch. */
-static int
+static void
 translate_ascii(PyObject *text, Pass *pass)
 {
     const Py_UCS1 *in = PyUnicode_1BYTE_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    pass->maxchar = 0x7F;
-    if (out_reserve(pass->out, n + 1) < 0)
-        return -1;
-    Py_UCS1 *folded = pass->out->data;
+    Py_UCS1 *folded = pass->out->data; /* the result's own: n characters */
     uint8_t *types = pass->types;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS1 code = in[i], to = (Py_UCS1)cache[code];
         folded[i] = to;
-        types[i] = TYPE(code, to);
+        types[i] = (uint8_t)((to == ' ') & ending[code]);
     }
     pass->out->length = n;
-    return 0;
 }
 
 /* The first pass over any other text, as fold_text, noting lengths and types. A
@@ -451,14 +456,13 @@ translate(PyObject *text, Pass *pass, const int kind)
     Out *out = pass->out;
     if (out_reserve(out, n + 16) < 0)
         return -1;
-    Py_UCS4 *folded = out->data, maxchar = 0;
+    Py_UCS4 *folded = out->data;
     uint8_t *types = pass->types;
     Py_ssize_t length = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 code = PyUnicode_READ(kind, data, i);
         Py_UCS4 to = code < PLANE ? cache[code] : IRREGULAR;
         if (to < DROPPED) { /* one character, at most one per character of the text */
-            maxchar = to > maxchar ? to : maxchar;
             types[length] = TYPE(code, to);
             folded[length++] = to;
             continue;
@@ -490,7 +494,6 @@ translate(PyObject *text, Pass *pass, const int kind)
         folded = out->data;
         for (Py_ssize_t j = 0; !failed && j < count; j++) {
             Py_UCS4 c = PyUnicode_READ_CHAR(several, j);
-            maxchar = c > maxchar ? c : maxchar;
             types[length] = count == 1 ? TYPE(code, c) : 0;
             folded[length++] = c;
         }
@@ -501,21 +504,19 @@ translate(PyObject *text, Pass *pass, const int kind)
             return -1;
     }
     out->length = length;
-    pass->maxchar = maxchar;
     return 0;
 }
 
-/* The marks from the types, eight at a time: a 2, or a 1 after a 1 or a 2. */
+/* The marks from the types, eight at a time: the characters of type 1. */
 static int
 find_marks(Pass *pass)
 {
     const uint8_t *types = pass->types;
     Py_ssize_t n = pass->out->length, marked = 0, capacity = pass->marks_capacity;
-    uint64_t carry = 0; /* whether the type before the eight was a separator, in bit 0 */
     const uint64_t ones = 0x0101010101010101ULL;
 #if !defined(__GNUC__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
     for (Py_ssize_t i = 0; i < n; i++) /* the same, one at a time */
-        if (types[i] == 2 || (types[i] && i && types[i - 1])) {
+        if (types[i]) {
             if (marked == capacity) {
                 capacity = capacity ? capacity * 2 : 256;
                 Py_ssize_t *grown = PyMem_Realloc(pass->marks,
@@ -529,15 +530,12 @@ find_marks(Pass *pass)
             }
             pass->marks[marked++] = i;
         }
-    (void)carry;
     (void)ones;
 #else
     for (Py_ssize_t i = 0; i < n; i += 8) {
         uint64_t t = 0;
         memcpy(&t, types + i, (size_t)(n - i < 8 ? n - i : 8)); /* little-endian hosts */
-        uint64_t separator = (t | t >> 1) & ones, other = (t >> 1) & ones;
-        uint64_t found = other | (separator & (separator << 8 | carry));
-        carry = separator >> 56;
+        uint64_t found = t & ones;
         while (found) {
             if (marked == capacity) {
                 capacity = capacity ? capacity * 2 : 256;
@@ -578,121 +576,43 @@ producer(const Rows *rows, Py_ssize_t at)
     return at < row[0] + row[2] ? (Py_ssize_t)row[1] : at - (Py_ssize_t)row[3];
 }
 
-/* Copies source[from:to] into the str `into` at `at` (its kind is no wider). */
+/* The second pass: each marked run read as monitor.text.fold_mapped_translate reads it
+ * (run_spaces), and its first separator made the mark of the end it is, if any. */
 static void
-copy_into(PyObject *into, Py_ssize_t at, const Out *source, Py_ssize_t from, Py_ssize_t to)
+mark_ends(PyObject *text, Pass *pass)
 {
-    int kind = PyUnicode_KIND(into);
-    void *data = PyUnicode_DATA(into);
-    if (kind == source->kind) {
-        memcpy((char *)data + at * kind, (const char *)source->data + from * kind,
-               (size_t)((to - from) * kind));
-        return;
-    }
-    const Py_UCS4 *chars = (const Py_UCS4 *)source->data; /* a wider source is UCS4 */
-    if (kind == PyUnicode_1BYTE_KIND)
-        for (Py_ssize_t i = from; i < to; i++)
-            ((Py_UCS1 *)data)[at++] = (Py_UCS1)chars[i];
-    else
-        for (Py_ssize_t i = from; i < to; i++)
-            ((Py_UCS2 *)data)[at++] = (Py_UCS2)chars[i];
-}
-
-/* A run of the first pass's text: [a, b) there, [x, z) in the original; its spaces. */
-struct Span {
-    Py_ssize_t a, b, x, z;
-    int spaces;
-};
-
-/* The second pass: the marked runs made their spaces (run_spaces reads each as
- * monitor.text.fold_mapped_translate does), the rest copied, the first pass's lengths
- * kept outside the runs; written straight into the result, its length known first. */
-static PyObject *
-collapse_runs(PyObject *text, Pass *pass, Rows *rows)
-{
-    const Out *first = pass->out;
+    Out *out = pass->out;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text), length = first->length, total = length;
-    if (pass->spans_capacity < pass->nmarks) {
-        Span *grown = PyMem_Realloc(pass->spans, (size_t)pass->nmarks * sizeof(Span));
-        if (grown == NULL)
-            return PyErr_NoMemory();
-        pass->spans = grown;
-        pass->spans_capacity = pass->nmarks;
-    }
-    Span *spans = pass->spans;
-    Py_ssize_t count = 0, copied = 0;
-    PyObject *result = NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), length = out->length, done = 0;
     for (Py_ssize_t k = 0; k < pass->nmarks; k++) {
         Py_ssize_t a = pass->marks[k], b = a + 1;
-        if (a < copied)
+        if (a < done)
             continue; /* in a run already read */
-        while (a > copied && PyUnicode_READ(first->kind, first->data, a - 1) == ' ')
+        while (a > done && PyUnicode_READ(out->kind, out->data, a - 1) == ' ')
             a--;
-        while (b < length && PyUnicode_READ(first->kind, first->data, b) == ' ')
+        while (b < length && PyUnicode_READ(out->kind, out->data, b) == ' ')
             b++;
+        done = b;
         Py_ssize_t x = producer(&pass->rows, a), z = b < length ? producer(&pass->rows, b) : n;
         Run run = {x, a, 0, 0, 0, 0, 0, 0};
         for (Py_ssize_t i = x; i < z; i++)
             run_add(&run, PyUnicode_READ(kind, data, i),
                     i + 1 < n ? PyUnicode_READ(kind, data, i + 1) : 0);
-        int spaces = run_spaces(&run, first, z < n ? (long)PyUnicode_READ(kind, data, z) : -1);
-        spans[count++] = (Span){a, b, x, z, spaces};
-        total += spaces - (b - a);
-        copied = b;
+        int end = run_spaces(&run, out, z < n ? (long)PyUnicode_READ(kind, data, z) : -1);
+        if (end != WORDS_BETWEEN)
+            PyUnicode_WRITE(out->kind, out->data, a, end == SENTENCE_END ? 0x1E : 0x1D);
     }
-    result = PyUnicode_New(total, pass->maxchar > ' ' ? pass->maxchar : ' ');
-    if (result == NULL)
-        goto done;
-    Py_ssize_t at = 0, row = 0;
-    int out_kind = PyUnicode_KIND(result);
-    void *out = PyUnicode_DATA(result);
-    copied = 0;
-    for (Py_ssize_t k = 0; k < count; k++) {
-        const Span *span = &spans[k];
-        copy_into(result, at, first, copied, span->a);
-        at += span->a - copied;
-        for (int i = 0; i < span->spaces; i++)
-            PyUnicode_WRITE(out_kind, out, at++, ' ');
-        copied = span->b;
-        for (; row < pass->rows.rows && pass->rows.data[4 * row + 1] < span->z; row++) {
-            Py_ssize_t position = (Py_ssize_t)pass->rows.data[4 * row + 1];
-            if (position < span->x && rows_add(rows, position, pass->rows.data[4 * row + 2]) < 0)
-                goto fail;
-        }
-        /* the run's first characters are one space each, the rest nothing; or, when it
-           has fewer characters than spaces, its last is several */
-        Py_ssize_t chars = span->z - span->x;
-        if (chars >= span->spaces) {
-            for (Py_ssize_t i = span->x + span->spaces; i < span->z; i++)
-                if (rows_add(rows, i, 0) < 0)
-                    goto fail;
-        } else if (rows_add(rows, span->z - 1, span->spaces - chars + 1) < 0) {
-            goto fail;
-        }
-    }
-    copy_into(result, at, first, copied, length);
-    for (; row < pass->rows.rows; row++)
-        if (rows_add(rows, (Py_ssize_t)pass->rows.data[4 * row + 1],
-                     pass->rows.data[4 * row + 2]) < 0)
-            goto fail;
-done:
-    return result;
-fail:
-    Py_CLEAR(result);
-    goto done;
 }
 
 /* The matcher's text of `text` (see the module comment), its lengths in `rows`, in two
- * passes: the translation, character for character, which notes the separators that are
- * not a lone space (a punctuation mark, a line break, a second space); then the runs
- * that hold one. Most separators of a text are lone spaces, which the first pass, as
- * fast as fold(), leaves as they are. */
+ * passes: the translation, character for character, which notes the separators that
+ * can end a sentence or a block (a stop, a line break); then the runs that hold one.
+ * Most runs of separators hold none, and the first pass is as fast as fold(). */
 static PyObject *
 fold_words(PyObject *text, Pass *pass, Rows *rows)
 {
-    Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     if (pass->types_capacity < n + 16) {
         uint8_t *grown = PyMem_Realloc(pass->types, (size_t)n + 16);
         if (grown == NULL)
@@ -700,32 +620,38 @@ fold_words(PyObject *text, Pass *pass, Rows *rows)
         pass->types = grown;
         pass->types_capacity = n + 16;
     }
-    int failed;
-    const Py_UCS1 *in = PyUnicode_1BYTE_DATA(text);
-    while (PyUnicode_IS_ASCII(text) && i < n && cache[in[i]] < 0x80)
-        i++; /* an ASCII text folds to ASCII, one character each, once the cache knows it */
-    int narrow = PyUnicode_IS_ASCII(text) && i == n;
-    pass->out = narrow ? &pass->narrow : &pass->wide;
+    if (PyUnicode_IS_ASCII(text)) { /* to ASCII, one each (init() asked for all): in place */
+        PyObject *result = PyUnicode_New(n, 0x7F);
+        if (result == NULL)
+            return NULL;
+        Out narrow = {PyUnicode_1BYTE_DATA(result), 0, n, PyUnicode_1BYTE_KIND};
+        pass->out = &narrow;
+        translate_ascii(text, pass);
+        if (find_marks(pass) < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        mark_ends(text, pass);
+        pass->out = NULL;
+        return result;
+    }
+    pass->out = &pass->wide;
     pass->out->length = 0;
-    pass->out->kind = narrow ? PyUnicode_1BYTE_KIND : PyUnicode_4BYTE_KIND;
-    if (narrow)
-        failed = translate_ascii(text, pass);
-    else if (PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND)
+    pass->out->kind = PyUnicode_4BYTE_KIND;
+    int failed;
+    if (PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND)
         failed = translate(text, pass, PyUnicode_1BYTE_KIND);
     else if (PyUnicode_KIND(text) == PyUnicode_2BYTE_KIND)
         failed = translate(text, pass, PyUnicode_2BYTE_KIND);
     else
         failed = translate(text, pass, PyUnicode_4BYTE_KIND);
-    failed = failed || find_marks(pass) < 0;
-    if (failed)
+    if (failed || find_marks(pass) < 0)
         return NULL;
-    if (pass->nmarks == 0) {
-        Rows swap = *rows; /* the first pass's lengths are the text's */
-        *rows = pass->rows;
-        pass->rows = swap;
-        return PyUnicode_FromKindAndData(pass->out->kind, pass->out->data, pass->out->length);
-    }
-    return collapse_runs(text, pass, rows);
+    mark_ends(text, pass);
+    Rows swap = *rows; /* the first pass's lengths are the text's */
+    *rows = pass->rows;
+    pass->rows = swap;
+    return PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, pass->out->data, pass->out->length);
 }
 
 /* Frees what a buffer holds past KEEP_AT_MOST elements, or all with `all`. */
@@ -752,12 +678,12 @@ fold_mapped(PyObject *Py_UNUSED(module), PyObject *text)
         return NULL;
     int mine = !kept_busy;
     Pass own;
-    memset(&own, 0, sizeof(own));
+    if (!mine)
+        memset(&own, 0, sizeof(own));
     Pass *pass = mine ? &kept : &own;
     kept_busy = 1;
-    Rows rows = pass->spare;
-    pass->spare = (Rows){NULL, 0, 0, 0};
-    rows.rows = rows.shift = pass->rows.rows = pass->rows.shift = 0;
+    Rows rows = {NULL, 0, 0, 0};
+    pass->rows.rows = pass->rows.shift = 0;
     pass->nmarks = 0;
     PyObject *folded = fold_words(text, pass, &rows);
     PyObject *shifts = NULL;
@@ -766,13 +692,14 @@ fold_mapped(PyObject *Py_UNUSED(module), PyObject *text)
     else if (folded != NULL)
         shifts = PyBytes_FromStringAndSize((const char *)rows.data,
                                            rows.rows * 4 * (Py_ssize_t)sizeof(long long));
-    pass->spare = rows;
-    SHED(pass->spare.data, pass->spare.capacity, !mine);
-    SHED(pass->narrow.data, pass->narrow.capacity, !mine);
+    if (pass->rows.data == NULL) { /* the rows' buffer back, for the next call */
+        pass->rows = rows;
+        rows.data = NULL;
+    }
+    PyMem_Free(rows.data);
     SHED(pass->wide.data, pass->wide.capacity, !mine);
     SHED(pass->types, pass->types_capacity, !mine);
     SHED(pass->marks, pass->marks_capacity, !mine);
-    SHED(pass->spans, pass->spans_capacity, !mine);
     SHED(pass->rows.data, pass->rows.capacity, !mine);
     if (mine)
         kept_busy = 0;
@@ -789,8 +716,8 @@ static PyMethodDef methods[] = {
      "translate by, and what the matcher's text needs to know of separators."},
     {"fold", fold_fold, METH_O, "fold(text) -> text translated by the table."},
     {"fold_mapped", fold_mapped, METH_O,
-     "fold_mapped(text) -> (the matcher's text: fold(text) with its separators collapsed, "
-     "where it changes the length, or None)."},
+     "fold_mapped(text) -> (the matcher's text: fold(text) with sentence and block ends "
+     "marked, where it changes the length, or None)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_GAP 3   /* spaces at a block end (monitor.text.BLOCK_END) */
+#define MAX_GAP 3   /* BLOCK: no term runs across it */
 #define GAP_START 4 /* a term's first token */
 #define MAX_PROCLITICS 32
 #define MAX_PROCLITIC_LEN 4
@@ -49,9 +49,8 @@ typedef struct {
 typedef struct {
     Py_ssize_t *start, *end; /* each token's [start, end) in the text */
     uint64_t *hash;
-    uint8_t *gap; /* before the token: 0 none (a CJK neighbour), else its spaces (1 in a
-                     sentence, 2 at a sentence end, 3 or more at a block end: see
-                     monitor.text) */
+    uint8_t *gap; /* before the token: 0 none (a CJK neighbour), WORDS, SENTENCE or BLOCK
+                     (a sentence or a block end between them: see monitor.text) */
     Py_ssize_t capacity;
     /* Per atom and field, per atom, per watchlist: the scan that last saw it (so that
        nothing needs clearing between scans), and what that scan made of it. */
@@ -153,28 +152,53 @@ extend(uint64_t h, int gap, uint64_t token)
     return x ? x : 1;
 }
 
+/* What separates two words in the folded text (monitor.text: a space, or the mark of a
+ * sentence or a block end at the first of a run of separators), and the gaps it makes. */
+#define SENTENCE_MARK 0x1E
+#define BLOCK_MARK 0x1D
+enum { WORDS = 1, SENTENCE = 2, BLOCK = 3 };
+
+static inline int
+separator(Py_UCS4 c)
+{
+    return c == ' ' || c == SENTENCE_MARK || c == BLOCK_MARK;
+}
+
+/* The kind of end in the run of separators at data[*i:n] (WORDS, SENTENCE or BLOCK), *i
+ * moved past it. */
+static inline int
+run_between(int kind, const void *data, Py_ssize_t n, Py_ssize_t *i)
+{
+    int between = 0;
+    for (; *i < n; (*i)++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, *i);
+        if (!separator(c))
+            break;
+        int this = c == ' ' ? WORDS : c == SENTENCE_MARK ? SENTENCE : BLOCK;
+        between = this > between ? this : between;
+    }
+    return between;
+}
+
 /* The next token of text[*at:n]: its start (its end is then *at), and in *gap what
  * separates it from the one before (GAP_START for the first); -1 at the end. */
 static inline Py_ssize_t
 next_token(int kind, const void *data, Py_ssize_t n, Py_ssize_t *at, uint8_t *gap)
 {
-    Py_ssize_t i = *at, spaces = 0;
-    while (i < n && PyUnicode_READ(kind, data, i) == ' ') {
-        spaces++;
-        i++;
-    }
+    Py_ssize_t i = *at;
+    int between = run_between(kind, data, n, &i); /* 0 for none: a CJK neighbour */
     if (i == n)
         return -1;
     Py_ssize_t start = i;
     if (!unspaced(PyUnicode_READ(kind, data, i++)))
         while (i < n) {
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            if (c == ' ' || unspaced(c))
+            if (separator(c) || unspaced(c))
                 break;
             i++;
         }
     if (*gap != GAP_START)
-        *gap = (uint8_t)(spaces > MAX_GAP ? MAX_GAP : spaces);
+        *gap = (uint8_t)between;
     *at = i;
     return start;
 }
@@ -278,17 +302,28 @@ find(const Scanner *self, uint64_t hash)
     }
 }
 
+/* Whether text[start:end] is the key: the same characters, and between its words the
+ * same kind of end however many separators stand there. */
 static int
 same_text(PyObject *key, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 {
-    if (PyUnicode_GET_LENGTH(key) != end - start)
-        return 0;
     int key_kind = PyUnicode_KIND(key);
     const void *key_data = PyUnicode_DATA(key);
-    for (Py_ssize_t i = start; i < end; i++)
-        if (PyUnicode_READ(kind, data, i) != PyUnicode_READ(key_kind, key_data, i - start))
+    Py_ssize_t i = 0, j = start, n = PyUnicode_GET_LENGTH(key);
+    while (i < n && j < end) {
+        Py_UCS4 a = PyUnicode_READ(key_kind, key_data, i), b = PyUnicode_READ(kind, data, j);
+        if (separator(a) || separator(b)) {
+            if (!separator(a) || !separator(b) ||
+                run_between(key_kind, key_data, n, &i) != run_between(kind, data, end, &j))
+                return 0;
+            continue;
+        }
+        if (a != b)
             return 0;
-    return 1;
+        i++;
+        j++;
+    }
+    return i == n && j == end;
 }
 
 static void
@@ -470,7 +505,7 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         tokens++;
         for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(key); i++) {
             Py_UCS4 c = PyUnicode_READ_CHAR(key, i);
-            tokens += c == ' ' || unspaced(c);
+            tokens += separator(c) || unspaced(c);
         }
     }
     uint64_t capacity = 16;
@@ -506,8 +541,8 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         /* The key's tokens, exactly as tokenize() splits a text. */
         int kind = PyUnicode_KIND(key);
         const void *data = PyUnicode_DATA(key);
-        if (PyUnicode_READ(kind, data, 0) == ' ' ||
-            PyUnicode_READ(kind, data, length - 1) == ' ') {
+        if (separator(PyUnicode_READ(kind, data, 0)) ||
+            separator(PyUnicode_READ(kind, data, length - 1))) {
             PyErr_SetString(PyExc_ValueError, "Scanner(): keys start and end with a word");
             goto fail;
         }
@@ -654,7 +689,7 @@ walk(Scan *scan, Py_ssize_t t, Py_ssize_t start, uint64_t hash, int proclitic)
         if (e->key >= 0) {
             Py_ssize_t k = e->key;
             int closed = self->open_end[k] || (end < scan->length &&
-                                               PyUnicode_READ(scan->kind, scan->data, end) == ' ');
+                                               separator(PyUnicode_READ(scan->kind, scan->data, end)));
             if (closed && same_text(self->keys[k], scan->kind, scan->data, start, end) &&
                 emit(scan, k, start, end, proclitic) < 0)
                 return -1;

@@ -5,9 +5,9 @@ Rules, in order:
    and text are folded by `monitor.text`: case, accents, Arabic letter forms and harakat
    never matter. A term's words match in order whatever punctuation and spacing stand
    between them inside a sentence (commas, abbreviation dots, hyphens, apostrophes, the
-   Arabic comma): the text is folded with one space there, two at a sentence end and
-   three at a block end (a line break), and a term runs across a sentence end only where
-   it has a full stop of its own (text.term_keys), never across a block end.
+   Arabic comma): the folded text marks sentence ends and block ends (line breaks)
+   instead, and a term runs across a sentence end only where it has a full stop of its
+   own (text.term_keys), never across a block end.
 2. All terms of all watchlists are compiled once per config into one multi-pattern
    matcher, whose cost grows with the text, not with the number of terms: the C scanner
    (monitor/_scan.c), which looks the text up word by word in a hash table of the terms'
@@ -31,6 +31,8 @@ Rules, in order:
 from __future__ import annotations
 
 import gc
+import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +42,15 @@ import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
 from monitor.models import Contribution, Hit, Match
-from monitor.text import Folded, fold_term, is_unspaced, same_case, term_keys
+from monitor.text import (
+    BLOCK_MARK,
+    SENTENCE_MARK,
+    Folded,
+    fold_term,
+    is_unspaced,
+    same_case,
+    term_keys,
+)
 from monitor.words import (
     ARABIC_LAM_PROCLITICS,
     ARABIC_PROCLITICS,
@@ -292,11 +302,10 @@ class Matcher:
         then end): by the C scanner where it was built, else by `_scan_python`."""
         if not self._keys or not (fields[0].original or fields[1].original):
             return []
-        norm, body_at = _joined(fields)
         if self._scanner is not None:
-            raws = self._scanner.scan(norm, body_at, MAX_HITS_PER_TERM)
+            raws = self._scanner.scan(*_joined(fields), MAX_HITS_PER_TERM)
         else:
-            raws = self._scan_python(norm, body_at)
+            raws = self._scan_python(fields)
         return self._in_case(raws, fields) if self._cased_atoms else raws
 
     def _by_list(self, fields: tuple[Folded, Folded], quick: bool) -> dict[int, _ByAtom]:
@@ -321,8 +330,14 @@ class Matcher:
                     del per_list[index]
         return per_list
 
-    def _scan_python(self, norm: str, body_at: int) -> list[_Raw]:
-        """`_scan` by the automaton, the definition of the C scanner (monitor/_scan.c)."""
+    def _scan_python(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
+        """`_scan` by the automaton, the definition of the C scanner (monitor/_scan.c), over
+        the fields' text with each run of separators made one space, or a mark between
+        spaces (_collapsed), so that a key finds its words however they are separated;
+        hits are mapped back to the folded text."""
+        (title, *title_map), (body, *body_map) = (_collapsed(f.folded) for f in fields)
+        norm, body_at = f"{title} \n {body} ", len(title) + 3
+        maps = (title_map, body_map)
         candidates = self._automaton.find_matches_as_indexes(norm, overlapping=True)
         if not candidates:
             return []  # most documents, against most watchlists
@@ -340,13 +355,15 @@ class Matcher:
                 pairs, prefix = found
             field = 0 if start < body_at else 1
             base = body_at if field else 0
+            ends, shifts = maps[field]
+            a = _uncollapsed(start - prefix - base, ends, shifts)
+            b = _uncollapsed(start + key_len[index] - base, ends, shifts)
             for atom, alias in pairs:
                 count_key = atom + atom + field
                 seen = counts.get(count_key, 0)
                 if seen < MAX_HITS_PER_TERM or atom in cased:
                     counts[count_key] = seen + 1
-                    kept.append((atom, field, start - prefix - base,
-                                 start + key_len[index] - base, alias))
+                    kept.append((atom, field, a, b, alias))
         return kept
 
     def _in_case(self, raws: list[_Raw], fields: tuple[Folded, Folded]) -> list[_Raw]:
@@ -515,6 +532,44 @@ def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
     where the body starts in it."""
     title = fields[0].folded
     return f"{title} \n {fields[1].folded} ", len(title) + 3
+
+
+# Runs of separators that the automaton reads otherwise than as they stand: those of two
+# or more, and those that hold a mark (text.SENTENCE_MARK, BLOCK_MARK).
+_RUN = re.compile(f"[ {SENTENCE_MARK}{BLOCK_MARK}]*[{SENTENCE_MARK}{BLOCK_MARK}]"
+                  f"[ {SENTENCE_MARK}{BLOCK_MARK}]*| {{2,}}")
+
+
+def _collapsed(folded: str) -> tuple[str, list[int], list[int]]:
+    """The matcher's text as the automaton reads it: each run of separators one space, or
+    its mark between spaces (" \x1e ": a key finds a word before it, and only a key with
+    that mark runs across it); with, per run changed, where it ends in that text and the
+    shift (folded minus collapsed offset) after it."""
+    pieces: list[str] = []
+    ends: list[int] = []
+    shifts: list[int] = []
+    done = length = shift = 0
+    for found in _RUN.finditer(folded):
+        run = found.group()
+        kept = f" {BLOCK_MARK} " if BLOCK_MARK in run else \
+            f" {SENTENCE_MARK} " if SENTENCE_MARK in run else " "
+        pieces.append(folded[done:found.start()])
+        pieces.append(kept)
+        length += found.start() - done + len(kept)
+        shift += len(run) - len(kept)
+        ends.append(length)
+        shifts.append(shift)
+        done = found.end()
+    if not ends:
+        return folded, ends, shifts
+    pieces.append(folded[done:])
+    return "".join(pieces), ends, shifts
+
+
+def _uncollapsed(at: int, ends: list[int], shifts: list[int]) -> int:
+    """The folded offset of a word's start or end at `at` of `_collapsed`'s text."""
+    k = bisect_right(ends, at) - 1
+    return at + shifts[k] if k >= 0 else at
 
 
 def _start(candidate: tuple[int, int, int]) -> int:

@@ -9,11 +9,11 @@ belong to names such as C++ or AT&T. Letters, digits and the marks of other scri
 A character that folds to several never starts or ends with a space, nor holds two
 together (… is one space, ⑴ is 1).
 
-The matcher's text (`fold_mapped`, `Folded`) is then one space between two words of a
-sentence, whatever punctuation and spacing stand there (commas, hyphens, apostrophes,
-quotes, abbreviation dots), two at a sentence end and three at a block end, so that a
-phrase runs across the first and never across the others (`words_between` says which).
-A run of separators is:
+The matcher's text (`fold_mapped`, `Folded`) is the same, character for character, but
+that the first separator of a run between two words that ends a sentence is \x1e, and
+of one that ends a block \x1d: a phrase runs across any other run of separators
+(commas, hyphens, apostrophes, quotes, abbreviation dots, spaces), never across these
+(`term_keys` says where a term may: where it has a stop of its own). A run is:
 1. a block end when it holds two line breaks, or one that is not followed by a lowercase
    word and stands with no comma-like mark (, ; : ، ؛ 、) beside it;
 2. else a sentence end when it holds `. … ! ? ؟ 。` (or another script's full stop),
@@ -21,14 +21,13 @@ A run of separators is:
    space, unless the next word starts with a lowercase letter, or the run holds only
    dots and the word before it is a single letter (D.C., U.S., J. Smith) or a known
    abbreviation (St., Mr., Gen.; data/abbreviations.txt);
-3. else one space.
+3. else words of one sentence.
 
 Folding is one translation over a table filled lazily, one entry per code point ever
 seen: by the C extension monitor._fold where it was built (about 1 GB/s), else by
 str.translate (about 30 MB/s on non-ASCII text). Almost every character folds to exactly
-one character; the few that do not (harakat, tatweel, ß -> ss, ligatures, and in the
-matcher's text the separators collapsed) are tracked, in the same pass, so a folded
-offset maps back to the original text by bisection.
+one character; the few that do not (harakat, tatweel, ß -> ss, ligatures) are tracked,
+in the same pass, so a folded offset maps back to the original text by bisection.
 """
 
 from __future__ import annotations
@@ -57,9 +56,11 @@ SEPARATOR_CLASSES = {
     **{ord(c): _COMMA for c in COMMAS}, **{ord(c): _LINE for c in "\n\x0b\x0c\x85\u2028"},
     ord("\u2029"): _PARAGRAPH, ord("\r"): _RETURN,  # \r\n is one line break
 }
-# Spaces between two words in the matcher's text: in one sentence, at a sentence end, at a
-# block end.
+# What separates two words in the matcher's text: one sentence, a sentence end, a block
+# end (run_spaces' answers); and the characters that mark the two ends there: white
+# space to str.split and to regular expressions, never in a folded term.
 WORDS_BETWEEN, SENTENCE_END, BLOCK_END = 1, 2, 3
+SENTENCE_MARK, BLOCK_MARK = "\x1e", "\x1d"
 ABBREVIATION_CHARS = 6  # the longest abbreviation looked up
 
 
@@ -149,11 +150,12 @@ def fold_translate(text: str) -> str:
 
 
 def run_spaces(run: str, following: str, before: str | None) -> int:
-    """How many spaces a run of separators is in the matcher's text (rules 1-3 of the module
-    docstring): `run`, the original characters from its first separator to the next word
-    (what folds to nothing among them included), `following`, the character that starts
-    the next word ('' at the end of the text), and `before`, the folded word before it
-    (None when longer than ABBREVIATION_CHARS). The definition of monitor/_fold.c's."""
+    """What a run of separators is in the matcher's text (rules 1-3 of the module
+    docstring: WORDS_BETWEEN, SENTENCE_END or BLOCK_END): `run`, the original characters
+    from its first separator to the next word (what folds to nothing among them
+    included), `following`, the character that starts the next word ('' at the end of
+    the text), and `before`, the folded word before it (None when longer than
+    ABBREVIATION_CHARS). The definition of monitor/_fold.c's."""
     lines = last = 0
     strong = comma = comma_after = space_after = False
     for i, ch in enumerate(run):
@@ -182,8 +184,10 @@ def run_spaces(run: str, following: str, before: str | None) -> int:
     return SENTENCE_END
 
 
-_SEPARATOR = re.compile("[" + re.escape("".join(chr(c) for c in SEPARATOR_CLASSES)) + "]")
-_RUNS = re.compile("  +")
+# The separators that can end a sentence or a block (not the commas).
+_ENDS = re.compile("[" + re.escape("".join(
+    chr(c) for c, kind in SEPARATOR_CLASSES.items() if kind != _COMMA)) + "]")
+_MARKS = {SENTENCE_END: SENTENCE_MARK, BLOCK_END: BLOCK_MARK}
 
 
 class _Lengths:
@@ -193,15 +197,11 @@ class _Lengths:
     def __init__(self, lengths: dict[int, int]) -> None:
         self.positions = sorted(lengths)
         self.lengths = lengths
-        rows: list[int] = []
-        shift = 0
-        for position in self.positions:
-            rows.append(position + shift)
-            shift += lengths[position] - 1
-        self.starts = rows
+        self.starts: list[int] = []
         self.after: list[int] = []
         shift = 0
         for position in self.positions:
+            self.starts.append(position + shift)
             shift += lengths[position] - 1
             self.after.append(shift)
 
@@ -237,41 +237,33 @@ def _word_before(folded: str, at: int) -> str | None:
 
 
 def fold_mapped_translate(text: str) -> tuple[str, bytes | None]:
-    """The matcher's text of `text`, `fold_translate(text)` with its runs of separators made
-    one, two or three spaces (the module docstring), and where it differs from the
-    original in length (see Folded.shifts): `fold_mapped` where the C extension is missing.
-    Only runs of two separators or more, or of one that ends a sentence or a line, can
-    change; the others are left as they are."""
+    """The matcher's text of `text`: `fold_translate(text)`, with the first separator of each
+    run that ends a sentence made SENTENCE_MARK and of each that ends a block BLOCK_MARK
+    (the module docstring); and where it differs from the original in length (see
+    Folded.shifts): `fold_mapped` where the C extension is missing. Only runs that hold
+    a stop or a line break can end anything; the others are left as they are."""
     folded = fold_translate(text)
     pattern = _TABLE.irregular_pattern()  # every character of text has been seen
-    lengths = {found.start(): len(_TABLE[ord(found.group())])
-               for found in pattern.finditer(text)} if pattern is not None else {}
-    maps = _Lengths(dict(lengths))
-    runs = {found.start(): found.end() for found in _RUNS.finditer(folded)}
-    for found in _SEPARATOR.finditer(text):
-        if _TABLE[ord(found.group())] == " ":
-            j = maps.folded(found.start())
-            if (j == 0 or folded[j - 1] != " ") and (j + 1 == len(folded) or folded[j + 1] != " "):
-                runs[j] = j + 1
-    if not runs:
-        return folded, maps.rows()
-    pieces = []
-    done = 0
-    for a in sorted(runs):
-        b = runs[a]
-        x = maps.producer(a)
-        z = maps.producer(b) if b < len(folded) else len(text)
-        spaces = run_spaces(text[x:z], text[z] if z < len(text) else "", _word_before(folded, a))
-        pieces.append(folded[done:a] + " " * spaces)
+    maps = _Lengths({found.start(): len(_TABLE[ord(found.group())])
+                     for found in pattern.finditer(text)} if pattern is not None else {})
+    chars = None
+    done = 0  # where the last run read ends
+    for found in _ENDS.finditer(text):
+        a = maps.folded(found.start())
+        if a < done or _TABLE[ord(found.group())] != " ":
+            continue
+        b = a + 1
+        while a > done and folded[a - 1] == " ":
+            a -= 1
+        while b < len(folded) and folded[b] == " ":
+            b += 1
         done = b
-        for i in range(x, z):
-            lengths.pop(i, None)
-        if z - x >= spaces:
-            lengths.update((i, 0) for i in range(x + spaces, z))
-        else:
-            lengths[z - 1] = spaces - (z - x) + 1
-    pieces.append(folded[done:])
-    return "".join(pieces), _Lengths(lengths).rows()
+        x, z = maps.producer(a), maps.producer(b) if b < len(folded) else len(text)
+        spaces = run_spaces(text[x:z], text[z] if z < len(text) else "", _word_before(folded, a))
+        if spaces != WORDS_BETWEEN:
+            chars = list(folded) if chars is None else chars
+            chars[a] = _MARKS[spaces]
+    return "".join(chars) if chars is not None else folded, maps.rows()
 
 
 ABBREVIATIONS = _abbreviations()
@@ -312,7 +304,7 @@ _OWN_STOP = re.compile(f"[{re.escape(STOPS)}]|[{re.escape(DOTS)}]\\S*\\s")
 
 
 def term_keys(term: str, key: str | None = None) -> list[str]:
-    """`fold_term(term)`, then the same with a sentence end (two spaces) at some of the
+    """`fold_term(term)`, then the same with a sentence end (" \x1e ") at some of the
     places where the term itself has a full stop between two words (a dot followed by
     white space, after a quote or a bracket maybe, or ! ? ؟ 。: "Acme Inc. Board",
     "Yahoo! News", 'said." The'): there the term
@@ -331,7 +323,7 @@ def term_keys(term: str, key: str | None = None) -> list[str]:
     parts = key.split(" ")
     for chosen in range(1, 2 ** len(places)):
         doubled = {place for bit, place in enumerate(places) if chosen >> bit & 1}
-        keys.append("".join(part + ("  " if i in doubled else " ")
+        keys.append("".join(part + (f" {SENTENCE_MARK} " if i in doubled else " ")
                             for i, part in enumerate(parts[:-1])) + parts[-1])
     return keys
 
@@ -339,12 +331,11 @@ def term_keys(term: str, key: str | None = None) -> list[str]:
 class Folded:
     """A text with its folded form; maps folded offsets back to the original.
 
-    `folded` is the matcher's text (`fold_mapped`: separators collapsed, sentence and
-    block ends marked). `shifts`: per character that folds to other than one character,
-    in text order, four native long longs: its folded offset, its offset in the original,
-    the length it folds to, and the folded text's shift (folded minus original length)
-    after it; None when every character folds to exactly one. Made in the same pass as
-    the fold.
+    `folded` is the matcher's text (`fold_mapped`: sentence and block ends marked).
+    `shifts`: per character that folds to other than one character, in text order, four
+    native long longs: its folded offset, its offset in the original, the length it
+    folds to, and the folded text's shift (folded minus original length) after it; None
+    when every character folds to exactly one. Made in the same pass as the fold.
     """
 
     __slots__ = ("original", "folded", "shifts")
