@@ -106,7 +106,8 @@ class Entity(_Model):
 
     @property
     def spellings(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(spelling for spelling, _ in self.cased_spellings))
+        return tuple(dict.fromkeys((self.name, *(
+            a if isinstance(a, str) else a.alias for a in self.aliases))))
 
     @property
     def cased_spellings(self) -> tuple[tuple[str, bool], ...]:

@@ -45,6 +45,7 @@ from monitor.models import Contribution, Hit, Match
 from monitor.text import (
     BLOCK_MARK,
     SENTENCE_MARK,
+    STOP_CHARACTER,
     Folded,
     fold_term,
     is_unspaced,
@@ -148,6 +149,9 @@ class Matcher:
         # sensitive`), and their atoms: the scan keeps all their hits, to be checked.
         self._sensitive: set[_Pair] = set()
         self._cased_atoms: set[int] = set()
+        # Keys of 3 letters or fewer that start with an Arabic letter, by their index in
+        # _spelled: those monitor.words rule 3 may apply to.
+        self._short: dict[str, int] = {}
         with _gc_paused():
             self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
             self._build()
@@ -189,7 +193,8 @@ class Matcher:
         for atom in self._cased_atoms:
             uncapped[atom] = 1
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
-                                 self._hopeless, bytes(uncapped)) if self._native else None
+                                 self._hopeless, bytes(uncapped), self._short) \
+            if self._native else None
         self._c_hits = _c_hits if self._native else None
         self._c_matches = _c_matches if self._native else None
         # What monitor._explain.matches needs of this config (see monitor/_explain.pyi).
@@ -222,7 +227,10 @@ class Matcher:
         names: dict[str, int] = {}
         for entity in wl.entities:
             atom = self._atom(index, "entity", entity.name, entity.weight)
-            for spelling, sensitive in entity.cased_spellings:
+            plain = entity.case == "insensitive" and all(isinstance(a, str)
+                                                         for a in entity.aliases)
+            for spelling, sensitive in (((s, False) for s in entity.spellings) if plain
+                                        else entity.cased_spellings):
                 key = fold_term(spelling)
                 names.setdefault(key, atom)
                 self._spell(spelling, atom, sensitive, key)
@@ -257,19 +265,33 @@ class Matcher:
         they are compiled and spelled one after the other, so an atom spelled twice alike
         (Erdoğan, Erdogan) is the last pair of its key: it is kept once, or each hit would
         count twice; once in any case if either spelling is (UN and un)."""
+        spelled = self._spelled
         if sensitive:
             self._sensitive.add((atom, spelling))
             self._cased_atoms.add(atom)
+        folded = fold_term(spelling) if folded is None else folded
+        if not STOP_CHARACTER.search(spelling) and len(folded) > SHORT_TERM and \
+                not self._sensitive and not folded.startswith("ال"):
+            pairs = spelled.get(folded)  # most terms: one key, none of the cases below
+            if pairs is None:
+                spelled[folded] = [(atom, spelling)]
+            elif not pairs or pairs[-1][0] != atom:
+                pairs.append((atom, spelling))
+            return
         for key in term_keys(spelling, folded):
-            if self._sensitive and not sensitive and (pairs := self._spelled.get(key)) and \
+            if self._sensitive and not sensitive and (pairs := spelled.get(key)) and \
                     pairs[-1][0] == atom and pairs[-1] in self._sensitive:
                 pairs[-1] = (atom, spelling)
-            _add_pair(self._spelled, key, atom, spelling)
+            if len(key) <= SHORT_TERM and key and key[0] >= "\u0600":
+                self._short.setdefault(key, len(spelled))  # its index, if new
+            _add_pair(spelled, key, atom, spelling)
             if key.startswith("ال") and len(key) > 3 and key[2] != " ":
                 # Only an article glued to its word is absorbed by ل (للسراج); a term whose
                 # first word is ال alone ("ال @") has no such spelling.
                 stripped = key[2:]
-                self._spelled.setdefault(stripped, [])  # an automaton key, only after لل
+                if len(stripped) <= SHORT_TERM:
+                    self._short.setdefault(stripped, len(spelled))
+                spelled.setdefault(stripped, [])  # an automaton key, only after لل
                 _add_pair(self._lam_only, stripped, atom, spelling)
 
     def _tree(self, watchlist: int, group: Group, names: dict[str, int]) -> _Tree:
@@ -578,15 +600,16 @@ def _start(candidate: tuple[int, int, int]) -> int:
 
 def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tuple[_Pair, ...]],
              list_of: list[int], points: tuple[list[float], list[float]],
-             hopeless: list[float], uncapped: bytes) -> Scanner | None:
+             hopeless: list[float], uncapped: bytes, short: dict[str, int]) -> Scanner | None:
     """The C scanner of these keys (monitor/_scan.c), or None where it was not built or
-    two keys share its hash (then the automaton scans)."""
+    two keys share its hash (then the automaton scans). `short`: the keys of 3 letters
+    or fewer that start with an Arabic letter, by index."""
     if _CScanner is None:
         return None
     proclitics = tuple(sorted(ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len))
     blocked = [0] * len(keys)  # per key, bit j: proclitic j before it loses (rule 3)
-    for k, key in enumerate(keys):
-        if len(key) <= SHORT_TERM and key[0] >= "\u0600" and key_flags(key) & SHORT_ARABIC:
+    for key, k in short.items():  # the short keys, by index
+        if key_flags(key) & SHORT_ARABIC:
             blocked[k] = sum(1 << j for j, proclitic in enumerate(proclitics)
                              if proclitic_blocked(proclitic, key))
     try:

@@ -300,6 +300,7 @@ def _cases(text: str) -> str:
 
 
 MAX_OWN_STOPS = 4  # a term's own stops that it may run across: 2 ** 4 keys at most
+STOP_CHARACTER = re.compile(f"[{re.escape(STOPS + DOTS)}]")  # a quick first look
 _OWN_STOP = re.compile(f"[{re.escape(STOPS)}]|[{re.escape(DOTS)}]\\S*\\s")
 
 
@@ -311,7 +312,7 @@ def term_keys(term: str, key: str | None = None) -> list[str]:
     runs across a sentence end, as its writer read the stop as part of it. At most
     MAX_OWN_STOPS such places; the rest stay one space. `key`: fold_term(term), if known."""
     key = fold_term(term) if key is None else key
-    if not _OWN_STOP.search(term):
+    if not STOP_CHARACTER.search(term) or not _OWN_STOP.search(term):
         return [key] if key else []
     folded = Folded(term)
     words = list(re.finditer(r"\S+", folded.folded))

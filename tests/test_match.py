@@ -698,7 +698,7 @@ def test_a_lone_article_is_not_absorbed_after_lam() -> None:
 def test_only_a_hash_collision_sends_the_matcher_to_the_automaton() -> None:
     # Any other refusal of the C scanner is a bug to see, not a slower config to run.
     with pytest.raises(ValueError, match="start and end with a word"):
-        match_module._scanner([" @"], [()], [()], [], ([], []), [], b"")
+        match_module._scanner([" @"], [()], [()], [], ([], []), [], b"", {})
 
 
 @pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
