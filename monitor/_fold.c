@@ -403,14 +403,12 @@ run_spaces(const Run *run, const Out *out, long following)
 }
 
 /* A text translated character for character (the first pass of fold_words), where its
- * length changed, and the separators that may need more than a lone space ("marks": each
- * one that is not a space, and each that follows another; offsets in `out`). */
+ * length changed, and where it holds a separator that can end a sentence or a block (a
+ * stop, a line break: "marks", offsets in `out`). */
 typedef struct {
     Out *out;       /* the result's own for an ASCII text, else wide */
     Out wide;
     Rows rows;
-    uint8_t *types; /* per character of out: 1 a separator that may end a sentence */
-    Py_ssize_t types_capacity;
     Py_ssize_t *marks;
     Py_ssize_t nmarks, marks_capacity;
 } Pass;
@@ -422,29 +420,45 @@ static Pass kept;
 static int kept_busy;
 #define KEEP_AT_MOST (1 << 22) /* elements: a larger buffer is freed after its call */
 
-/* A character's type in Pass.types: `to`, what `code` folds to. */
-#define TYPE(code, to) ((uint8_t)(((to) == ' ') & ((code) < PLANE ? ending[code] : 0)))
+/* Notes a mark at `at`. Marks are a few in a hundred characters: the branch to here is
+ * seldom taken, and so seldom mispredicted. */
+static int
+mark(Pass *pass, Py_ssize_t at)
+{
+    if (pass->nmarks == pass->marks_capacity) {
+        Py_ssize_t capacity = pass->marks_capacity ? pass->marks_capacity * 2 : 256;
+        Py_ssize_t *grown = PyMem_Realloc(pass->marks, (size_t)capacity * sizeof(Py_ssize_t));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        pass->marks = grown;
+        pass->marks_capacity = capacity;
+    }
+    pass->marks[pass->nmarks++] = at;
+    return 0;
+}
 
-/* The first pass over an ASCII text whose every character the cache knows: one ASCII
- * character each, without a branch. */
-static void
+/* The first pass over an ASCII text: one ASCII character each (init() asked the table for
+ * all of them), into the result. */
+static int
 translate_ascii(PyObject *text, Pass *pass)
 {
     const Py_UCS1 *in = PyUnicode_1BYTE_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     Py_UCS1 *folded = pass->out->data; /* the result's own: n characters */
-    uint8_t *types = pass->types;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_UCS1 code = in[i], to = (Py_UCS1)cache[code];
-        folded[i] = to;
-        types[i] = (uint8_t)((to == ' ') & ending[code]);
+        Py_UCS1 code = in[i];
+        folded[i] = (Py_UCS1)cache[code];
+        if (ending[code] && mark(pass, i) < 0) /* every ending character folds to ' ' */
+            return -1;
     }
     pass->out->length = n;
+    return 0;
 }
 
-/* The first pass over any other text, as fold_text, noting lengths and types. A
- * character that folds to several has type 0 throughout: it neither starts nor ends
- * with a space, so its spaces are lone ones. */
+/* The first pass over any other text, as fold_text, noting lengths and marks. A
+ * character that folds to several is never an ending separator. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
@@ -457,13 +471,13 @@ translate(PyObject *text, Pass *pass, const int kind)
     if (out_reserve(out, n + 16) < 0)
         return -1;
     Py_UCS4 *folded = out->data;
-    uint8_t *types = pass->types;
     Py_ssize_t length = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 code = PyUnicode_READ(kind, data, i);
         Py_UCS4 to = code < PLANE ? cache[code] : IRREGULAR;
         if (to < DROPPED) { /* one character, at most one per character of the text */
-            types[length] = TYPE(code, to);
+            if (code < PLANE && ending[code] && mark(pass, length) < 0)
+                return -1;
             folded[length++] = to;
             continue;
         }
@@ -480,23 +494,11 @@ translate(PyObject *text, Pass *pass, const int kind)
         /* room for these, and for one each of the characters still to come */
         int failed = count > 1 && (out_reserve(out, count + n - i) < 0 ||
                                    rows_add(&pass->rows, i, count) < 0);
-        if (count > 1 && !failed && pass->types_capacity < out->capacity) {
-            /* past the room for one each: types too */
-            uint8_t *grown = PyMem_Realloc(types, (size_t)out->capacity);
-            failed = grown == NULL;
-            if (grown) {
-                types = pass->types = grown;
-                pass->types_capacity = out->capacity;
-            } else {
-                PyErr_NoMemory();
-            }
-        }
+        failed = failed || (count == 1 && code < PLANE && ending[code] &&
+                            mark(pass, length) < 0);
         folded = out->data;
-        for (Py_ssize_t j = 0; !failed && j < count; j++) {
-            Py_UCS4 c = PyUnicode_READ_CHAR(several, j);
-            types[length] = count == 1 ? TYPE(code, c) : 0;
-            folded[length++] = c;
-        }
+        for (Py_ssize_t j = 0; !failed && j < count; j++)
+            folded[length++] = PyUnicode_READ_CHAR(several, j);
         Py_DECREF(several);
         if (failed)
             return -1;
@@ -504,56 +506,6 @@ translate(PyObject *text, Pass *pass, const int kind)
             return -1;
     }
     out->length = length;
-    return 0;
-}
-
-/* The marks from the types, eight at a time: the characters of type 1. */
-static int
-find_marks(Pass *pass)
-{
-    const uint8_t *types = pass->types;
-    Py_ssize_t n = pass->out->length, marked = 0, capacity = pass->marks_capacity;
-    const uint64_t ones = 0x0101010101010101ULL;
-#if !defined(__GNUC__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-    for (Py_ssize_t i = 0; i < n; i++) /* the same, one at a time */
-        if (types[i]) {
-            if (marked == capacity) {
-                capacity = capacity ? capacity * 2 : 256;
-                Py_ssize_t *grown = PyMem_Realloc(pass->marks,
-                                                  (size_t)capacity * sizeof(Py_ssize_t));
-                if (grown == NULL) {
-                    PyErr_NoMemory();
-                    return -1;
-                }
-                pass->marks = grown;
-                pass->marks_capacity = capacity;
-            }
-            pass->marks[marked++] = i;
-        }
-    (void)ones;
-#else
-    for (Py_ssize_t i = 0; i < n; i += 8) {
-        uint64_t t = 0;
-        memcpy(&t, types + i, (size_t)(n - i < 8 ? n - i : 8)); /* little-endian hosts */
-        uint64_t found = t & ones;
-        while (found) {
-            if (marked == capacity) {
-                capacity = capacity ? capacity * 2 : 256;
-                Py_ssize_t *grown = PyMem_Realloc(pass->marks,
-                                                  (size_t)capacity * sizeof(Py_ssize_t));
-                if (grown == NULL) {
-                    PyErr_NoMemory();
-                    return -1;
-                }
-                pass->marks = grown;
-                pass->marks_capacity = capacity;
-            }
-            pass->marks[marked++] = i + (__builtin_ctzll(found) >> 3);
-            found &= found - 1;
-        }
-    }
-#endif
-    pass->nmarks = marked;
     return 0;
 }
 
@@ -613,21 +565,13 @@ static PyObject *
 fold_words(PyObject *text, Pass *pass, Rows *rows)
 {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (pass->types_capacity < n + 16) {
-        uint8_t *grown = PyMem_Realloc(pass->types, (size_t)n + 16);
-        if (grown == NULL)
-            return PyErr_NoMemory();
-        pass->types = grown;
-        pass->types_capacity = n + 16;
-    }
     if (PyUnicode_IS_ASCII(text)) { /* to ASCII, one each (init() asked for all): in place */
         PyObject *result = PyUnicode_New(n, 0x7F);
         if (result == NULL)
             return NULL;
         Out narrow = {PyUnicode_1BYTE_DATA(result), 0, n, PyUnicode_1BYTE_KIND};
         pass->out = &narrow;
-        translate_ascii(text, pass);
-        if (find_marks(pass) < 0) {
+        if (translate_ascii(text, pass) < 0) {
             Py_DECREF(result);
             return NULL;
         }
@@ -645,7 +589,7 @@ fold_words(PyObject *text, Pass *pass, Rows *rows)
         failed = translate(text, pass, PyUnicode_2BYTE_KIND);
     else
         failed = translate(text, pass, PyUnicode_4BYTE_KIND);
-    if (failed || find_marks(pass) < 0)
+    if (failed)
         return NULL;
     mark_ends(text, pass);
     Rows swap = *rows; /* the first pass's lengths are the text's */
@@ -698,7 +642,6 @@ fold_mapped(PyObject *Py_UNUSED(module), PyObject *text)
     }
     PyMem_Free(rows.data);
     SHED(pass->wide.data, pass->wide.capacity, !mine);
-    SHED(pass->types, pass->types_capacity, !mine);
     SHED(pass->marks, pass->marks_capacity, !mine);
     SHED(pass->rows.data, pass->rows.capacity, !mine);
     if (mine)

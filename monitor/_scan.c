@@ -161,7 +161,7 @@ enum { WORDS = 1, SENTENCE = 2, BLOCK = 3 };
 static inline int
 separator(Py_UCS4 c)
 {
-    return c == ' ' || c == SENTENCE_MARK || c == BLOCK_MARK;
+    return c <= ' ' && (c == ' ' || c == SENTENCE_MARK || c == BLOCK_MARK); /* most: > ' ' */
 }
 
 /* The kind of end in the run of separators at data[*i:n] (WORDS, SENTENCE or BLOCK), *i

@@ -1,9 +1,10 @@
 """Where a watchlist term may start in folded text: word boundaries, Arabic proclitics.
 
 Rules, in order (monitor.match rule 3):
-1. A term starts a word: at the start of the text or after a space (the matcher's folded
-   text has one to three spaces for all white space and punctuation, see monitor.text);
-   `#` and `@` before it count as nothing (#Libya, @Haftar).
+1. A term starts a word: at the start of the text or after a space (the automaton reads
+   the matcher's text with each run of separators one space, or a sentence or block
+   mark between spaces: monitor.match._collapsed); `#` and `@` before it count as
+   nothing (#Libya, @Haftar).
 2. An Arabic term may carry proclitics: و ف ب ك ل ال and their combinations (بسرت is
    سرت); a term starting with ال also matches after لل (للسراج is السراج).
 3. For a term of three letters or fewer, a proclitic reading loses when a reading of the
