@@ -357,12 +357,12 @@ class Matcher:
         the fields' text with each run of separators made one space, or a mark between
         spaces (_collapsed), so that a key finds its words however they are separated;
         hits are mapped back to the folded text."""
-        (title, *title_map), (body, *body_map) = (_collapsed(f.folded) for f in fields)
+        title, body = (_collapsed(f.folded) for f in fields)
         norm, body_at = f"{title} \n {body} ", len(title) + 3
-        maps = (title_map, body_map)
         candidates = self._automaton.find_matches_as_indexes(norm, overlapping=True)
         if not candidates:
             return []  # most documents, against most watchlists
+        maps = tuple(_collapsed_map(f.folded) for f in fields)
         candidates.sort(key=_start)  # by end, from the automaton: by start, then end
         plain, key_len, cased = self._plain, self._key_len, self._cased_atoms
         counts: dict[int, int] = {}
@@ -557,35 +557,40 @@ def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
 
 
 # Runs of separators that the automaton reads otherwise than as they stand: those of two
-# or more, and those that hold a mark (text.SENTENCE_MARK, BLOCK_MARK).
-_RUN = re.compile(f"[ {SENTENCE_MARK}{BLOCK_MARK}]*[{SENTENCE_MARK}{BLOCK_MARK}]"
-                  f"[ {SENTENCE_MARK}{BLOCK_MARK}]*| {{2,}}")
+# or more, and those that hold a mark (text.SENTENCE_MARK, BLOCK_MARK); and, in the order
+# they are made so, those with a block mark, those with a sentence mark, the others.
+_SEPARATORS = f"[ {SENTENCE_MARK}{BLOCK_MARK}]"
+_RUN = re.compile(f"{_SEPARATORS}*[{SENTENCE_MARK}{BLOCK_MARK}]{_SEPARATORS}*| {{2,}}")
+_RUN_KINDS = ((re.compile(f"{_SEPARATORS}*{BLOCK_MARK}{_SEPARATORS}*"), f" {BLOCK_MARK} "),
+              (re.compile(f"[ {SENTENCE_MARK}]*{SENTENCE_MARK}[ {SENTENCE_MARK}]*"),
+               f" {SENTENCE_MARK} "),
+              (re.compile(" {2,}"), " "))
 
 
-def _collapsed(folded: str) -> tuple[str, list[int], list[int]]:
+def _collapsed(folded: str) -> str:
     """The matcher's text as the automaton reads it: each run of separators one space, or
-    its mark between spaces (" \x1e ": a key finds a word before it, and only a key with
-    that mark runs across it); with, per run changed, where it ends in that text and the
-    shift (folded minus collapsed offset) after it."""
-    pieces: list[str] = []
+    its mark between spaces (" \x1e "): a key then finds a word before and after it, and
+    only a key with that mark runs across it."""
+    for pattern, kept in _RUN_KINDS:
+        folded = pattern.sub(kept, folded)
+    return folded
+
+
+def _collapsed_map(folded: str) -> tuple[list[int], list[int]]:
+    """Where `_collapsed(folded)` changed a run: per run, where it ends in the collapsed
+    text, and the shift (folded minus collapsed offset) after it."""
     ends: list[int] = []
     shifts: list[int] = []
-    done = length = shift = 0
+    length = shift = done = 0
     for found in _RUN.finditer(folded):
         run = found.group()
-        kept = f" {BLOCK_MARK} " if BLOCK_MARK in run else \
-            f" {SENTENCE_MARK} " if SENTENCE_MARK in run else " "
-        pieces.append(folded[done:found.start()])
-        pieces.append(kept)
-        length += found.start() - done + len(kept)
-        shift += len(run) - len(kept)
+        kept = 3 if BLOCK_MARK in run or SENTENCE_MARK in run else 1
+        length += found.start() - done + kept
+        shift += len(run) - kept
         ends.append(length)
         shifts.append(shift)
         done = found.end()
-    if not ends:
-        return folded, ends, shifts
-    pieces.append(folded[done:])
-    return "".join(pieces), ends, shifts
+    return ends, shifts
 
 
 def _uncollapsed(at: int, ends: list[int], shifts: list[int]) -> int:
