@@ -36,6 +36,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ahocorasick_rs
@@ -362,7 +363,7 @@ class Matcher:
         candidates = self._automaton.find_matches_as_indexes(norm, overlapping=True)
         if not candidates:
             return []  # most documents, against most watchlists
-        maps = tuple(_collapsed_map(f.folded) for f in fields)
+        maps: list[tuple[list[int], list[int]] | None] = [None, None]  # made on a first hit
         candidates.sort(key=_start)  # by end, from the automaton: by start, then end
         plain, key_len, cased = self._plain, self._key_len, self._cased_atoms
         counts: dict[int, int] = {}
@@ -377,7 +378,9 @@ class Matcher:
                 pairs, prefix = found
             field = 0 if start < body_at else 1
             base = body_at if field else 0
-            ends, shifts = maps[field]
+            if (found_map := maps[field]) is None:
+                found_map = maps[field] = _collapsed_map(fields[field].folded)
+            ends, shifts = found_map
             a = _uncollapsed(start - prefix - base, ends, shifts)
             b = _uncollapsed(start + key_len[index] - base, ends, shifts)
             for atom, alias in pairs:
@@ -556,41 +559,31 @@ def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
     return f"{title} \n {fields[1].folded} ", len(title) + 3
 
 
-# Runs of separators that the automaton reads otherwise than as they stand: those of two
-# or more, and those that hold a mark (text.SENTENCE_MARK, BLOCK_MARK); and, in the order
-# they are made so, those with a block mark, those with a sentence mark, the others.
-_SEPARATORS = f"[ {SENTENCE_MARK}{BLOCK_MARK}]"
-_RUN = re.compile(f"{_SEPARATORS}*[{SENTENCE_MARK}{BLOCK_MARK}]{_SEPARATORS}*| {{2,}}")
-_RUN_KINDS = ((re.compile(f"{_SEPARATORS}*{BLOCK_MARK}{_SEPARATORS}*"), f" {BLOCK_MARK} "),
-              (re.compile(f"[ {SENTENCE_MARK}]*{SENTENCE_MARK}[ {SENTENCE_MARK}]*"),
-               f" {SENTENCE_MARK} "),
-              (re.compile(" {2,}"), " "))
+# Runs of separators that the automaton reads otherwise than as they stand: a mark
+# (text.SENTENCE_MARK, BLOCK_MARK: always a run's first separator) and the spaces after
+# it, or two spaces or more; how it reads each.
+_RUN = re.compile(f"[{SENTENCE_MARK}{BLOCK_MARK}] *| {{2,}}")
+_RUN_KINDS = ((BLOCK_MARK, re.compile(f"{BLOCK_MARK} *"), f" {BLOCK_MARK} "),
+              (SENTENCE_MARK, re.compile(f"{SENTENCE_MARK} *"), f" {SENTENCE_MARK} "),
+              ("  ", re.compile(" {2,}"), " "))
 
 
 def _collapsed(folded: str) -> str:
     """The matcher's text as the automaton reads it: each run of separators one space, or
     its mark between spaces (" \x1e "): a key then finds a word before and after it, and
     only a key with that mark runs across it."""
-    for pattern, kept in _RUN_KINDS:
-        folded = pattern.sub(kept, folded)
+    for present, pattern, kept in _RUN_KINDS:
+        if present in folded:
+            folded = pattern.sub(kept, folded)
     return folded
 
 
 def _collapsed_map(folded: str) -> tuple[list[int], list[int]]:
     """Where `_collapsed(folded)` changed a run: per run, where it ends in the collapsed
     text, and the shift (folded minus collapsed offset) after it."""
-    ends: list[int] = []
-    shifts: list[int] = []
-    length = shift = done = 0
-    for found in _RUN.finditer(folded):
-        run = found.group()
-        kept = 3 if BLOCK_MARK in run or SENTENCE_MARK in run else 1
-        length += found.start() - done + kept
-        shift += len(run) - kept
-        ends.append(length)
-        shifts.append(shift)
-        done = found.end()
-    return ends, shifts
+    spans = [found.span() for found in _RUN.finditer(folded)]
+    shifts = list(accumulate(b - a - (1 if folded[a] == " " else 3) for a, b in spans))
+    return [b - shift for (_, b), shift in zip(spans, shifts, strict=True)], shifts
 
 
 def _uncollapsed(at: int, ends: list[int], shifts: list[int]) -> int:
