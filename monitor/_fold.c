@@ -653,11 +653,54 @@ fold_mapped(PyObject *Py_UNUSED(module), PyObject *text)
     return Py_BuildValue("(NN)", folded, shifts);
 }
 
+/* fold_term(term) -> (key, stop): monitor.text.fold_term_stop. */
+static PyObject *
+fold_term_stop(PyObject *Py_UNUSED(module), PyObject *term)
+{
+    if (check_text(term, "fold_term") < 0)
+        return NULL;
+    PyObject *folded = fold_text(term);
+    if (folded == NULL)
+        return NULL;
+    int kind = PyUnicode_KIND(folded), term_kind = PyUnicode_KIND(term);
+    const void *data = PyUnicode_DATA(folded), *term_data = PyUnicode_DATA(term);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(folded), length = 0;
+    Py_UCS4 *key = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(Py_UCS4));
+    if (key == NULL) {
+        Py_DECREF(folded);
+        return PyErr_NoMemory();
+    }
+    int gap = 0; /* a space pending between two words */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == ' ') {
+            gap = length > 0;
+            continue;
+        }
+        if (gap)
+            key[length++] = ' ';
+        gap = 0;
+        key[length++] = c;
+    }
+    int stop = 0;
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(term) && !stop; i++) {
+        Py_UCS4 c = PyUnicode_READ(term_kind, term_data, i);
+        stop = c < PLANE && (separator[c] == DOT || separator[c] == STOP);
+    }
+    PyObject *result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, key, length);
+    PyMem_Free(key);
+    Py_DECREF(folded);
+    return result ? Py_BuildValue("(NO)", result, stop ? Py_True : Py_False) : NULL;
+}
+
 static PyMethodDef methods[] = {
     {"init", fold_init, METH_VARARGS,
      "init(table, separator_classes, abbreviations, abbreviation_chars): the fold table to "
      "translate by, and what the matcher's text needs to know of separators."},
     {"fold", fold_fold, METH_O, "fold(text) -> text translated by the table."},
+    {"fold_term", fold_term_stop, METH_O,
+     "fold_term(term) -> (fold(term) with its words one space apart, whether term holds "
+     "a stop)."},
     {"fold_mapped", fold_mapped, METH_O,
      "fold_mapped(text) -> (the matcher's text: fold(text) with sentence and block ends "
      "marked, where it changes the length, or None)."},

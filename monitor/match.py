@@ -46,9 +46,9 @@ from monitor.models import Contribution, Hit, Match
 from monitor.text import (
     BLOCK_MARK,
     SENTENCE_MARK,
-    STOP_CHARACTER,
     Folded,
     fold_term,
+    fold_term_stop,
     is_unspaced,
     same_case,
     term_keys,
@@ -228,19 +228,19 @@ class Matcher:
         names: dict[str, int] = {}
         for entity in wl.entities:
             atom = self._atom(index, "entity", entity.name, entity.weight)
-            plain = entity.case == "insensitive" and all(isinstance(a, str)
-                                                         for a in entity.aliases)
-            for spelling, sensitive in (((s, False) for s in entity.spellings) if plain
-                                        else entity.cased_spellings):
-                key = fold_term(spelling)
+            cased = entity.case == "sensitive"
+            for alias in (entity.name, *entity.aliases):  # Entity.cased_spellings, inlined
+                spelling, sensitive = (alias, cased) if isinstance(alias, str) else \
+                    (alias.alias, alias.case == "sensitive")
+                key, stop = fold_term_stop(spelling)
                 names.setdefault(key, atom)
-                self._spell(spelling, atom, sensitive, key)
+                self._spell(spelling, atom, sensitive, key, stop)
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
                 atom = self._atom(index, kind, term.term, term.weight)
-                key = fold_term(term.term)
+                key, stop = fold_term_stop(term.term)
                 names.setdefault(key, atom)
-                self._spell(term.term, atom, term.case == "sensitive", key)
+                self._spell(term.term, atom, term.case == "sensitive", key, stop)
         for term in wl.exclude:
             self._spell(term.term, self._atom(index, "exclude", term.term, 0.0),
                         term.case == "sensitive")
@@ -260,39 +260,39 @@ class Matcher:
         return len(self._kind) - 1
 
     def _spell(self, spelling: str, atom: int, sensitive: bool = False,
-               folded: str | None = None) -> None:
+               folded: str | None = None, stop: bool = True) -> None:
         """Adds the (atom, alias) pair to its keys (text.term_keys: the term folded, and
         with a sentence end where it has a full stop of its own). Atoms are numbered as
         they are compiled and spelled one after the other, so an atom spelled twice alike
         (Erdoğan, Erdogan) is the last pair of its key: it is kept once, or each hit would
         count twice; once in any case if either spelling is (UN and un)."""
-        spelled = self._spelled
+        spelled, cased = self._spelled, self._sensitive
         if sensitive:
-            self._sensitive.add((atom, spelling))
+            cased.add((atom, spelling))
             self._cased_atoms.add(atom)
-        folded = fold_term(spelling) if folded is None else folded
-        if not STOP_CHARACTER.search(spelling) and len(folded) > SHORT_TERM and \
-                not self._sensitive and not folded.startswith("ال"):
-            pairs = spelled.get(folded)  # most terms: one key, none of the cases below
+        if folded is None:
+            folded, stop = fold_term_stop(spelling)
+        # Most terms have no stop of their own: their one key, without term_keys' look.
+        for key in term_keys(spelling, folded) if stop else (folded,):
+            if not key:
+                continue
+            pairs = spelled.get(key)
             if pairs is None:
-                spelled[folded] = [(atom, spelling)]
+                if len(key) <= SHORT_TERM and key[0] >= "\u0600":
+                    self._short[key] = len(spelled)  # its index in the scanner's keys
+                spelled[key] = [(atom, spelling)]
             elif not pairs or pairs[-1][0] != atom:
                 pairs.append((atom, spelling))
-            return
-        for key in term_keys(spelling, folded):
-            if self._sensitive and not sensitive and (pairs := spelled.get(key)) and \
-                    pairs[-1][0] == atom and pairs[-1] in self._sensitive:
-                pairs[-1] = (atom, spelling)
-            if len(key) <= SHORT_TERM and key and key[0] >= "\u0600":
-                self._short.setdefault(key, len(spelled))  # its index, if new
-            _add_pair(spelled, key, atom, spelling)
+            elif cased and not sensitive and pairs[-1] in cased:
+                pairs[-1] = (atom, spelling)  # UN (sensitive) and un: once, in any case
             if key.startswith("ال") and len(key) > 3 and key[2] != " ":
                 # Only an article glued to its word is absorbed by ل (للسراج); a term whose
                 # first word is ال alone ("ال @") has no such spelling.
                 stripped = key[2:]
-                if len(stripped) <= SHORT_TERM:
-                    self._short.setdefault(stripped, len(spelled))
-                spelled.setdefault(stripped, [])  # an automaton key, only after لل
+                if stripped not in spelled:  # an automaton key, hitting only after لل
+                    if len(stripped) <= SHORT_TERM:
+                        self._short[stripped] = len(spelled)
+                    spelled[stripped] = []
                 _add_pair(self._lam_only, stripped, atom, spelling)
 
     def _tree(self, watchlist: int, group: Group, names: dict[str, int]) -> _Tree:

@@ -266,26 +266,36 @@ def fold_mapped_translate(text: str) -> tuple[str, bytes | None]:
     return "".join(chars) if chars is not None else folded, maps.rows()
 
 
+def fold_term_translate(term: str) -> tuple[str, bool]:
+    """`fold_term(term)`, and whether the term holds a stop (DOTS or STOPS): the matcher's
+    build asks both of every term. `fold_term_stop` where the C extension is missing."""
+    return " ".join(fold(term).split()), STOP_CHARACTER.search(term) is not None
+
+
 ABBREVIATIONS = _abbreviations()
 
 fold: Callable[[str], str]
 fold_mapped: Callable[[str], tuple[str, bytes | None]]
+fold_term_stop: Callable[[str], tuple[str, bool]]
 try:  # the same translation at C speed, where the extension was built (setup.py)
     from monitor._fold import fold as _c_fold
     from monitor._fold import fold_mapped as _c_fold_mapped
+    from monitor._fold import fold_term as _c_fold_term
     from monitor._fold import init as _c_init
 except ImportError:  # pragma: no cover - installs without a C compiler
     fold, fold_mapped = fold_translate, fold_mapped_translate
+    fold_term_stop = fold_term_translate
     C_FOLD = False
 else:
     _c_init(_TABLE, SEPARATOR_CLASSES, ABBREVIATIONS, ABBREVIATION_CHARS)
-    fold, fold_mapped = _c_fold, _c_fold_mapped
+    fold, fold_mapped, fold_term_stop = _c_fold, _c_fold_mapped, _c_fold_term
     C_FOLD = True
 
 
 def fold_term(term: str) -> str:
     """A watchlist term folded, with its words separated by exactly one space."""
-    return " ".join(fold(term).split())
+    return fold_term_stop(term)[0]
+
 
 
 def same_case(term: str, text: str) -> bool:

@@ -518,6 +518,12 @@ def test_the_c_shifts_are_the_python_ones(text: str) -> None:
     assert text_module.fold_mapped(text) == text_module.fold_mapped_translate(text)
 
 
+@pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@given(st.text(alphabet=st.characters(codec="utf-8")) | SEPARATED)
+def test_the_c_term_fold_is_the_python_one(text: str) -> None:
+    assert text_module.fold_term_stop(text) == text_module.fold_term_translate(text)
+
+
 def test_hits_in_vocalised_arabic_point_at_the_original() -> None:
     """Every haraka folds to nothing, so the folded offsets shift all along the text."""
     vocalised = "وَقَالَ الْمُتَحَدِّثُ إِنَّ الْقُوَّاتِ "
