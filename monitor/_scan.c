@@ -310,6 +310,13 @@ same_text(PyObject *key, int kind, const void *data, Py_ssize_t start, Py_ssize_
     int key_kind = PyUnicode_KIND(key);
     const void *key_data = PyUnicode_DATA(key);
     Py_ssize_t i = 0, j = start, n = PyUnicode_GET_LENGTH(key);
+    if (n == end - start) { /* most: the same characters, a space between words as in the key */
+        while (i < n && PyUnicode_READ(kind, data, start + i) == PyUnicode_READ(key_kind, key_data, i))
+            i++;
+        if (i == n)
+            return 1;
+        i = 0;
+    }
     while (i < n && j < end) {
         Py_UCS4 a = PyUnicode_READ(key_kind, key_data, i), b = PyUnicode_READ(kind, data, j);
         if (separator(a) || separator(b)) {
