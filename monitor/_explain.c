@@ -42,20 +42,34 @@ field_release(Field *f)
     Py_CLEAR(f->original);
 }
 
+/* folded.name, for a field of the item: a TypeError, as for any argument of the wrong
+ * type, when it is not a monitor.text.Folded (has no such attribute). */
+static PyObject *
+field_attr(PyObject *folded, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(folded, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "fields must be monitor.text.Folded, not %.100s",
+                     Py_TYPE(folded)->tp_name);
+    }
+    return value;
+}
+
 /* Reads the field's original text and shifts, the first time a hit in it needs them. */
 static int
 field_read(Field *f)
 {
     if (f->rows >= 0)
         return 0;
-    f->original = PyObject_GetAttr(f->folded, original_name);
+    f->original = field_attr(f->folded, original_name);
     if (f->original == NULL)
         return -1;
     if (!PyUnicode_Check(f->original)) {
         PyErr_SetString(PyExc_TypeError, "hits(): Folded.original must be str");
         return -1;
     }
-    PyObject *shifts = PyObject_GetAttr(f->folded, shifts_name);
+    PyObject *shifts = field_attr(f->folded, shifts_name);
     if (shifts == NULL)
         return -1;
     if (shifts == Py_None) {
@@ -93,8 +107,8 @@ original_offset(const Field *f, Py_ssize_t j, int end)
     if (lo == 0)
         return j;
     const long long *row = rows + 4 * (lo - 1);
-    if (j < row[0] + row[2]) /* inside an expansion such as ß -> ss */
-        return (Py_ssize_t)row[1] + (end ? 1 : 0);
+    if (j < row[0] + row[2]) /* at or inside an expansion such as ß -> ss */
+        return (Py_ssize_t)row[1] + (end && j > row[0] ? 1 : 0);
     return j - (Py_ssize_t)row[3];
 }
 
@@ -447,7 +461,7 @@ simple_match(const Plan *p, Py_ssize_t index, PyObject *by_atom, PyObject *folde
     PyObject *hits = groups ? make_hits(groups, folded, &p->atoms, p->hit_type, p->labels,
                                         &first) : NULL;
     Py_XDECREF(groups);
-    PyObject *body = hits ? PyObject_GetAttr(PyTuple_GET_ITEM(folded, 1), original_name) : NULL;
+    PyObject *body = hits ? field_attr(PyTuple_GET_ITEM(folded, 1), original_name) : NULL;
     PyObject *snippet = NULL;
     if (body != NULL && PyUnicode_Check(body))
         snippet = cut_snippet(body, first.hit ? first.offset : -1, first.length, p->chars);

@@ -23,10 +23,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#define GAP_START 3 /* a term's first token */
+#define MAX_GAP 3   /* BLOCK: no term runs across it */
+#define GAP_START 4 /* a term's first token */
 #define MAX_PROCLITICS 32
 #define MAX_PROCLITIC_LEN 4
-#define SHORT_TERM 3 /* monitor.words.SHORT_TERM */
 #define LOOKAHEAD 8
 
 /* Raised when two terms share a hash: the caller keeps the automaton. A ValueError, as
@@ -49,7 +49,8 @@ typedef struct {
 typedef struct {
     Py_ssize_t *start, *end; /* each token's [start, end) in the text */
     uint64_t *hash;
-    uint8_t *gap; /* before the token: 0 none (a CJK neighbour), 1 one space, 2 more */
+    uint8_t *gap; /* before the token: 0 none (a CJK neighbour), WORDS, SENTENCE or BLOCK
+                     (a sentence or a block end between them: see monitor.text) */
     Py_ssize_t capacity;
     /* Per atom and field, per atom, per watchlist: the scan that last saw it (so that
        nothing needs clearing between scans), and what that scan made of it. */
@@ -70,6 +71,8 @@ typedef struct {
     PyObject_HEAD
     Py_ssize_t nkeys, natoms, nlists;
     int32_t *list_of;         /* per atom: its watchlist */
+    uint8_t *uncapped;        /* per atom: all its hits are kept (case-sensitive spellings,
+                                 checked by the caller, which then caps them) */
     double *points[2];        /* per field and atom: what it adds to its watchlist's score,
                                  -inf for an exclusion (from its first hit: title first) */
     double *threshold;        /* per watchlist; -inf for those with rules */
@@ -78,7 +81,7 @@ typedef struct {
     PyObject **keys;          /* the folded terms, without the automaton's trailing space */
     uint8_t *open_end;        /* the term ends in a CJK-like character: no space needed */
     uint32_t *common;         /* per short Arabic term (monitor.words rule 3): bit j set when
-                                 proclitic j + the term is a common word */
+                                 the word proclitic j + the term is likelier another word */
     Py_ssize_t *first;        /* term k's pairs are [first[k], lam[k]), then after لل */
     Py_ssize_t *lam;          /* also [lam[k], first[k + 1]) */
     int32_t *atom;
@@ -149,28 +152,53 @@ extend(uint64_t h, int gap, uint64_t token)
     return x ? x : 1;
 }
 
+/* What separates two words in the folded text (monitor.text: a space, or the mark of a
+ * sentence or a block end at the first of a run of separators), and the gaps it makes. */
+#define SENTENCE_MARK 0x1E
+#define BLOCK_MARK 0x1D
+enum { WORDS = 1, SENTENCE = 2, BLOCK = 3 };
+
+static inline int
+separator(Py_UCS4 c)
+{
+    return c <= ' ' && (c == ' ' || c == SENTENCE_MARK || c == BLOCK_MARK); /* most: > ' ' */
+}
+
+/* The kind of end in the run of separators at data[*i:n] (WORDS, SENTENCE or BLOCK), *i
+ * moved past it. */
+static inline int
+run_between(int kind, const void *data, Py_ssize_t n, Py_ssize_t *i)
+{
+    int between = 0;
+    for (; *i < n; (*i)++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, *i);
+        if (!separator(c))
+            break;
+        int this = c == ' ' ? WORDS : c == SENTENCE_MARK ? SENTENCE : BLOCK;
+        between = this > between ? this : between;
+    }
+    return between;
+}
+
 /* The next token of text[*at:n]: its start (its end is then *at), and in *gap what
  * separates it from the one before (GAP_START for the first); -1 at the end. */
 static inline Py_ssize_t
 next_token(int kind, const void *data, Py_ssize_t n, Py_ssize_t *at, uint8_t *gap)
 {
-    Py_ssize_t i = *at, spaces = 0;
-    while (i < n && PyUnicode_READ(kind, data, i) == ' ') {
-        spaces++;
-        i++;
-    }
+    Py_ssize_t i = *at;
+    int between = run_between(kind, data, n, &i); /* 0 for none: a CJK neighbour */
     if (i == n)
         return -1;
     Py_ssize_t start = i;
     if (!unspaced(PyUnicode_READ(kind, data, i++)))
         while (i < n) {
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            if (c == ' ' || unspaced(c))
+            if (separator(c) || unspaced(c))
                 break;
             i++;
         }
     if (*gap != GAP_START)
-        *gap = (uint8_t)(spaces > 1 ? 2 : spaces);
+        *gap = (uint8_t)between;
     *at = i;
     return start;
 }
@@ -274,17 +302,35 @@ find(const Scanner *self, uint64_t hash)
     }
 }
 
+/* Whether text[start:end] is the key: the same characters, and between its words the
+ * same kind of end however many separators stand there. */
 static int
 same_text(PyObject *key, int kind, const void *data, Py_ssize_t start, Py_ssize_t end)
 {
-    if (PyUnicode_GET_LENGTH(key) != end - start)
-        return 0;
     int key_kind = PyUnicode_KIND(key);
     const void *key_data = PyUnicode_DATA(key);
-    for (Py_ssize_t i = start; i < end; i++)
-        if (PyUnicode_READ(kind, data, i) != PyUnicode_READ(key_kind, key_data, i - start))
+    Py_ssize_t i = 0, j = start, n = PyUnicode_GET_LENGTH(key);
+    if (n == end - start) { /* most: the same characters, a space between words as in the key */
+        while (i < n && PyUnicode_READ(kind, data, start + i) == PyUnicode_READ(key_kind, key_data, i))
+            i++;
+        if (i == n)
+            return 1;
+        i = 0;
+    }
+    while (i < n && j < end) {
+        Py_UCS4 a = PyUnicode_READ(key_kind, key_data, i), b = PyUnicode_READ(kind, data, j);
+        if (separator(a) || separator(b)) {
+            if (!separator(a) || !separator(b) ||
+                run_between(key_kind, key_data, n, &i) != run_between(kind, data, end, &j))
+                return 0;
+            continue;
+        }
+        if (a != b)
             return 0;
-    return 1;
+        i++;
+        j++;
+    }
+    return i == n && j == end;
 }
 
 static void
@@ -295,6 +341,7 @@ scanner_dealloc(Scanner *self)
     for (Py_ssize_t p = 0; p < self->npairs; p++)
         Py_XDECREF(self->alias ? self->alias[p] : NULL);
     PyMem_Free(self->list_of);
+    PyMem_Free(self->uncapped);
     PyMem_Free(self->points[0]);
     PyMem_Free(self->points[1]);
     PyMem_Free(self->threshold);
@@ -351,59 +398,32 @@ add_pairs(Scanner *self, PyObject *pairs, Py_ssize_t *at)
     return 0;
 }
 
-/* monitor.words.key_flags' SHORT_ARABIC: an Arabic term of one word of 3 letters or
- * fewer. */
-static int
-short_arabic(PyObject *key)
-{
-    Py_ssize_t length = PyUnicode_GET_LENGTH(key);
-    return arabic(PyUnicode_READ_CHAR(key, 0)) && length <= SHORT_TERM &&
-           PyUnicode_FindChar(key, ' ', 0, length, 1) < 0;
-}
-
-/* Sets in *mask the bit of each proclitic that makes a common word of the term (بلد is
- * not ب + لد). */
-static int
-common_proclitics(const Scanner *self, PyObject *key, PyObject *common, uint32_t *mask)
-{
-    for (int j = 0; j < self->nproclitics; j++) {
-        PyObject *proclitic = PyUnicode_FromKindAndData(
-            PyUnicode_4BYTE_KIND, self->proclitic[j], self->proclitic_len[j]);
-        PyObject *word = proclitic ? PyUnicode_Concat(proclitic, key) : NULL;
-        int found = word ? PySet_Contains(common, word) : -1;
-        Py_XDECREF(proclitic);
-        Py_XDECREF(word);
-        if (found < 0)
-            return -1;
-        if (found)
-            *mask |= 1u << j;
-    }
-    return 0;
-}
-
-/* Scanner(keys, plain, lam_only, proclitics, lam_proclitics, common_words, list_of,
+/* Scanner(keys, plain, lam_only, proclitics, lam_proclitics, blocked, list_of,
  *         title_points, body_points, thresholds): see monitor/_scan.pyi. */
 static PyObject *
 scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *keys, *common, *plain, *lam_only, *proclitics, *lam_set, *list_of, *points[2],
+    PyObject *keys, *blocked, *plain, *lam_only, *proclitics, *lam_set, *list_of, *points[2],
         *thresholds;
+    Py_buffer uncapped;
     static char *names[] = {"keys", "plain", "lam_only", "proclitics", "lam_proclitics",
-                            "common_words", "list_of", "title_points", "body_points",
-                            "thresholds", NULL};
+                            "blocked", "list_of", "title_points", "body_points",
+                            "thresholds", "uncapped", NULL};
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "O!O!O!O!O!O!O!O!O!O!:Scanner", names, &PyList_Type, &keys,
+            args, kwargs, "O!O!O!O!O!O!O!O!O!O!y*:Scanner", names, &PyList_Type, &keys,
             &PyList_Type, &plain, &PyList_Type, &lam_only, &PyTuple_Type, &proclitics,
-            &PyFrozenSet_Type, &lam_set, &PyFrozenSet_Type, &common, &PyList_Type, &list_of,
-            &PyList_Type, &points[0], &PyList_Type, &points[1], &PyList_Type, &thresholds))
+            &PyFrozenSet_Type, &lam_set, &PyList_Type, &blocked, &PyList_Type, &list_of,
+            &PyList_Type, &points[0], &PyList_Type, &points[1], &PyList_Type, &thresholds,
+            &uncapped))
         return NULL;
     Scanner *self = NULL;
     Py_ssize_t n = PyList_GET_SIZE(keys), natoms = PyList_GET_SIZE(list_of),
                nlists = PyList_GET_SIZE(thresholds);
-    if (PyList_GET_SIZE(plain) != n ||
+    if (PyList_GET_SIZE(plain) != n || PyList_GET_SIZE(blocked) != n ||
         PyList_GET_SIZE(lam_only) != n || PyList_GET_SIZE(points[0]) != natoms ||
         PyList_GET_SIZE(points[1]) != natoms ||
-        natoms > INT32_MAX || n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS) {
+        natoms > INT32_MAX || n > INT32_MAX || PyTuple_GET_SIZE(proclitics) > MAX_PROCLITICS ||
+        uncapped.len != natoms) {
         PyErr_SetString(PyExc_ValueError, "Scanner(): inconsistent arguments");
         goto fail;
     }
@@ -413,13 +433,16 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->natoms = natoms;
     self->nlists = nlists;
     self->list_of = PyMem_Calloc((size_t)(natoms ? natoms : 1), sizeof(int32_t));
+    self->uncapped = PyMem_Calloc((size_t)(natoms ? natoms : 1), 1);
     for (int f = 0; f < 2; f++)
         self->points[f] = PyMem_Calloc((size_t)(natoms ? natoms : 1), sizeof(double));
     self->threshold = PyMem_Calloc((size_t)(nlists ? nlists : 1), sizeof(double));
-    if (!self->list_of || !self->points[0] || !self->points[1] || !self->threshold) {
+    if (!self->list_of || !self->uncapped || !self->points[0] || !self->points[1] ||
+        !self->threshold) {
         PyErr_NoMemory();
         goto fail;
     }
+    memcpy(self->uncapped, uncapped.buf, (size_t)natoms);
     for (Py_ssize_t a = 0; a < natoms; a++) {
         long list = PyLong_AsLong(PyList_GET_ITEM(list_of, a));
         for (int f = 0; f < 2; f++)
@@ -489,7 +512,7 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         tokens++;
         for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(key); i++) {
             Py_UCS4 c = PyUnicode_READ_CHAR(key, i);
-            tokens += c == ' ' || unspaced(c);
+            tokens += separator(c) || unspaced(c);
         }
     }
     uint64_t capacity = 16;
@@ -510,8 +533,10 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyObject *key = PyList_GET_ITEM(keys, k);
         self->keys[k] = Py_NewRef(key);
         Py_ssize_t length = PyUnicode_GET_LENGTH(key);
-        if (short_arabic(key) && common_proclitics(self, key, common, &self->common[k]) < 0)
+        unsigned long mask = PyLong_AsUnsignedLong(PyList_GET_ITEM(blocked, k));
+        if (PyErr_Occurred())
             goto fail;
+        self->common[k] = (uint32_t)mask;
         self->open_end[k] = (uint8_t)unspaced(PyUnicode_READ_CHAR(key, length - 1));
         self->first[k] = at;
         if (add_pairs(self, PyList_GET_ITEM(plain, k), &at) < 0)
@@ -523,8 +548,8 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         /* The key's tokens, exactly as tokenize() splits a text. */
         int kind = PyUnicode_KIND(key);
         const void *data = PyUnicode_DATA(key);
-        if (PyUnicode_READ(kind, data, 0) == ' ' ||
-            PyUnicode_READ(kind, data, length - 1) == ' ') {
+        if (separator(PyUnicode_READ(kind, data, 0)) ||
+            separator(PyUnicode_READ(kind, data, length - 1))) {
             PyErr_SetString(PyExc_ValueError, "Scanner(): keys start and end with a word");
             goto fail;
         }
@@ -543,8 +568,10 @@ scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
     }
     self->first[n] = at;
+    PyBuffer_Release(&uncapped);
     return (PyObject *)self;
 fail:
+    PyBuffer_Release(&uncapped);
     Py_XDECREF(self);
     return NULL;
 }
@@ -632,9 +659,11 @@ emit(Scan *scan, Py_ssize_t k, Py_ssize_t start, Py_ssize_t end, int proclitic)
             s->stamp[slot] = s->generation;
             s->count[slot] = 0;
         }
-        if (s->count[slot] >= scan->cap)
-            continue;
-        s->count[slot]++;
+        if (!self->uncapped[atom]) {
+            if (s->count[slot] >= scan->cap)
+                continue;
+            s->count[slot]++;
+        }
         account(scan, atom, field);
         if (s->nfound == s->found_capacity) {
             Py_ssize_t capacity = s->found_capacity ? s->found_capacity * 2 : 256;
@@ -667,13 +696,13 @@ walk(Scan *scan, Py_ssize_t t, Py_ssize_t start, uint64_t hash, int proclitic)
         if (e->key >= 0) {
             Py_ssize_t k = e->key;
             int closed = self->open_end[k] || (end < scan->length &&
-                                               PyUnicode_READ(scan->kind, scan->data, end) == ' ');
+                                               separator(PyUnicode_READ(scan->kind, scan->data, end)));
             if (closed && same_text(self->keys[k], scan->kind, scan->data, start, end) &&
                 emit(scan, k, start, end, proclitic) < 0)
                 return -1;
         }
-        if (++t == scan->ntokens || s->gap[t] > 1)
-            return 0;
+        if (++t == scan->ntokens || s->gap[t] >= MAX_GAP)
+            return 0; /* no term runs across a block end */
         h = extend(h, s->gap[t], s->hash[t]);
         if (!(e->follow & follow_bit(h)))
             return 0; /* no term goes on with this token */

@@ -176,6 +176,9 @@ def _validate(settings: Settings) -> int:
     for wl in config.watchlists:
         terms = sum(len(e.spellings) for e in wl.entities) + len(wl.keywords) + len(wl.phrases)
         print(f"  watchlist {wl.name}: {terms} terms, threshold {wl.threshold}")
+    for wl in config.watchlists:
+        for warning in wl.case_warnings():
+            print(f"warning: {warning}")
     return 0
 
 

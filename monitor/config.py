@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -95,11 +95,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# `sensitive`: the term's letters match only in the case written ("UN", not French "un").
+Case = Literal["insensitive", "sensitive"]
+
+
 class Term(_Model):
     """A keyword or phrase with its weight; a bare string means weight 1."""
 
     term: str = Field(min_length=1)
     weight: float = 1.0
+    case: Case = "insensitive"
 
     @_model_validator(mode="before")
     @classmethod
@@ -107,16 +112,33 @@ class Term(_Model):
         return {"term": data} if isinstance(data, str) else data
 
 
+class Alias(_Model):
+    """An alias with a case of its own: `{alias: UN, case: sensitive}`."""
+
+    alias: str = Field(min_length=1)
+    case: Case = "insensitive"
+
+
 class Entity(_Model):
-    """A person, place or organisation: its name and aliases in any script all count as it."""
+    """A person, place or organisation: its name and aliases in any script all count as it.
+    `case` is that of its name and of the aliases written as plain strings."""
 
     name: str = Field(min_length=1)
-    aliases: tuple[str, ...] = ()
+    aliases: tuple[str | Alias, ...] = ()
     weight: float = 1.0
+    case: Case = "insensitive"
 
     @property
     def spellings(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys((self.name, *self.aliases)))
+        return tuple(dict.fromkeys((self.name, *(
+            a if isinstance(a, str) else a.alias for a in self.aliases))))
+
+    @property
+    def cased_spellings(self) -> tuple[tuple[str, bool], ...]:
+        """Each spelling (the name, then the aliases) and whether its case must match."""
+        return ((self.name, self.case == "sensitive"), *(
+            (a, self.case == "sensitive") if isinstance(a, str) else (a.alias, a.case == "sensitive")
+            for a in self.aliases))
 
 
 class Group(_Model):
@@ -283,6 +305,23 @@ class WatchlistConfig(_Model):
         if not (self.entities or self.keywords or self.phrases or self.rules):
             raise ValueError("a watchlist needs at least one entity, keyword, phrase or rule")
         return self
+
+    def case_warnings(self) -> list[str]:
+        """Terms written in capitals of up to 4 letters (UN, US, IS, NATO) that match in any
+        case, so also the words "un", "us", "is": `monitor validate` prints these."""
+        spellings = [(f"entity {e.name!r}", s, sensitive) for e in self.entities
+                     for s, sensitive in e.cased_spellings]
+        spellings += [(f"{kind} {t.term!r}", t.term, t.case == "sensitive") for kind, terms in
+                      (("keyword", self.keywords), ("phrase", self.phrases),
+                       ("exclude", self.exclude)) for t in terms]
+        out = []
+        for where, spelling, sensitive in spellings:
+            letters = [c for c in spelling if c.isalpha()]
+            if not sensitive and 0 < len(letters) <= 4 and all(c.isupper() for c in letters):
+                out.append(f"watchlist {self.name}: {where}: {spelling!r} is in capitals but "
+                           f"matches in any case (also {spelling.lower()!r}); add "
+                           f"`case: sensitive` to match it only as written")
+        return out
 
 
 class _FileConfig(_Model):

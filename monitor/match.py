@@ -2,8 +2,12 @@
 
 Rules, in order:
 1. Terms (entity names and aliases, keywords, phrases, words named in rules, exclusions)
-   and text are folded by `monitor.text.fold`: case, accents, Arabic letter forms and
-   harakat never matter, and punctuation separates words like a space.
+   and text are folded by `monitor.text`: case, accents, Arabic letter forms and harakat
+   never matter. A term's words match in order whatever punctuation and spacing stand
+   between them inside a sentence (commas, abbreviation dots, hyphens, apostrophes, the
+   Arabic comma): the folded text marks sentence ends and block ends (line breaks)
+   instead, and a term runs across a sentence end only where it has a full stop of its
+   own (text.term_keys), never across a block end.
 2. All terms of all watchlists are compiled once per config into one multi-pattern
    matcher, whose cost grows with the text, not with the number of terms: the C scanner
    (monitor/_scan.c), which looks the text up word by word in a hash table of the terms'
@@ -13,8 +17,9 @@ Rules, in order:
 3. The start of each candidate is checked (monitor.words): it must start a word, except
    that an Arabic term may carry proclitics (و ف ب ك ل ال and their combinations: بسرت
    is سرت) and a term starting with ال also matches after لل (للسراج is السراج). For a
-   term of three letters or fewer, a proclitic reading loses when the whole word is a
-   common word in its own right (بلد is not ب + لد). Scripts written without spaces
+   term of three letters or fewer, a proclitic reading loses when a reading of the word
+   as a common word, with or without its own proclitics, is likelier (بلد is not ب + لد,
+   وبحث is not وب + حث; بمصر is ب + مصر): words.proclitic_blocked. Scripts written without spaces
    (CJK, Thai) have no word boundaries: their terms match anywhere.
 4. Score: each entity, keyword and phrase adds its weight once, times the watchlist's
    title weight when it hits the title; each rule (all_of / any_of / none_of / near,
@@ -26,23 +31,36 @@ Rules, in order:
 from __future__ import annotations
 
 import gc
+import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
 from monitor.models import Contribution, Hit, Match
-from monitor.text import Folded, fold_term, is_unspaced
+from monitor.text import (
+    BLOCK_MARK,
+    SENTENCE_MARK,
+    Folded,
+    fold_term,
+    fold_term_stop,
+    is_unspaced,
+    same_case,
+    term_keys,
+)
 from monitor.words import (
     ARABIC_LAM_PROCLITICS,
     ARABIC_PROCLITICS,
     SHORT_ARABIC,
+    SHORT_TERM,
     WordIndex,
-    arabic_common_words,
     key_flags,
+    proclitic_blocked,
     word_prefix,
 )
 
@@ -128,6 +146,13 @@ class Matcher:
         # hit only after لل (للسراج is السراج).
         self._spelled: dict[str, list[_Pair]] = {}
         self._lam_only: dict[str, list[_Pair]] = {}
+        # The (atom, alias) pairs whose letters must match in the case written (`case:
+        # sensitive`), and their atoms: the scan keeps all their hits, to be checked.
+        self._sensitive: set[_Pair] = set()
+        self._cased_atoms: set[int] = set()
+        # Keys of 3 letters or fewer that start with an Arabic letter, by their index in
+        # _spelled: those monitor.words rule 3 may apply to.
+        self._short: dict[str, int] = {}
         with _gc_paused():
             self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
             self._build()
@@ -165,8 +190,12 @@ class Matcher:
         # The score below which a watchlist cannot match (-inf: its rules can add any).
         self._hopeless = [float("-inf") if compiled.rules else compiled.config.threshold
                           for compiled in self._lists]
+        uncapped = bytearray(len(self._kind))  # the atoms of case-sensitive spellings
+        for atom in self._cased_atoms:
+            uncapped[atom] = 1
         self._scanner = _scanner(keys, self._plain, lam_only, self._list_of, self._points,
-                                 self._hopeless) if self._native else None
+                                 self._hopeless, bytes(uncapped), self._short) \
+            if self._native else None
         self._c_hits = _c_hits if self._native else None
         self._c_matches = _c_matches if self._native else None
         # What monitor._explain.matches needs of this config (see monitor/_explain.pyi).
@@ -199,18 +228,22 @@ class Matcher:
         names: dict[str, int] = {}
         for entity in wl.entities:
             atom = self._atom(index, "entity", entity.name, entity.weight)
-            for spelling in entity.spellings:
-                key = fold_term(spelling)
+            cased = entity.case == "sensitive"
+            for alias in (entity.name, *entity.aliases):  # Entity.cased_spellings, inlined
+                spelling, sensitive = (alias, cased) if isinstance(alias, str) else \
+                    (alias.alias, alias.case == "sensitive")
+                key, stop = fold_term_stop(spelling)
                 names.setdefault(key, atom)
-                self._spell(spelling, atom, key)
+                self._spell(spelling, atom, sensitive, key, stop)
         for kind, terms in (("keyword", wl.keywords), ("phrase", wl.phrases)):
             for term in terms:
                 atom = self._atom(index, kind, term.term, term.weight)
-                key = fold_term(term.term)
+                key, stop = fold_term_stop(term.term)
                 names.setdefault(key, atom)
-                self._spell(term.term, atom, key)
+                self._spell(term.term, atom, term.case == "sensitive", key, stop)
         for term in wl.exclude:
-            self._spell(term.term, self._atom(index, "exclude", term.term, 0.0))
+            self._spell(term.term, self._atom(index, "exclude", term.term, 0.0),
+                        term.case == "sensitive")
         rules = tuple(
             _Rule(Contribution(f"rule {group.name}" if group.name else "rule", group.weight,
                                group.describe()), self._tree(index, group, names))
@@ -226,20 +259,41 @@ class Matcher:
         self._weight.append(weight)
         return len(self._kind) - 1
 
-    def _spell(self, spelling: str, atom: int, key: str | None = None) -> None:
-        """Adds the (atom, alias) pair to its key. Atoms are numbered as they are compiled
-        and spelled one after the other, so an atom spelled twice alike (Erdoğan, Erdogan)
-        is the last pair of its key: it is kept once, or each hit would count twice."""
-        key = fold_term(spelling) if key is None else key
-        if not key:
-            return
-        _add_pair(self._spelled, key, atom, spelling)
-        if key.startswith("ال") and len(key) > 3 and key[2] != " ":
-            # Only an article glued to its word is absorbed by ل (للسراج); a term whose
-            # first word is ال alone ("ال @") has no such spelling.
-            stripped = key[2:]
-            self._spelled.setdefault(stripped, [])  # an automaton key, hitting only after لل
-            _add_pair(self._lam_only, stripped, atom, spelling)
+    def _spell(self, spelling: str, atom: int, sensitive: bool = False,
+               folded: str | None = None, stop: bool = True) -> None:
+        """Adds the (atom, alias) pair to its keys (text.term_keys: the term folded, and
+        with a sentence end where it has a full stop of its own). Atoms are numbered as
+        they are compiled and spelled one after the other, so an atom spelled twice alike
+        (Erdoğan, Erdogan) is the last pair of its key: it is kept once, or each hit would
+        count twice; once in any case if either spelling is (UN and un)."""
+        spelled, cased = self._spelled, self._sensitive
+        if sensitive:
+            cased.add((atom, spelling))
+            self._cased_atoms.add(atom)
+        if folded is None:
+            folded, stop = fold_term_stop(spelling)
+        # Most terms have no stop of their own: their one key, without term_keys' look.
+        for key in term_keys(spelling, folded) if stop else (folded,):
+            if not key:
+                continue
+            pairs = spelled.get(key)
+            if pairs is None:
+                if len(key) <= SHORT_TERM and key[0] >= "\u0600":
+                    self._short[key] = len(spelled)  # its index in the scanner's keys
+                spelled[key] = [(atom, spelling)]
+            elif not pairs or pairs[-1][0] != atom:
+                pairs.append((atom, spelling))
+            elif cased and not sensitive and pairs[-1] in cased:
+                pairs[-1] = (atom, spelling)  # UN (sensitive) and un: once, in any case
+            if key.startswith("ال") and len(key) > 3 and key[2] != " ":
+                # Only an article glued to its word is absorbed by ل (للسراج); a term whose
+                # first word is ال alone ("ال @") has no such spelling.
+                stripped = key[2:]
+                if stripped not in spelled:  # an automaton key, hitting only after لل
+                    if len(stripped) <= SHORT_TERM:
+                        self._short[stripped] = len(spelled)
+                    spelled[stripped] = []
+                _add_pair(self._lam_only, stripped, atom, spelling)
 
     def _tree(self, watchlist: int, group: Group, names: dict[str, int]) -> _Tree:
         def ref(part: str) -> int:
@@ -271,10 +325,11 @@ class Matcher:
         then end): by the C scanner where it was built, else by `_scan_python`."""
         if not self._keys or not (fields[0].original or fields[1].original):
             return []
-        norm, body_at = _joined(fields)
         if self._scanner is not None:
-            return self._scanner.scan(norm, body_at, MAX_HITS_PER_TERM)
-        return self._scan_python(norm, body_at)
+            raws = self._scanner.scan(*_joined(fields), MAX_HITS_PER_TERM)
+        else:
+            raws = self._scan_python(fields)
+        return self._in_case(raws, fields) if self._cased_atoms else raws
 
     def _by_list(self, fields: tuple[Folded, Folded], quick: bool) -> dict[int, _ByAtom]:
         """`_scan`'s hits by watchlist and atom (each atom's in `_scan`'s order); with
@@ -284,11 +339,12 @@ class Matcher:
         0.9999999999999999)."""
         if not self._keys or not (fields[0].original or fields[1].original):
             return {}
-        norm, body_at = _joined(fields)
-        if self._scanner is not None:
-            return self._scanner.lists(norm, body_at, MAX_HITS_PER_TERM, quick)
+        if self._scanner is not None and not self._cased_atoms:
+            return self._scanner.lists(*_joined(fields), MAX_HITS_PER_TERM, quick)
+        # Case-sensitive spellings' hits are checked in the text order of `_scan`, then
+        # grouped here: the scanner would group them before the check.
         per_list: dict[int, _ByAtom] = {}
-        for raw in self._scan_python(norm, body_at):
+        for raw in self._scan(fields):
             per_list.setdefault(self._list_of[raw[0]], {}).setdefault(raw[0], []).append(raw)
         if quick:
             for index, by_atom in list(per_list.items()):
@@ -297,13 +353,19 @@ class Matcher:
                     del per_list[index]
         return per_list
 
-    def _scan_python(self, norm: str, body_at: int) -> list[_Raw]:
-        """`_scan` by the automaton, the definition of the C scanner (monitor/_scan.c)."""
+    def _scan_python(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
+        """`_scan` by the automaton, the definition of the C scanner (monitor/_scan.c), over
+        the fields' text with each run of separators made one space, or a mark between
+        spaces (_collapsed), so that a key finds its words however they are separated;
+        hits are mapped back to the folded text."""
+        title, body = (_collapsed(f.folded) for f in fields)
+        norm, body_at = f"{title} \n {body} ", len(title) + 3
         candidates = self._automaton.find_matches_as_indexes(norm, overlapping=True)
         if not candidates:
             return []  # most documents, against most watchlists
+        maps: list[tuple[list[int], list[int]] | None] = [None, None]  # made on a first hit
         candidates.sort(key=_start)  # by end, from the automaton: by start, then end
-        plain, key_len = self._plain, self._key_len
+        plain, key_len, cased = self._plain, self._key_len, self._cased_atoms
         counts: dict[int, int] = {}
         kept: list[_Raw] = []
         for index, start, _ in candidates:
@@ -316,13 +378,37 @@ class Matcher:
                 pairs, prefix = found
             field = 0 if start < body_at else 1
             base = body_at if field else 0
+            if (found_map := maps[field]) is None:
+                found_map = maps[field] = _collapsed_map(fields[field].folded)
+            ends, shifts = found_map
+            a = _uncollapsed(start - prefix - base, ends, shifts)
+            b = _uncollapsed(start + key_len[index] - base, ends, shifts)
             for atom, alias in pairs:
                 count_key = atom + atom + field
                 seen = counts.get(count_key, 0)
-                if seen < MAX_HITS_PER_TERM:
+                if seen < MAX_HITS_PER_TERM or atom in cased:
                     counts[count_key] = seen + 1
-                    kept.append((atom, field, start - prefix - base,
-                                 start + key_len[index] - base, alias))
+                    kept.append((atom, field, a, b, alias))
+        return kept
+
+    def _in_case(self, raws: list[_Raw], fields: tuple[Folded, Folded]) -> list[_Raw]:
+        """`raws` without the hits of case-sensitive spellings whose letters are not in the
+        case written (text.same_case), the atoms of such spellings then kept to their
+        first MAX_HITS_PER_TERM per field (the scan keeps all their hits, so that "us"
+        ten times does not hide a later "US")."""
+        kept = []
+        counts: dict[tuple[int, int], int] = {}
+        for raw in raws:
+            atom, field, start, end, alias = raw
+            if atom in self._cased_atoms:
+                if (atom, alias) in self._sensitive and not same_case(
+                        alias, fields[field].original_text(start, end)):
+                    continue
+                seen = counts.get((atom, field), 0)
+                if seen == MAX_HITS_PER_TERM:
+                    continue
+                counts[atom, field] = seen + 1
+            kept.append(raw)
         return kept
 
     def _with_prefix(self, norm: str, start: int,
@@ -337,8 +423,8 @@ class Matcher:
             return self._plain[index], 0
         if prefix in ARABIC_LAM_PROCLITICS:  # لل + السراج: a term with or without its ال
             return self._after_lam[index], len(prefix)
-        if flags & SHORT_ARABIC and prefix + self._keys[index] in arabic_common_words():
-            return None  # the whole word is a common word, not a proclitic + this term
+        if flags & SHORT_ARABIC and proclitic_blocked(prefix, self._keys[index]):
+            return None  # the word is likelier a common word than a proclitic + this term
         return self._plain[index], len(prefix)
 
     def _hits(self, groups: Iterable[list[_Raw]], folded: tuple[Folded, Folded]
@@ -467,9 +553,43 @@ class Matcher:
 
 def _joined(fields: tuple[Folded, Folded]) -> tuple[str, int]:
     """The folded title and body as one text to scan, joined by a line break that no
-    key holds, so no phrase spans them; and where the body starts in it."""
+    key holds (a token of its own, between block ends), so no phrase spans them; and
+    where the body starts in it."""
     title = fields[0].folded
     return f"{title} \n {fields[1].folded} ", len(title) + 3
+
+
+# Runs of separators that the automaton reads otherwise than as they stand: a mark
+# (text.SENTENCE_MARK, BLOCK_MARK: always a run's first separator) and the spaces after
+# it, or two spaces or more; how it reads each.
+_RUN = re.compile(f"[{SENTENCE_MARK}{BLOCK_MARK}] *| {{2,}}")
+_RUN_KINDS = ((BLOCK_MARK, re.compile(f"{BLOCK_MARK} *"), f" {BLOCK_MARK} "),
+              (SENTENCE_MARK, re.compile(f"{SENTENCE_MARK} *"), f" {SENTENCE_MARK} "),
+              ("  ", re.compile(" {2,}"), " "))
+
+
+def _collapsed(folded: str) -> str:
+    """The matcher's text as the automaton reads it: each run of separators one space, or
+    its mark between spaces (" \x1e "): a key then finds a word before and after it, and
+    only a key with that mark runs across it."""
+    for present, pattern, kept in _RUN_KINDS:
+        if present in folded:
+            folded = pattern.sub(kept, folded)
+    return folded
+
+
+def _collapsed_map(folded: str) -> tuple[list[int], list[int]]:
+    """Where `_collapsed(folded)` changed a run: per run, where it ends in the collapsed
+    text, and the shift (folded minus collapsed offset) after it."""
+    spans = [found.span() for found in _RUN.finditer(folded)]
+    shifts = list(accumulate(b - a - (1 if folded[a] == " " else 3) for a, b in spans))
+    return [b - shift for (_, b), shift in zip(spans, shifts, strict=True)], shifts
+
+
+def _uncollapsed(at: int, ends: list[int], shifts: list[int]) -> int:
+    """The folded offset of a word's start or end at `at` of `_collapsed`'s text."""
+    k = bisect_right(ends, at) - 1
+    return at + shifts[k] if k >= 0 else at
 
 
 def _start(candidate: tuple[int, int, int]) -> int:
@@ -478,15 +598,21 @@ def _start(candidate: tuple[int, int, int]) -> int:
 
 def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tuple[_Pair, ...]],
              list_of: list[int], points: tuple[list[float], list[float]],
-             hopeless: list[float]) -> Scanner | None:
+             hopeless: list[float], uncapped: bytes, short: dict[str, int]) -> Scanner | None:
     """The C scanner of these keys (monitor/_scan.c), or None where it was not built or
-    two keys share its hash (then the automaton scans)."""
+    two keys share its hash (then the automaton scans). `short`: the keys of 3 letters
+    or fewer that start with an Arabic letter, by index."""
     if _CScanner is None:
         return None
+    proclitics = tuple(sorted(ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len))
+    blocked = [0] * len(keys)  # per key, bit j: proclitic j before it loses (rule 3)
+    for key, k in short.items():  # the short keys, by index
+        if key_flags(key) & SHORT_ARABIC:
+            blocked[k] = sum(1 << j for j, proclitic in enumerate(proclitics)
+                             if proclitic_blocked(proclitic, key))
     try:
-        return _CScanner(keys, plain, lam_only, tuple(sorted(
-            ARABIC_PROCLITICS | ARABIC_LAM_PROCLITICS, key=len)), ARABIC_LAM_PROCLITICS,
-            arabic_common_words(), list_of, *points, hopeless)
+        return _CScanner(keys, plain, lam_only, proclitics, ARABIC_LAM_PROCLITICS, blocked,
+                         list_of, *points, hopeless, uncapped)
     except HashCollision:  # pragma: no cover - a 64-bit hash shared by two terms
         return None
 

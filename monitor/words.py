@@ -1,19 +1,25 @@
 """Where a watchlist term may start in folded text: word boundaries, Arabic proclitics.
 
 Rules, in order (monitor.match rule 3):
-1. A term starts a word: at the start of the text or after a space (folded text has
-   spaces for all white space and punctuation); `#` and `@` before it count as nothing
-   (#Libya, @Haftar).
+1. A term starts a word: at the start of the text or after a space (the automaton reads
+   the matcher's text with each run of separators one space, or a sentence or block
+   mark between spaces: monitor.match._collapsed); `#` and `@` before it count as
+   nothing (#Libya, @Haftar).
 2. An Arabic term may carry proclitics: و ف ب ك ل ال and their combinations (بسرت is
    سرت); a term starting with ال also matches after لل (للسراج is السراج).
-3. For a term of three letters or fewer, a proclitic reading loses when the whole word is
-   a common word in its own right (بلد is not ب + لد): see data/arabic_common.txt.
+3. For a term of three letters or fewer, a proclitic reading loses when a reading of the
+   whole word as a common word, with or without its own proclitics, is likelier: بلد is
+   not ب + لد, وبحث is و + بحث and not وب + حث, but بمصر is ب + مصر. A common word (one
+   of data/arabic_common.txt's of Zipf >= 4) is the likelier when it occurs over three
+   times as often as the proclitic reading would make it (the term's frequency times the
+   share of words that carry that proclitic, from the same file): `proclitic_blocked`.
 4. Scripts written without spaces (CJK, Thai) have no word boundaries: every character
    starts a word.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from functools import lru_cache
@@ -30,16 +36,57 @@ ARABIC_PROCLITICS = frozenset(
 ARABIC_LAM_PROCLITICS = frozenset({"لل", "ولل", "فلل"})
 SHORT_TERM = 3
 _HASH_AT = frozenset("#@")
-_WORD = re.compile(r"\S+")
+# A word as the C scanner splits the text into tokens: a run of characters between spaces,
+# or one character of a script written without spaces.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f" \
+    "\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff"  # text.is_unspaced
+_WORD = re.compile(f"[{_UNSPACED}]|[^\\s{_UNSPACED}]+")
 # Flags of an automaton key, worked out once per key: which of the rules above apply.
 ARABIC, UNSPACED, SHORT_ARABIC = 1, 2, 4
 
 
+COMMON_ZIPF = 4.0  # a word this frequent may stand for another reading (rule 3)
+LIKELIER = math.log10(3)  # how much more often, in Zipf, it must occur than that reading
+
+
 @lru_cache(maxsize=1)
-def arabic_common_words() -> frozenset[str]:
-    """Rule 3's words."""
+def arabic_frequencies() -> tuple[dict[str, float], dict[str, float]]:
+    """Rule 3's data: the Zipf frequency of folded Arabic words, and the share of words
+    that carry each proclitic (data/arabic_common.txt, by tools/build_arabic_common.py)."""
     text = resources.files("monitor").joinpath("data/arabic_common.txt").read_text("utf-8")
-    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+    zipf: dict[str, float] = {}
+    share: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("@"):
+            _, proclitic, value = line.split()
+            share[proclitic] = float(value)
+        elif line and not line.startswith("#"):
+            word, value = line.split()
+            zipf[word] = float(value)
+    return zipf, share
+
+
+@lru_cache(maxsize=4096)
+def proclitic_blocked(prefix: str, key: str) -> bool:
+    """Rule 3: whether the word `prefix + key` is likelier a common word, whole or after a
+    proclitic of its own shorter than `prefix`, than the proclitic `prefix` before the
+    short term `key`."""
+    zipf, share = arabic_frequencies()
+    word = prefix + key
+    for cut in range(len(prefix)):
+        rest, rest_prefix = word[cut:], prefix[cut:]
+        if cut and prefix[:cut] not in share or rest_prefix not in share:
+            continue  # not a proclitic and a word: no such reading
+        common = zipf.get(rest, 0.0)
+        if common < COMMON_ZIPF:
+            continue
+        if rest_prefix in ARABIC_LAM_PROCLITICS:
+            continue  # لل stands for ل + ال: that reading has its own rule
+        reading = share[rest_prefix]
+        expected = zipf.get(key, -math.inf) + (math.log10(reading) if reading > 0 else -math.inf)
+        if common - expected > LIKELIER:
+            return True
+    return False
 
 
 def key_flags(key: str) -> int:
@@ -68,7 +115,9 @@ def word_prefix(norm: str, start: int, flags: int) -> str | None:
 
 
 class WordIndex:
-    """Word numbers of folded offsets per field, computed only when a `near` rule asks."""
+    """Word numbers of folded offsets per field, computed only when a `near` rule asks:
+    words counted as phrases match them, punctuation between them counting for nothing
+    and each character of a script written without spaces for one."""
 
     def __init__(self, fields: tuple[Folded, Folded]) -> None:
         self._fields = fields

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from monitor import match as match_module
 from monitor import text as text_module
+from monitor.cli import main
 from monitor.config import WatchlistConfig
 from monitor.match import Matcher, Result
 from monitor.models import Hit
@@ -76,6 +78,24 @@ def evaluate(title: str, body: str, **fields: Any) -> Result:
         ("ceasefire", "a cease-fire or a ceasefire.", "ceasefire"),
         ("Straße", "STRASSE", "STRASSE"),
         ("C++", "written in C++ mostly", "C++"),
+        # Every decimal digit folds to its ASCII digit, in text and terms alike.
+        ("5+5", "قمة ٥+٥ في روما", "٥+٥"),
+        ("2026", "في عام ٢٠٢٦", "٢٠٢٦"),
+        ("٢٠٢٦", "the 2026 election", "2026"),
+        ("1404", "در سال ۱۴۰۴ خورشیدی", "۱۴۰۴"),
+        ("۱۴۰۴", "l'an ١٤٠٤ de l'hégire", "١٤٠٤"),
+        ("2024", "सन् २०२४ में", "२०२४"),
+        # Turkish dotless and dotted i fold with i, as accents do.
+        ("Kılıçdaroğlu", "KILIÇDAROĞLU konuştu", "KILIÇDAROĞLU"),
+        ("Kılıçdaroğlu", "Kilicdaroglu said", "Kilicdaroglu"),
+        ("KILIÇDAROĞLU", "Kılıçdaroğlu'nun", "Kılıçdaroğlu"),
+        ("İstanbul", "ISTANBUL'da", "ISTANBUL"),
+        ("Istanbul", "İstanbul'da", "İstanbul"),
+        ("Diyarbakır", "DİYARBAKIR", "DİYARBAKIR"),
+        # Letters Unicode does not decompose, that writers read as accented or joined.
+        ("œuvre", "une oeuvre", "oeuvre"),
+        ("Łódź", "in Lodz", "Lodz"),
+        ("Søren", "SOREN", "SOREN"),
         # Cyrillic and Greek: whole words, case and accents folded.
         ("Москва", "в Москва, где", "Москва"),
         ("Ερντογάν", "ο ΕΡΝΤΟΓΑΝ είπε", "ΕΡΝΤΟΓΑΝ"),
@@ -103,6 +123,10 @@ def test_terms_match_whole_words_with_folding(term: str, text: str, expected: st
         ("لد", "ولد"),
         ("صل", "وصل"),
         ("قد", "لقد"),
+        # ... with its own proclitic too: وبحث is و + بحث, وبلد is و + بلد.
+        ("حث", "وبحث"),
+        ("لد", "وبلد"),
+        ("حث", "فبحث"),
         ("Trump", "Trumpet player"),
         ("Sirte", "Sirtex"),
         ("war", "software"),
@@ -115,7 +139,11 @@ def test_terms_never_match_inside_longer_words(term: str, text: str, scanner: st
     assert matched(term, text, scanner) == []
 
 
-@pytest.mark.parametrize(("term", "text"), [("سرت", "وسرت"), ("صد", "وصد"), ("عرب", "وعرب")])
+@pytest.mark.parametrize(("term", "text"), [
+    ("سرت", "وسرت"), ("صد", "وصد"), ("عرب", "وعرب"),
+    # Common words that are the proclitic reading itself: "in Egypt", "and Egypt", "and urged".
+    ("مصر", "بمصر"), ("مصر", "ومصر"), ("مصر", "وبمصر"), ("مصر", "لمصر"), ("حث", "وحث"),
+])
 @pytest.mark.parametrize("scanner", SCANNERS)
 def test_short_terms_keep_rare_proclitic_readings(term: str, text: str, scanner: str) -> None:
     assert matched(term, text, scanner) == [text]
@@ -128,6 +156,210 @@ def test_hits_point_at_the_original_text() -> None:
         assert text[hit.offset:hit.offset + len(hit.matched)] == hit.matched
     assert sorted(h.matched for h in m.find(text)) == sorted(
         ["Straße", "ﬁnance", "Erdoğan", "صدّ", "مـدينة"])
+
+
+# -- phrases across punctuation, never across a sentence end -----------------------------
+
+def phrase_hits(term: str, text: str, scanner: str) -> list[str]:
+    lists = [watchlist(phrases=[term])]
+    m = automaton_matcher(lists) if scanner == "automaton" else Matcher(lists)
+    return [hit.matched for hit in m.find(text)]
+
+
+@pytest.mark.parametrize(
+    ("term", "text", "expected"),
+    [
+        # Latin: commas, abbreviation dots, hyphens, apostrophes, dashes, a wrapped line.
+        ("Washington D.C.", "in Washington, D.C., on Monday", "Washington, D.C"),
+        ("Washington, D.C.", "Washington D.C. police said", "Washington D.C"),
+        ("St Louis", "a flight to St. Louis. Then", "St. Louis"),
+        ("St. Louis", "St Louis", "St Louis"),
+        ("U.S. Army", "said the U.S. Army on Friday", "U.S. Army"),
+        ("Mr Haftar", "Mr. Haftar declined", "Mr. Haftar"),
+        ("J. R. R. Tolkien", "by J.R.R. Tolkien.", "J.R.R. Tolkien"),
+        ("for the backcountry, fitness training", "and for the backcountry, fitness training",
+         "for the backcountry, fitness training"),
+        ("backcountry fitness training", "the backcountry - fitness training",
+         "backcountry - fitness training"),
+        ("Sirte Haftar", "Sirte (Haftar's base)", "Sirte (Haftar"),
+        ("met with President Trump", "He met with\npresident Trump.", "met with\npresident Trump"),
+        ("why he left", '"Why?" he left', 'Why?" he left'),
+        ("Acme Inc. Board", "Acme Inc. Board met", "Acme Inc. Board"),  # its own stop
+        # French: apostrophes, hyphens, a single-letter title.
+        ("l'Élysée a dit", "l’Élysée a dit", "l’Élysée a dit"),
+        ("Jean Marc Ayrault", "Jean-Marc Ayrault", "Jean-Marc Ayrault"),
+        ("M. Macron", "selon M. Macron, qui", "M. Macron"),
+        ("Mme Le Pen", "Mme. Le Pen a", "Mme. Le Pen"),
+        # Turkish: an apostrophe before a suffix, Dr. as a title.
+        ("Recep Tayyip Erdoğan", "Recep Tayyip Erdoğan'ın sözleri", "Recep Tayyip Erdoğan"),
+        ("Dr. Öz", "Dr. Öz dedi", "Dr. Öz"),
+        ("Doç Ahmet", "Doç. Ahmet Yılmaz", "Doç. Ahmet"),
+        # Arabic: the Arabic comma, a dash, a single-letter title (د. for Dr).
+        ("ليبيا تونس", "بين ليبيا، تونس", "ليبيا، تونس"),
+        ("القائد العام خليفة حفتر", "القائد العام - خليفة حفتر", "القائد العام - خليفة حفتر"),
+        ("د محمد", "قال د. محمد", "د. محمد"),
+    ],
+)
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_phrases_run_across_punctuation_inside_a_sentence(term: str, text: str, expected: str,
+                                                         scanner: str) -> None:
+    assert phrase_hits(term, text, scanner) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    [
+        ("Sirte Haftar", "They reached Sirte. Haftar said"),
+        ("Sirte Haftar", "They reached Sirte... Haftar said"),
+        ("Biden Trump", "He met Biden! Trump left"),
+        ("Libya Tripoli", "News from Libya\nTripoli was calm"),  # a block end
+        ("Libya Tripoli", "News from Libya.\n\ntripoli was calm"),  # a paragraph
+        ("Acme Inc Board", "Acme Inc. Board met"),  # Inc. ends sentences: not taken as a title
+        ("Paris Macron", "à Paris. Macron a dit"),
+        ("Ankara Erdoğan", "Ankara'ya gitti. Erdoğan dedi"),
+        ("ليبيا تونس", "في ليبيا. تونس"),
+        ("ليبيا تونس", "في ليبيا؟ تونس"),
+        ("利比亚 局势", "利比亚。局势"),
+        ("St. Louis", "St.\n\nLouis"),  # its own stop is no paragraph
+    ],
+)
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_phrases_never_run_across_a_sentence_end(term: str, text: str, scanner: str) -> None:
+    assert phrase_hits(term, text, scanner) == []
+
+
+# The matcher's text is fold(text), character for character, but that a run of
+# separators that ends a sentence starts with S and one that ends a block with B.
+S, B = text_module.SENTENCE_MARK, text_module.BLOCK_MARK
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Washington, D.C., said", "washington  d c   said"),
+        ("He left. Then", f"he left{S} then"),
+        ("approx. five", "approx  five"),
+        ("in the U.S. The", "in the u s  the"),  # a single letter: read as an abbreviation
+        ("Mr. Haftar", "mr  haftar"),  # a known abbreviation
+        ("2024. The", f"2024{S} the"),
+        ("said.\nNext", f"said{B} next"),
+        ("said,\nnext", "said  next"),  # a wrapped line
+        ("a\r\nb", "a  b"),
+        ("a\r\n\r\nB", f"a{B}   b"),
+        ("Yahoo!News", f"yahoo{S}news"),
+        ("3.5 or example.com", "3 5 or example com"),
+        ("said. — Next", f"said{S}   next"),
+        ("said.) Next", f"said{S}  next"),
+        ("said., next", "said   next"),
+        ('"Why?" he', " why   he"),
+        ("هل؟ نعم", f"هل{S} نعم"),
+        ("利比亚。局势", f"利比亚{S}局势"),
+    ],
+)
+def test_the_matchers_text_marks_sentence_and_block_ends(text: str, folded: str) -> None:
+    assert Folded(text).folded == folded
+    assert text_module.fold_mapped_translate(text)[0] == folded
+
+
+def test_a_term_runs_across_its_own_stops_at_most_four() -> None:
+    assert text_module.term_keys("Acme Inc. Board") == ["acme inc board", f"acme inc {S} board"]
+    assert text_module.term_keys("D.C.") == ["d c"]  # a dot inside a word ends nothing
+    assert len(text_module.term_keys("a. b. c. d. e. f. g")) == 2 ** text_module.MAX_OWN_STOPS
+
+
+def test_near_counts_words_across_punctuation() -> None:
+    rule = {"near": ["Haftar", "Sirte"], "within": 2, "weight": 2}
+    fields = {"keywords": ["Haftar"], "rules": [rule]}
+    assert evaluate("", "Haftar, in — Sirte", **fields).match.score == 3.0
+    assert evaluate("", "Haftar went to the city of Sirte", **fields).match.score == 1.0
+
+
+# -- case: sensitive ---------------------------------------------------------------------
+
+UN = {"name": "United Nations", "aliases": ["ONU", "الأمم المتحدة",
+                                            {"alias": "UN", "case": "sensitive"}]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "text", "expected"),
+    [
+        # Latin: acronyms against words.
+        ({"keywords": [{"term": "US", "case": "sensitive"}]}, "let us go; the US said", ["US"]),
+        ({"keywords": [{"term": "IS", "case": "sensitive"}]}, "it is IS fighters", ["IS"]),
+        ({"keywords": [{"term": "U.S.", "case": "sensitive"}]}, "u.s. or U.S. forces", ["U.S"]),
+        ({"phrases": [{"term": "White House", "case": "sensitive"}]},
+         "white house paint; the White House said", ["White House"]),
+        ({"entities": [{"name": "Turkey", "aliases": ["Türkiye"], "case": "sensitive"}]},
+         "roast turkey in Turkey, or Türkiye", ["Turkey", "Türkiye"]),
+        # French: a single alias in case beside plain ones; "un" is the article.
+        ({"entities": [UN]}, "Il a signé un accord avec l'ONU et l'UN.", ["ONU", "UN"]),
+        ({"entities": [UN]}, "un accord, Un jour", []),
+        # Turkish: İYİ (the party) is not iyi (good); dotted capitals keep their case.
+        ({"keywords": [{"term": "İYİ", "case": "sensitive"}]}, "iyi bir gün, İYİ Parti'nin",
+         ["İYİ"]),
+        # Arabic has no case: a case-sensitive term matches as any other.
+        ({"keywords": [{"term": "سرت", "case": "sensitive"}]}, "وصلوا بسرت", ["بسرت"]),
+        ({"entities": [UN]}, "قالت الأمم المتحدة", ["الأمم المتحدة"]),
+        # "us" more often than the cap does not hide a later "US".
+        ({"keywords": [{"term": "US", "case": "sensitive"}]}, "us " * 12 + "US", ["US"]),
+    ],
+)
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_case_sensitive_terms_match_only_in_the_case_written(
+        fields: dict[str, Any], text: str, expected: list[str], scanner: str) -> None:
+    lists = [watchlist(**fields)]
+    m = automaton_matcher(lists) if scanner == "automaton" else Matcher(lists)
+    assert [hit.matched for hit in m.find(text)] == expected
+    assert bool(m.matches("", text)) == bool(expected)
+
+
+def test_a_case_sensitive_exclusion_vetoes_only_in_its_case() -> None:
+    fields = {"keywords": ["HIV"], "exclude": [{"term": "AIDS", "case": "sensitive"}]}
+    assert evaluate("", "HIV research aids recovery", **fields).matched
+    assert evaluate("", "HIV and AIDS", **fields).excluded_by == ("AIDS",)
+
+
+def test_the_same_term_in_any_case_beside_its_cased_spelling_matches_in_any_case() -> None:
+    for aliases in ([{"alias": "UN", "case": "sensitive"}, "un"],
+                    ["un", {"alias": "UN", "case": "sensitive"}]):
+        m = Matcher([watchlist(entities=[{"name": "United Nations", "aliases": aliases}])])
+        assert [hit.matched for hit in m.find("un UN")] == ["un", "UN"]
+
+
+def test_validate_warns_of_short_capitals_that_match_in_any_case(tmp_path: Path,
+                                                                capsys: Any) -> None:
+    (tmp_path / "watchlists").mkdir()
+    (tmp_path / "watchlists" / "w.yaml").write_text(
+        "name: w\nkeywords: [IS, {term: US, case: sensitive}, Libya]\n"
+        "entities: [{name: United Nations, aliases: [UN, {alias: ONU, case: sensitive}]}]\n",
+        encoding="utf-8")
+    assert main(["--config-dir", str(tmp_path), "validate"]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("warning:")]
+    assert len(warnings) == 2
+    assert "entity 'United Nations': 'UN'" in warnings[0] and "'un'" in warnings[0]
+    assert "keyword 'IS'" in warnings[1] and "'is'" in warnings[1]
+
+
+# -- the case set, end to end ------------------------------------------------------------
+
+def _match_cases() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "match_cases", Path(__file__).resolve().parent.parent / "tools" / "match_cases.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MATCH_CASES = _match_cases()
+
+
+@pytest.mark.parametrize("case", MATCH_CASES.load(), ids=lambda c: f"{c['script']}-{c['term']}")
+def test_the_case_set_passes_through_monitor_check(case: dict[str, Any]) -> None:
+    # tests/data/match_cases.yaml: one watchlist per case, through `monitor --config-dir
+    # DIR check FILE --json` (tools/match_cases.py runs the same in a process of its own).
+    assert MATCH_CASES.run(case, MATCH_CASES.in_process) == case["hits"]
 
 
 # -- the seed article --------------------------------------------------------------------
@@ -270,11 +502,26 @@ def test_the_c_fold_is_str_translate_by_the_same_table(text: str) -> None:
     assert fold(text) == text_module.fold_translate(text)
 
 
+# Separators of every class the matcher's text tells apart, and words around them: single
+# letters, abbreviations, lower and upper case, harakat and format characters inside runs.
+SEPARATED = st.lists(st.sampled_from(
+    [" ", "  ", ".", ". ", "…", "! ", "?", "؟ ", "。", ", ", ".,", "،", "\n", "\r\n", "\r",
+     "\u2029", "\u200c", "\u064e", ") ", " \"", "-", "⑴", "ß", "a", "B", "st", "St", "mr",
+     "inc", "Dr", "د", "سرت", "x", "Word", "word", "東", "\U0001d400", "١"]), max_size=40).map("".join)
+
+
 @pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@settings(max_examples=500)
 @given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(
-    alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n\U0001d400\U0001f600"))
+    alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n\U0001d400\U0001f600") | SEPARATED)
 def test_the_c_shifts_are_the_python_ones(text: str) -> None:
     assert text_module.fold_mapped(text) == text_module.fold_mapped_translate(text)
+
+
+@pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@given(st.text(alphabet=st.characters(codec="utf-8")) | SEPARATED)
+def test_the_c_term_fold_is_the_python_one(text: str) -> None:
+    assert text_module.fold_term_stop(text) == text_module.fold_term_translate(text)
 
 
 def test_hits_in_vocalised_arabic_point_at_the_original() -> None:
@@ -292,7 +539,8 @@ def test_hits_in_vocalised_arabic_point_at_the_original() -> None:
 def test_the_daemon_folds_in_c_where_it_was_built() -> None:
     if text_module.C_FOLD:
         assert fold is not text_module.fold_translate
-    assert fold("Erdoğan, أردوغان… ﬁne") == "erdogan  اردوغان    fine"  # … is three dots
+    # … is three dots, which fold to one space: a character never folds to two together.
+    assert fold("Erdoğan, أردوغان… ﬁne") == "erdogan  اردوغان  fine"
 
 
 words = st.text(alphabet=st.characters(categories=["L"]), min_size=2, max_size=12)
@@ -307,7 +555,7 @@ def test_a_term_matches_itself_inside_a_sentence(before: str, term: str, after: 
     assert term in [h.alias for h in matcher_for(term).find(text)]
 
 
-@given(st.text(min_size=1))
+@given(st.text(min_size=1) | SEPARATED.filter(bool))
 def test_folded_spans_map_back_into_the_original(text: str) -> None:
     folded = Folded(text)
     for start in range(len(folded.folded)):
@@ -356,11 +604,11 @@ def test_the_daemon_fast_path_matches_what_the_dry_run_matches(
 
 # Letters that exercise every rule of the scan: proclitic letters and ال, other Arabic,
 # Latin, # and @, CJK and Thai, harakat, punctuation and spaces.
-SCAN_LETTERS = "وفبكلالسرتاأة" + "abc" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. "
+SCAN_LETTERS = "وفبكلالسرتاأة" + "دحثمص" + "abcAB" + "#@" + "東京ลิ" + "\u064e" + "ßﬁ" + ",. !\n"
 # What may stand before and after a term in the text, and between two pieces of it.
 BEFORE = ["", "و", "ب", "بال", "لل", "ولل", "ال", "#", "@#", "東", "a", "#و", "東#"]
 AFTER = ["", "東", "a", "ة", "\u064e", "ß"]
-BETWEEN = [" ", "  ", ", ", "", "東", " #"]
+BETWEEN = [" ", "  ", ", ", "", "東", " #", ". ", "! ", ".\n", "\n", " - ", "? B", "。"]
 
 
 @st.composite
@@ -394,7 +642,10 @@ def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str
     lists = [watchlist(keywords=terms[:half], phrases=terms[half:], threshold=threshold),
              watchlist(entities=[{"name": terms[0], "aliases": terms[1:], "weight": 0.5}],
                        exclude=terms[-1:], title_weight=3, threshold=threshold),
-             watchlist(rules=[{"any_of": terms[-2:]}], threshold=threshold)]
+             watchlist(rules=[{"any_of": terms[-2:]}], threshold=threshold),
+             watchlist(keywords=[{"term": t, "case": "sensitive"} for t in terms],
+                       entities=[{"name": terms[0], "aliases": [{"alias": terms[-1],
+                                                                  "case": "sensitive"}]}])]
     c, automaton = Matcher(lists), automaton_matcher(lists)
     assert c._scanner is not None and automaton._scanner is None
     fields = (Folded(title), Folded(body))
@@ -422,6 +673,25 @@ def test_the_c_snippet_is_the_python_one(pieces: list[tuple[str, str]],
     assert match_module._snippet(body, first) == match_module._snippet_python(body, first)
 
 
+@pytest.mark.skipif(match_module._c_hits is None, reason="the C extension was not built")
+@pytest.mark.parametrize("field", ["text", None, 3, Hit("keyword", "x", "x", "x", "body", 0, 1.0)])
+def test_the_c_hits_refuse_fields_of_the_wrong_type_with_a_type_error(field: Any) -> None:
+    from monitor._explain import hits, matches
+
+    m = Matcher([watchlist(keywords=["sirte"])])
+    raws = [[(0, 1, 0, 5, "sirte")]]
+    with pytest.raises(TypeError, match="monitor.text.Folded"):
+        hits(raws, (Folded(""), field), m._kind, m._term, m._weight, Hit, match_module.FIELDS)
+    with pytest.raises(TypeError, match="monitor.text.Folded"):
+        matches({0: {0: raws[0]}}, (Folded(""), field), m._plan, lambda *_: None)
+    # A field of the right type with a shifts attribute of the wrong type: also TypeError.
+    folded = Folded("sirte")
+    folded.shifts = 5  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        hits([[(0, 1, 0, 5, "sirte")]], (Folded(""), folded), m._kind, m._term, m._weight,
+             Hit, match_module.FIELDS)
+
+
 def test_a_lone_article_is_not_absorbed_after_lam() -> None:
     # "أل.@" folds to "ال @": its first word is the article alone, which ل does not absorb.
     assert matched("أل.@", "لل @") == []
@@ -434,7 +704,7 @@ def test_a_lone_article_is_not_absorbed_after_lam() -> None:
 def test_only_a_hash_collision_sends_the_matcher_to_the_automaton() -> None:
     # Any other refusal of the C scanner is a bug to see, not a slower config to run.
     with pytest.raises(ValueError, match="start and end with a word"):
-        match_module._scanner([" @"], [()], [()], [], ([], []), [])
+        match_module._scanner([" @"], [()], [()], [], ([], []), [], b"", {})
 
 
 @pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
