@@ -135,7 +135,7 @@ def _event_loop_run(main: Coroutine[Any, Any, T]) -> T:
 
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     from monitor import admin
-    from monitor.connect import store_for
+    from monitor.store.connect import store_for
 
     config = load_config(settings.config_dir) if args.command == "feeds" else None
     async with store_for(settings) as store:
