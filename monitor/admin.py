@@ -14,9 +14,8 @@ from typing import Any
 from monitor import dedup
 from monitor.circuits import Circuit
 from monitor.config import Config
-from monitor.feeds import canonical_url
 from monitor.store import WAITING_CONSUMER, Store, waiting_consumer
-from monitor.urls import redact, redact_text
+from monitor.urls import canonical_url, redact, redact_text
 
 LIST_LIMIT = 1000
 

@@ -27,7 +27,7 @@ from yarl import URL
 
 from monitor import USER_AGENT
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.fetch import RETRYABLE_STATUS, EnvProxies, retry_after
+from monitor.http import RETRYABLE_STATUS, EnvProxies, retry_after
 from monitor.models import Alert
 from monitor.render import email_bytes, envelope_address, webhook_payload
 

@@ -31,8 +31,8 @@ import charset_normalizer
 import lxml.etree
 import lxml.html
 
-from monitor.feeds import SUPERSETS, parse_date
-from monitor.text import mostly_utf8
+from monitor.dates import parse_date
+from monitor.text import SUPERSETS, mostly_utf8
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 

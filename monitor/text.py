@@ -421,3 +421,31 @@ def mostly_utf8(data: bytes) -> tuple[str, int] | None:
     if valid < 4 * stray:
         return None
     return _ESCAPED_BYTE.sub(lambda m: _WINDOWS_1252[m.group()], text), stray
+
+
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` without control characters, with any lone surrogate as U+FFFD."""
+    if not text.isprintable() and _CONTROLS.search(text):  # isprintable: 2x faster
+        text = _CONTROLS.sub("", text)
+    try:
+        text.encode()  # 5x faster than searching for surrogates
+    except UnicodeEncodeError:
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+# Rule 1: labels whose documents are read with a superset, as browsers read them (feeds and
+# pages alike).
+SUPERSETS = {
+    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis",
+                     "windows-31j"), "cp932"),
+    **dict.fromkeys(("euc-kr", "euc_kr", "ks_c_5601-1987", "csksc56011987", "korean"),
+                    "cp949"),
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk", "csgb2312", "chinese", "gb_2312-80"),
+                    "gb18030"),
+    **dict.fromkeys(("big5", "csbig5", "x-x-big5", "big5-hkscs"), "big5hkscs"),
+}

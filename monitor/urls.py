@@ -16,7 +16,9 @@ Redaction is for display only: requests always use the URL as configured.
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urljoin, urlsplit, urlunsplit
+
+from monitor.text import clean_text
 
 MASK = "***"
 SECRET_WORDS = frozenset({
@@ -92,3 +94,53 @@ def redact_text(text: str) -> str:
         return redact(kept) + url[len(kept):]
 
     return _URL_IN_TEXT.sub(one, text)
+
+
+# Canonical URLs: what an item's link is compared and deduplicated by (monitor.feeds rule 3).
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga",
+     "ocid", "cmpid", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname", "ns_fee",
+     "at_medium", "at_campaign", "spm", "ito", "xtor"}
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_REDIRECTORS = {("google.com", "/url"), ("www.google.com", "/url"), ("news.google.com", "/url")}
+
+
+def canonical_url(url: str, base: str | None = None, *, fragment: bool = False) -> str:
+    """The http(s) URL without tracking parameters, and without its fragment unless
+    `fragment` (rule 3); a feed proxy's redirect link (Google Alerts' google.com/url?...
+    &url=TARGET) becomes its target. A link that is no http(s) URL (another scheme, a
+    port out of range, a broken IPv6 literal) gives "": never an exception."""
+    url = clean_text(url).strip()
+    if not url:
+        return ""
+    try:
+        return _canonical_url(url, base, fragment)
+    except ValueError:  # urlsplit's "Invalid IPv6 URL", .port's "out of range"
+        return ""
+
+
+def _canonical_url(url: str, base: str | None, fragment: bool) -> str:
+    parts = urlsplit(url)
+    if ((parts.hostname or "").lower(), parts.path) in _REDIRECTORS:
+        params = dict(parse_qsl(parts.query))
+        target = params.get("url") or params.get("q")
+        if target and target.startswith(("http://", "https://")):
+            url = target
+    if base and not urlsplit(url).scheme:
+        url = urljoin(base, url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        return ""
+    if ":" in host:  # an IPv6 literal keeps its brackets (hostname drops them)
+        host = f"[{host}]"
+    port = parts.port  # before the host is rebuilt: ValueError when out of range
+    if port and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query),
+                       parts.fragment if fragment else ""))

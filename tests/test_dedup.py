@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from monitor import dedup
 from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.extract import extract, extract_text
-from monitor.feeds import canonical_url
 from monitor.fetch import Fetcher
 from monitor.poller import Poller, Runtime, new_story
 from monitor.store import Store, StoryLookup
+from monitor.urls import canonical_url
 from tests.daemon import rss
 from tests.servers import HTTPServer, Route
 

@@ -11,7 +11,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from monitor import fetch as fetch_module
 from monitor.errors import PermanentFetchError, RetryableFetchError
-from monitor.fetch import HOST_PAUSE, Fetcher, is_public, retry_after
+from monitor.fetch import HOST_PAUSE, Fetcher, is_public
+from monitor.http import retry_after
 from tests.servers import HTTPServer, Request, Route
 
 LIMIT = 256 * 1024

@@ -47,8 +47,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 import numpy.typing as npt
 
-from monitor.feeds import canonical_url
 from monitor.text import fold
+from monitor.urls import canonical_url
 
 NUM_PERM = 126
 BANDS = 42

@@ -36,7 +36,6 @@ Rules, in order:
 from __future__ import annotations
 
 import calendar
-import email.utils
 import hashlib
 import html
 import io
@@ -46,21 +45,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import feedparser
 import lxml.html
 
+from monitor.dates import parse_date
+from monitor.feeds import cadence
 from monitor.feeds.cadence import feed_hint
 from monitor.models import Item
-from monitor.text import mostly_utf8
+from monitor.text import SUPERSETS, clean_text, mostly_utf8
+from monitor.urls import canonical_url
 
-TRACKING_PARAMS = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "yclid", "_ga",
-     "ocid", "cmpid", "ns_mchannel", "ns_source", "ns_campaign", "ns_linkname", "ns_fee",
-     "at_medium", "at_campaign", "spm", "ito", "xtor"}
-)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+# The stage's interface; other programs call these by their old names here.
+__all__ = ["ParsedFeed", "cadence", "canonical_url", "clean_text", "parse_date", "parse_feed", "plain_text"]
+
 MAX_TITLE_CHARS = 1_000
 MAX_SUMMARY_CHARS = 100_000
 
@@ -91,48 +90,6 @@ class ParsedFeed:
         """Publication dates of every item in the document, parsed or skipped."""
         return [item.published for item in self.items] + [
             None if at is None else datetime.fromtimestamp(at, tz=UTC) for _, at in self.skipped]
-
-
-_REDIRECTORS = {("google.com", "/url"), ("www.google.com", "/url"), ("news.google.com", "/url")}
-
-
-def canonical_url(url: str, base: str | None = None, *, fragment: bool = False) -> str:
-    """The http(s) URL without tracking parameters, and without its fragment unless
-    `fragment` (rule 3); a feed proxy's redirect link (Google Alerts' google.com/url?...
-    &url=TARGET) becomes its target. A link that is no http(s) URL (another scheme, a
-    port out of range, a broken IPv6 literal) gives "": never an exception."""
-    url = clean_text(url).strip()
-    if not url:
-        return ""
-    try:
-        return _canonical_url(url, base, fragment)
-    except ValueError:  # urlsplit's "Invalid IPv6 URL", .port's "out of range"
-        return ""
-
-
-def _canonical_url(url: str, base: str | None, fragment: bool) -> str:
-    parts = urlsplit(url)
-    if ((parts.hostname or "").lower(), parts.path) in _REDIRECTORS:
-        params = dict(parse_qsl(parts.query))
-        target = params.get("url") or params.get("q")
-        if target and target.startswith(("http://", "https://")):
-            url = target
-    if base and not urlsplit(url).scheme:
-        url = urljoin(base, url)
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if scheme not in _DEFAULT_PORTS or not host:
-        return ""
-    if ":" in host:  # an IPv6 literal keeps its brackets (hostname drops them)
-        host = f"[{host}]"
-    port = parts.port  # before the host is rebuilt: ValueError when out of range
-    if port and port != _DEFAULT_PORTS[scheme]:
-        host = f"{host}:{port}"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query),
-                       parts.fragment if fragment else ""))
 
 
 def item_urls(links: Sequence[str], guids: Sequence[str], base: str) -> list[str]:
@@ -169,20 +126,7 @@ _HIDDEN = ("script", "style", "noscript", "template", "iframe")
 # forbids them; lxml reads NUL as U+FFFD), and lone surrogates, which JSON's \ud800
 # escapes give, which lxml silently cuts the text at, and which no UTF-8 encoder (Redis,
 # orjson, the signature's CRC) accepts. Controls go, surrogates become U+FFFD.
-_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+")
-_SURROGATES = re.compile("[\ud800-\udfff]")
 _TAG = re.compile(r"<[^>]*>")
-
-
-def clean_text(text: str) -> str:
-    """`text` without control characters, with any lone surrogate as U+FFFD."""
-    if not text.isprintable() and _CONTROLS.search(text):  # isprintable: 2x faster
-        text = _CONTROLS.sub("", text)
-    try:
-        text.encode()  # 5x faster than searching for surrogates
-    except UnicodeEncodeError:
-        text = _SURROGATES.sub("\ufffd", text)
-    return text
 
 
 def plain_text(markup: str, limit: int = MAX_SUMMARY_CHARS) -> str:
@@ -289,17 +233,6 @@ def item_spans(data: bytes) -> list[tuple[int, int]] | None:
     return None if start >= 0 else spans
 
 
-# Rule 1: labels whose documents are read with a superset, as browsers read them (pages
-# too: monitor.page).
-SUPERSETS = {
-    **dict.fromkeys(("shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis",
-                     "windows-31j"), "cp932"),
-    **dict.fromkeys(("euc-kr", "euc_kr", "ks_c_5601-1987", "csksc56011987", "korean"),
-                    "cp949"),
-    **dict.fromkeys(("gb2312", "gbk", "x-gbk", "csgb2312", "chinese", "gb_2312-80"),
-                    "gb18030"),
-    **dict.fromkeys(("big5", "csbig5", "x-x-big5", "big5-hkscs"), "big5hkscs"),
-}
 _CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.I)
 _XML_ENCODING = re.compile(rb"""\A<\?xml[^>]*?encoding\s*=\s*["']([\w.:-]+)""")
 
@@ -504,18 +437,3 @@ def _text(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return ""
-
-
-def parse_date(value: Any) -> datetime | None:
-    """A date from ISO 8601 (Z allowed) or RFC 822 text; naive dates are taken as UTC."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

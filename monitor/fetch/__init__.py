@@ -42,13 +42,10 @@ Rules, in order:
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import ipaddress
 import socket
 import time
-import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -57,9 +54,9 @@ from yarl import URL
 
 from monitor import USER_AGENT
 from monitor.errors import PermanentFetchError, RetryableFetchError
+from monitor.http import RETRYABLE_STATUS, EnvProxies, retry_after
 from monitor.urls import redact, redact_text
 
-RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 MAX_HEADER_LINE = 64 * 1024  # some sites send cookies and CSP headers far over 8 KB
@@ -133,24 +130,6 @@ def host_key(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2].lower()
 
 
-class EnvProxies:
-    """HTTP_PROXY / HTTPS_PROXY / NO_PROXY, read once, as most HTTP tools honour them."""
-
-    def __init__(self) -> None:
-        self._proxies = {k: v for k, v in urllib.request.getproxies().items()
-                         if k in ("http", "https")}
-        self._bypass: dict[str, bool] = {}
-
-    def get(self, url: URL) -> str | None:
-        proxy = self._proxies.get(url.scheme)
-        if proxy is None:
-            return None
-        host = url.raw_host or ""
-        if host not in self._bypass:
-            self._bypass[host] = bool(urllib.request.proxy_bypass(host))
-        return None if self._bypass[host] else proxy
-
-
 @dataclass(frozen=True, slots=True)
 class Response:
     url: str
@@ -166,22 +145,6 @@ class Response:
     @property
     def not_modified(self) -> bool:
         return self.status == 304
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class Fetcher:
