@@ -69,8 +69,8 @@ def read(data: bytes) -> OPMLList:
     parsed: Any = listparser.parse(data)
     feeds, dropped = [], 0
     for found in parsed.get("feeds", []):
-        url = canonical_url(str(found.get("url", "")).strip(), fragment=True)
-        if not url:
+        url = str(found.get("url", "")).strip()[:2048]  # kept as written; compared canonical
+        if not canonical_url(url, fragment=True):
             dropped += 1
             continue
         tags = tuple(dict.fromkeys(
