@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--subscriber", help="all dead letters of this subscriber")
     replay.add_argument("--watchlist", help="all dead letters of this watchlist")
     replay.add_argument("--all", action="store_true", help="every dead letter")
-    completion = command("completion", "print a shell completion script")
+    completion = sub.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
     return parser
 

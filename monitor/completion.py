@@ -82,7 +82,7 @@ def _fish(prog: str, tree: dict[tuple[str, ...], tuple[list[str], list[str]]]) -
         else:
             cond = "__fish_use_subcommand"
         if len(path) == 1:  # not after its own subcommands
-            others = [s for s in subs]
+            others = list(subs)
             if others:
                 cond += f"; and not __fish_seen_subcommand_from {' '.join(others)}"
         cond = cond.replace(" and __fish", "; and __fish")

@@ -76,7 +76,7 @@ def test_backtest_lists_what_check_matches_and_compare_names_the_threshold(
 
     # check, one page at a time, as the daemon fetched them
     by_check = set()
-    for _, title, url in items:
+    for _, _title, url in items:
         out = json.loads(run_cli(capsys, "check", url, "--json", "--config-dir", str(draft)))
         if any(m["matched"] for m in out["matches"]):
             by_check.add(url)
