@@ -10,8 +10,8 @@ instead, to the same results, more slowly.
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("monitor._fold", ["monitor/_fold.c"], optional=True),
-                   Extension("monitor._minhash", ["monitor/_minhash.c"], optional=True),
-                   Extension("monitor._scan", ["monitor/_scan.c"], optional=True),
-                   Extension("monitor._explain", ["monitor/_explain.c"], optional=True),
+                   Extension("monitor.dedup._minhash", ["monitor/dedup/_minhash.c"], optional=True),
+                   Extension("monitor.match._scan", ["monitor/match/_scan.c"], optional=True),
+                   Extension("monitor.match._explain", ["monitor/match/_explain.c"], optional=True),
                    Extension("monitor.extract._forest", ["monitor/extract/_forest.c"],
                              optional=True)])

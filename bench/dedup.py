@@ -45,11 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.extract import cases  # noqa: E402
 from monitor import dedup  # noqa: E402
-from monitor.embedded import EmbeddedRedis  # noqa: E402
 from monitor.extract import extract, extract_text  # noqa: E402
 from monitor.feeds import parse_feed  # noqa: E402
 from monitor.poller import new_story, resolve_story, shared_links  # noqa: E402
 from monitor.store import DEFAULT_STORY_WINDOW, Store  # noqa: E402
+from monitor.store.embedded import EmbeddedRedis  # noqa: E402
 from monitor.text import fold  # noqa: E402
 from tests import made_feeds  # noqa: E402
 

@@ -192,7 +192,7 @@ def _event_loop_run(main: Coroutine[Any, Any, T]) -> T:
 
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     from monitor import admin
-    from monitor.connect import store_for
+    from monitor.store.connect import store_for
 
     config = load_config(settings.config_dir) if args.command == "feeds" else None
     async with store_for(settings) as store:
@@ -300,7 +300,7 @@ def _result_lines(r: Result) -> list[str]:
 async def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     """`monitor backtest`: reads the archive only (monitor.backtest rule 4)."""
     from monitor import backtest
-    from monitor.connect import store_for
+    from monitor.store.connect import store_for
 
     config = load_config(settings.config_dir)
     other = load_config(args.compare) if args.compare else None

@@ -224,7 +224,7 @@ class FeedConfig(_Model):
 
     @property
     def bounds(self) -> tuple[float, float]:
-        """The range adaptive polling keeps to (monitor.cadence rule 4)."""
+        """The range adaptive polling keeps to (monitor.feeds.cadence rule 4)."""
         low = self.min_interval if self.min_interval is not None else \
             min(self.interval, max(self.interval / 3, 60.0))
         high = self.max_interval if self.max_interval is not None else \

@@ -24,7 +24,7 @@ Rules, in order:
    the item's own feed is its story only on far stronger evidence (dedup rules 4, 5).
 6. The item is marked seen in the same atomic step that queues its alerts.
 7. The next poll comes after the interval learned from the feed's cadence and hints
-   (monitor.cadence), kept in its state so that a 304 keeps it too. The poll's log line
+   (monitor.feeds.cadence), kept in its state so that a 304 keeps it too. The poll's log line
    and the feed's state count its items: new, older than the max age, seen before, bad
    (one field, "read": four fields cost each claim of the feed four more to parse).
 8. A bad item never costs another one: text no encoder takes is repaired by the parser
@@ -46,18 +46,18 @@ from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from monitor import cadence, dedup, logs
-from monitor.commits import Commits
+from monitor import dedup, logs
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, PermanentFetchError, RetryableFetchError
 from monitor.extract import extract
-from monitor.feeds import ParsedFeed, parse_feed
+from monitor.feeds import ParsedFeed, cadence, parse_feed
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.models import Alert, Item, Match
 from monitor.page import decode_html
 from monitor.store import NewStory, Store, StoryLookup
 from monitor.store.archive import ArchivedItem
+from monitor.store.commits import Commits
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5")
@@ -285,7 +285,7 @@ class Poller:
         self.max_new_items = max_new_items
         self.dedup_window = int(dedup_window)
         self.dedup_threshold = dedup_threshold
-        # Items are committed in turn, many to a round trip (monitor.commits): an item
+        # Items are committed in turn, many to a round trip (monitor.store.commits): an item
         # whose story Redis knows is judged and committed before the items after it, so
         # that two copies of one story polled at once from two feeds do not each find no
         # story yet, or no alert yet, and alert twice. Across instances, the commit
@@ -485,7 +485,7 @@ class Poller:
             article_text = await self._scrape(feed, item)
             if article_text:
                 body, scraped = article_text, True
-        # CPU work first, outside the commits' turn (monitor.commits).
+        # CPU work first, outside the commits' turn (monitor.store.commits).
         found, sig = await self._compute(len(title) + len(body), _analyse, runtime.matcher,
                                          title, body, template)
         matches = [m for m in found if feed.watchlists is None or m.watchlist in feed.watchlists]

@@ -38,12 +38,12 @@ from redis.exceptions import RedisError
 from monitor import logs
 from monitor.circuits import RetryPolicy
 from monitor.config import Config, fingerprint, load_config
-from monitor.connect import Connection
 from monitor.deliver import EmailSender, WebhookSender
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher
 from monitor.poller import Poller, PollResult, Runtime
 from monitor.settings import Settings
+from monitor.store.connect import Connection
 from monitor.urls import redact
 from monitor.worker import DeliveryWorker, DrainReport
 

@@ -12,10 +12,9 @@ from xml.sax.saxutils import escape
 import pytest
 import redis.asyncio as aioredis
 
-from monitor import cadence
 from monitor.config import Config, FeedConfig, load_config
 from monitor.errors import ConfigError
-from monitor.feeds import parse_feed
+from monitor.feeds import cadence, parse_feed
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
 from monitor.poller import Poller, Runtime

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import redis
 
-from monitor.connect import Connection, _HiredisPacking
 from monitor.extract import extract_text
 from monitor.settings import Settings
+from monitor.store.connect import Connection, _HiredisPacking
 from tests.daemon import Daemon, rss
 from tests.servers import (
     ClusterServers,

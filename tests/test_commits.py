@@ -1,4 +1,4 @@
-"""Items committed in turn, many to a round trip: monitor.commits and its script."""
+"""Items committed in turn, many to a round trip: monitor.store.commits and its script."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from monitor import dedup
-from monitor.commits import Commits
 from monitor.poller import Story, new_story, resolve_story
 from monitor.store import DEFAULT_STORY_WINDOW, NewStory, Store, StoryCard, StoryLookup
+from monitor.store.commits import Commits
 from tests.servers import free_port
 from tests.test_worker import make_alert
 

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from redis.asyncio.connection import Connection as PythonPacking
 from redis.exceptions import DataError
 
-from monitor.connect import Connection, _HiredisPacking, _PackedTCP
-from monitor.embedded import EmbeddedRedis
 from monitor.settings import Settings
+from monitor.store.connect import Connection, _HiredisPacking, _PackedTCP
+from monitor.store.embedded import EmbeddedRedis
 
 # Text includes lone surrogates now and then (hypothesis leaves them out by default), so
 # the branch for what neither side can pack is exercised, not dead.

@@ -286,7 +286,7 @@ async def test_copies_polled_at_once_by_one_instance_alert_once(
     poller: Poller, http_server: HTTPServer
 ) -> None:
     # One instance polls four feeds at once, each with a copy of one story: their items
-    # reach the commit together (monitor.commits), and the copies after the first are
+    # reach the commit together (monitor.store.commits), and the copies after the first are
     # judged, not registered as stories of their own.
     feeds = copy_feeds(http_server, 4)
     rt = runtime(feeds)

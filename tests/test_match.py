@@ -634,7 +634,7 @@ def in_order(per_list: dict[int, dict[int, list[Any]]]) -> list[Any]:
 @given(scan_cases(), st.sampled_from([1, 2.5, 4]))
 def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str, str],
                                                       threshold: float) -> None:
-    # The whole C path (monitor/_scan.c's hits, monitor/_explain.c's Hit values, their
+    # The whole C path (monitor/match/_scan.c's hits, monitor/match/_explain.c's Hit values, their
     # offsets in the original past folded harakat and expanded ß and ligatures) against the
     # Python definitions.
     terms, title, body = case
@@ -676,7 +676,7 @@ def test_the_c_snippet_is_the_python_one(pieces: list[tuple[str, str]],
 @pytest.mark.skipif(match_module._c_hits is None, reason="the C extension was not built")
 @pytest.mark.parametrize("field", ["text", None, 3, Hit("keyword", "x", "x", "x", "body", 0, 1.0)])
 def test_the_c_hits_refuse_fields_of_the_wrong_type_with_a_type_error(field: Any) -> None:
-    from monitor._explain import hits, matches
+    from monitor.match._explain import hits, matches
 
     m = Matcher([watchlist(keywords=["sirte"])])
     raws = [[(0, 1, 0, 5, "sirte")]]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.text import Folded, fold_term
-from monitor.words import (
+from monitor.match.words import (
     ARABIC,
     SHORT_ARABIC,
     UNSPACED,
@@ -14,6 +13,7 @@ from monitor.words import (
     proclitic_blocked,
     word_prefix,
 )
+from monitor.text import Folded, fold_term
 
 
 @pytest.mark.parametrize(

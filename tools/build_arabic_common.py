@@ -12,7 +12,7 @@ words):
 - every word of 1-3 letters frequent enough to win against such a word (about Zipf
   4.1: a rarer term loses to any of them), the short terms' own frequencies;
 and, per proclitic, the share of words that carry it (`@ و 0.0583`), measured on the
-3,000 commonest longer words that start with no proclitic letter. monitor.words rule 3
+3,000 commonest longer words that start with no proclitic letter. monitor.match.words rule 3
 compares the two readings with these.
 
 Frequencies come from wordfreq (https://github.com/rspeer/wordfreq), whose data is
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from wordfreq import get_frequency_dict
 
+from monitor.match.words import ARABIC_PROCLITICS, COMMON_ZIPF, LIKELIER
 from monitor.text import fold, is_arabic
-from monitor.words import ARABIC_PROCLITICS, COMMON_ZIPF, LIKELIER
 
 MIN_ZIPF = COMMON_ZIPF
 MAX_REST = 3

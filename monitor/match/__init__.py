@@ -10,11 +10,11 @@ Rules, in order:
    own (text.term_keys), never across a block end.
 2. All terms of all watchlists are compiled once per config into one multi-pattern
    matcher, whose cost grows with the text, not with the number of terms: the C scanner
-   (monitor/_scan.c), which looks the text up word by word in a hash table of the terms'
+   (monitor/match/_scan.c), which looks the text up word by word in a hash table of the terms'
    word prefixes; or, where it was not built, one Aho-Corasick automaton (the Rust
    aho-corasick crate, through ahocorasick-rs) of the terms each followed by a space, so
    that it finds only occurrences that end a word. Both find the same hits.
-3. The start of each candidate is checked (monitor.words): it must start a word, except
+3. The start of each candidate is checked (monitor.match.words): it must start a word, except
    that an Arabic term may carry proclitics (و ف ب ك ل ال and their combinations: بسرت
    is سرت) and a term starting with ال also matches after لل (للسراج is السراج). For a
    term of three letters or fewer, a proclitic reading loses when a reading of the word
@@ -42,6 +42,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import ahocorasick_rs
 
 from monitor.config import Group, WatchlistConfig
+from monitor.match.words import (
+    ARABIC_LAM_PROCLITICS,
+    ARABIC_PROCLITICS,
+    SHORT_ARABIC,
+    SHORT_TERM,
+    WordIndex,
+    key_flags,
+    proclitic_blocked,
+    word_prefix,
+)
 from monitor.models import Contribution, Hit, Match
 from monitor.text import (
     BLOCK_MARK,
@@ -53,19 +63,9 @@ from monitor.text import (
     same_case,
     term_keys,
 )
-from monitor.words import (
-    ARABIC_LAM_PROCLITICS,
-    ARABIC_PROCLITICS,
-    SHORT_ARABIC,
-    SHORT_TERM,
-    WordIndex,
-    key_flags,
-    proclitic_blocked,
-    word_prefix,
-)
 
 if TYPE_CHECKING:
-    from monitor._scan import Scanner
+    from monitor.match._scan import Scanner
 
 MAX_HITS_PER_TERM = 10
 SNIPPET_CHARS = 240
@@ -151,7 +151,7 @@ class Matcher:
         self._sensitive: set[_Pair] = set()
         self._cased_atoms: set[int] = set()
         # Keys of 3 letters or fewer that start with an Arabic letter, by their index in
-        # _spelled: those monitor.words rule 3 may apply to.
+        # _spelled: those monitor.match.words rule 3 may apply to.
         self._short: dict[str, int] = {}
         with _gc_paused():
             self._lists = tuple(self._compile(i, wl) for i, wl in enumerate(self.watchlists))
@@ -198,7 +198,7 @@ class Matcher:
             if self._native else None
         self._c_hits = _c_hits if self._native else None
         self._c_matches = _c_matches if self._native else None
-        # What monitor._explain.matches needs of this config (see monitor/_explain.pyi).
+        # What monitor.match._explain.matches needs of this config (see monitor/match/_explain.pyi).
         self._plan = (
             self._kind, self._term, self._weight, self._role, *self._points, *self._lines,
             self._cached_line, [wl.name for wl in self.watchlists],
@@ -354,7 +354,7 @@ class Matcher:
         return per_list
 
     def _scan_python(self, fields: tuple[Folded, Folded]) -> list[_Raw]:
-        """`_scan` by the automaton, the definition of the C scanner (monitor/_scan.c), over
+        """`_scan` by the automaton, the definition of the C scanner (monitor/match/_scan.c), over
         the fields' text with each run of separators made one space, or a mark between
         spaces (_collapsed), so that a key finds its words however they are separated;
         hits are mapped back to the folded text."""
@@ -471,7 +471,7 @@ class Matcher:
     def matches(self, title: str, body: str) -> list[Match]:
         """The watchlists that match, in config order: the daemon's fast path, which works
         out hits, snippet and breakdown for those alone (in C for watchlists without rules
-        or `require`, where monitor/_explain.c was built)."""
+        or `require`, where monitor/match/_explain.c was built)."""
         folded = (Folded(title), Folded(body))
         per_list = self._by_list(folded, quick=True)
         if not per_list:
@@ -599,7 +599,7 @@ def _start(candidate: tuple[int, int, int]) -> int:
 def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tuple[_Pair, ...]],
              list_of: list[int], points: tuple[list[float], list[float]],
              hopeless: list[float], uncapped: bytes, short: dict[str, int]) -> Scanner | None:
-    """The C scanner of these keys (monitor/_scan.c), or None where it was not built or
+    """The C scanner of these keys (monitor/match/_scan.c), or None where it was not built or
     two keys share its hash (then the automaton scans). `short`: the keys of 3 letters
     or fewer that start with an Arabic letter, by index."""
     if _CScanner is None:
@@ -619,8 +619,8 @@ def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tup
 
 _CScanner: type[Scanner] | None
 try:
-    from monitor._scan import HashCollision
-    from monitor._scan import Scanner as _CScanner
+    from monitor.match._scan import HashCollision
+    from monitor.match._scan import Scanner as _CScanner
 except ImportError:  # pragma: no cover - installs without a C compiler
     _CScanner = None
 C_SCAN = _CScanner is not None
@@ -629,9 +629,9 @@ _c_hits: Callable[..., tuple[tuple[Hit, ...], Hit | None]] | None
 _c_snippet: Callable[[str, int, int, int], str] | None
 _c_matches: Callable[..., list[Match]] | None
 try:
-    from monitor._explain import hits as _c_hits
-    from monitor._explain import matches as _c_matches
-    from monitor._explain import snippet as _c_snippet
+    from monitor.match._explain import hits as _c_hits
+    from monitor.match._explain import matches as _c_matches
+    from monitor.match._explain import snippet as _c_snippet
 except ImportError:  # pragma: no cover - installs without a C compiler
     _c_hits = _c_snippet = _c_matches = None
 
@@ -690,7 +690,7 @@ def _near(atoms: tuple[int, ...], within: int, by_atom: _ByAtom,
 
 def _snippet(body: str, first: Hit | None) -> str:
     """About SNIPPET_CHARS of the body around its first hit, cut at spaces: by
-    monitor/_explain.c where it was built, else by `_snippet_python`."""
+    monitor/match/_explain.c where it was built, else by `_snippet_python`."""
     if _c_snippet is None:
         return _snippet_python(body, first)
     if first is None:

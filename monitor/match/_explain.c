@@ -235,7 +235,7 @@ make_hits(PyObject *groups, PyObject *folded, const Atoms *atoms, PyTypeObject *
 }
 
 /* hits(groups, fields, kinds, terms, weights, hit_type, labels): see
- * monitor/_explain.pyi. */
+ * monitor/match/_explain.pyi. */
 static PyObject *
 explain_hits(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -309,7 +309,7 @@ find_space(PyObject *body, Py_ssize_t from, Py_ssize_t to, int direction)
     return PyUnicode_FindChar(body, ' ', from, to, direction);
 }
 
-/* snippet(body, offset, length, chars): see monitor/_explain.pyi. */
+/* snippet(body, offset, length, chars): see monitor/match/_explain.pyi. */
 static PyObject *cut_snippet(PyObject *body, Py_ssize_t offset, Py_ssize_t length,
                              Py_ssize_t chars);
 
@@ -349,7 +349,7 @@ cut_snippet(PyObject *body, Py_ssize_t offset, Py_ssize_t length, Py_ssize_t cha
 }
 
 /* What monitor.match.Matcher knows once per config, for matches(): see
- * monitor/_explain.pyi. */
+ * monitor/match/_explain.pyi. */
 typedef struct {
     Atoms atoms;
     const char *role; /* per atom: monitor.match's _TERM, _SCORED or _EXCLUDE */
@@ -483,7 +483,7 @@ done:
     return result;
 }
 
-/* matches(per_list, fields, plan, other): see monitor/_explain.pyi. */
+/* matches(per_list, fields, plan, other): see monitor/match/_explain.pyi. */
 static PyObject *
 explain_matches(PyObject *Py_UNUSED(module), PyObject *args)
 {

@@ -51,7 +51,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 import feedparser
 import lxml.html
 
-from monitor.cadence import feed_hint
+from monitor.feeds.cadence import feed_hint
 from monitor.models import Item
 from monitor.text import mostly_utf8
 
@@ -75,7 +75,7 @@ class ParsedFeed:
     title: str
     items: tuple[Item, ...]
     problem: str | None = None
-    hint: float | None = None  # seconds between useful polls, from the feed (monitor.cadence)
+    hint: float | None = None  # seconds between useful polls, from the feed (monitor.feeds.cadence)
     # Rule 5: the digest of each item's element, in the order of `items` (None when the
     # document's items could not be told apart), and the items known from an earlier
     # poll that were not parsed again, as (digest, published unix time or None).

@@ -29,7 +29,7 @@ Rules, in order:
    share (a podcast's home page) is none of theirs (monitor.poller.shared_links).
 
 The signature is defined here with numpy (vectorised over shingles and permutations),
-and computed by the C extension monitor._minhash where it was built, to the same values
+and computed by the C extension monitor.dedup._minhash where it was built, to the same values
 in a fifth of the time; datasketch's MinHash would do what numpy does, but its Redis LSH
 keeps keys of its own outside monitor's store module and hash tag, and pulls in scipy.
 """
@@ -87,8 +87,8 @@ Signature = npt.NDArray[np.uint32]
 _c_signature: Callable[[list[str], bytes, bytes, bytes], bytes] | None
 _c_shingles: Callable[[list[str]], bytes] | None
 try:
-    from monitor._minhash import shingles as _c_shingles
-    from monitor._minhash import signature as _c_signature
+    from monitor.dedup._minhash import shingles as _c_shingles
+    from monitor.dedup._minhash import signature as _c_signature
 except ImportError:  # built without a C compiler: numpy alone, to the same values
     _c_signature = _c_shingles = None
 C_SIGNATURE = _c_signature is not None

@@ -19,9 +19,9 @@ from redis.asyncio import connection as rc
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.exceptions import DataError, ResponseError
 
-from monitor.embedded import EmbeddedRedis
 from monitor.settings import Settings
 from monitor.store import Store
+from monitor.store.embedded import EmbeddedRedis
 
 
 class _HiredisPacking:

@@ -399,7 +399,7 @@ add_pairs(Scanner *self, PyObject *pairs, Py_ssize_t *at)
 }
 
 /* Scanner(keys, plain, lam_only, proclitics, lam_proclitics, blocked, list_of,
- *         title_points, body_points, thresholds): see monitor/_scan.pyi. */
+ *         title_points, body_points, thresholds): see monitor/match/_scan.pyi. */
 static PyObject *
 scanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
