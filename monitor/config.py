@@ -197,6 +197,9 @@ class FeedConfig(_Model):
         default=True, description="learn the poll interval from the feed's cadence and hints")
     scrape: bool = True
     watchlists: tuple[str, ...] | None = None
+    tags: tuple[str, ...] = Field(
+        default=(), description="labels for the operator, such as the OPML folder a feed "
+        "came from (`News/World` for a nested one); `monitor feeds export` writes them back")
 
     @field_validator("url")
     @classmethod

@@ -56,6 +56,7 @@ from monitor.match import Matcher
 from monitor.models import Alert, Item, Match
 from monitor.page import decode_html
 from monitor.store import NewStory, Store, StoryLookup
+from monitor.store.archive import ArchivedItem
 from monitor.store.commits import Commits
 
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
@@ -512,6 +513,10 @@ class Poller:
             item.id, alerts_for(item, matches, runtime.config, scraped, now, story),
             story.new, judge)
         queued, story = (committed, story) if isinstance(committed, int) else committed
+        if queued >= 0:  # committed now, not seen before: kept for backtests
+            await self.store.archive.add(ArchivedItem(
+                item.id, feed.id, feed.name, title, body, item.url, item.language,
+                item.published.timestamp() if item.published else None, scraped))
         if story.copy:
             log.info("copy of a known story", feed=feed.name, item=item.url or item.id,
                      story=story.id, sources=len(story.sources), similarity=story.similarity,

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         default=200, description="new items taken per poll; the rest wait for the next poll"
     )
     seen_ttl_days: float = 90.0
+    archive_days: float = Field(
+        default=14.0, gt=0, description="days each new item's title and text are kept for "
+        "`monitor backtest`")
+    archive_max_mb: float = Field(
+        default=512.0, ge=0, description="megabytes the archive of items may take in "
+        "Redis; the oldest items go first past it (0: no archive)")
     dedup_window_hours: float = Field(
         default=48.0, description="copies of a story within this window never alert again"
     )

@@ -19,7 +19,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from monitor.models import Alert
+from monitor.store.archive import Archive
 from monitor.store.keys import (
+    DEFAULT_ARCHIVE_MAX_BYTES,
+    DEFAULT_ARCHIVE_TTL,
     DEFAULT_SEEN_TTL,
     DEFAULT_STORY_WINDOW,
     DELIVERY_GROUP,
@@ -202,11 +205,13 @@ class Store:
     """Thin async wrapper over the scripts and commands above."""
 
     def __init__(self, client: aioredis.Redis | RedisCluster, prefix: str = "monitor",
-                 seen_ttl: int = DEFAULT_SEEN_TTL) -> None:
+                 seen_ttl: int = DEFAULT_SEEN_TTL, *, archive_ttl: int = DEFAULT_ARCHIVE_TTL,
+                 archive_max_bytes: int = DEFAULT_ARCHIVE_MAX_BYTES) -> None:
         # redis-py's annotations cannot express decode_responses=True (replies are str).
         self.redis: Any = client
         self.keys = Keys(prefix)
         self.seen_ttl = seen_ttl
+        self.archive = Archive(client, self.keys, ttl=archive_ttl, max_bytes=archive_max_bytes)
         self.clock_offset = 0.0  # Redis's clock minus this machine's (sync_clock)
         self._claim = client.register_script(CLAIM_DUE)
         self._finishes = _Finishes(client.register_script(FINISH_POLLS), self.keys)

@@ -135,7 +135,9 @@ class Connection:
             pool.connection_class = _PACKED.get(pool.connection_class, pool.connection_class)
             self.redis = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         store = Store(self.redis, self.settings.redis_prefix,
-                      int(self.settings.seen_ttl_days * 86400))
+                      int(self.settings.seen_ttl_days * 86400),
+                      archive_ttl=int(self.settings.archive_days * 86400),
+                      archive_max_bytes=int(self.settings.archive_max_mb * 1024 * 1024))
         await store.sync_clock()
         return store
 

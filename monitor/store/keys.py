@@ -30,6 +30,14 @@ STORY_BUCKETS_PER_WINDOW = 2
 # prefix and the circuit's id: never lost, never taken over by the visibility timeout,
 # and taken back by any instance (monitor.circuits, monitor.worker).
 WAITING_CONSUMER = "wait:"
+# Archived items (monitor.store.archive) are kept this long by default: two weeks of items
+# is what an operator needs to judge a watchlist edit (`monitor backtest --since`), and at
+# ~1 KB per item compressed a thousand feeds' two weeks fit in a few hundred MB. The
+# stream and its byte count expire this long after the last item archived, too.
+DEFAULT_ARCHIVE_TTL = 14 * 86400
+# ...and they take at most this many bytes; the oldest go first past it, so the archive
+# cannot fill Redis whatever the feeds send.
+DEFAULT_ARCHIVE_MAX_BYTES = 512 * 1024 * 1024
 
 
 def waiting_consumer(circuit: str) -> str:
@@ -119,6 +127,17 @@ class Keys:
         """Hash: circuit id -> its state (JSON: since, next probe, lease, last error), for
         the endpoints that are down; a circuit that closes leaves it."""
         return f"{self._base}:circuits"
+
+    @property
+    def archive(self) -> str:
+        """Stream of recent items, one entry each (field `z`: zlib-compressed JSON), its ids
+        the times they were archived, oldest first (monitor.store.archive)."""
+        return f"{self._base}:archive"
+
+    @property
+    def archive_bytes(self) -> str:
+        """Integer: the bytes the archive's entries are counted to take, against its budget."""
+        return f"{self._base}:archive:bytes"
 
     @property
     def errors(self) -> str:

@@ -361,3 +361,42 @@ for _, row in ipairs(rows) do
 end
 return #rows
 """
+
+# Archives items and keeps the archive to its age and size: XADDs each blob (ARGV[4..]),
+# adds its length and a fixed per-entry overhead (ARGV[3]) to the byte count, then takes
+# entries off the head, oldest first, while they are older than the TTL (ARGV[2], seconds)
+# or the count is above the budget (ARGV[1], bytes). KEYS: the stream, the byte count.
+# The ids are Redis's clock (XADD *), so every instance archives on one time line. Returns
+# {added, dropped, bytes}.
+ARCHIVE_ADD = """
+local max, ttl, over = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local bytes = tonumber(redis.call('GET', KEYS[2]) or '0')
+if redis.call('EXISTS', KEYS[1]) == 0 then bytes = 0 end
+local added, dropped = 0, 0
+for i = 4, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'z', ARGV[i])
+  bytes = bytes + #ARGV[i] + over
+  added = added + 1
+end
+local t = redis.call('TIME')
+local oldest = (tonumber(t[1]) - ttl) * 1000
+while true do
+  local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 64)
+  if #head == 0 then bytes = 0 break end
+  local kept = false
+  for _, entry in ipairs(head) do
+    local ms = tonumber(string.match(entry[1], '^(%d+)'))
+    if ms >= oldest and bytes <= max then kept = true break end
+    redis.call('XDEL', KEYS[1], entry[1])
+    bytes = bytes - #entry[2][2] - over
+    dropped = dropped + 1
+  end
+  if kept then break end
+end
+if bytes < 0 then bytes = 0 end
+redis.call('SET', KEYS[2], bytes, 'EX', ttl)
+if added + dropped > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ttl)
+end
+return {added, dropped, bytes}
+"""
