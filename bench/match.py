@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import documents, size  # noqa: E402
-from monitor import match as match_module  # noqa: E402
+from monitor import speedups  # noqa: E402
 from monitor.config import WatchlistConfig  # noqa: E402
 from monitor.match import Matcher  # noqa: E402
 from monitor.text import fold, fold_term, is_arabic  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> None:
     print(f"text: {mb:.1f} MB in {len(docs)} documents ({size(base) / 1e6:.2f} MB distinct); "
           f"vocabulary: {len(vocab[0])} Arabic-script words, {len(vocab[1])} other, "
           f"{len(vocab[2])} phrases")
-    print("scanner: " + ("C (monitor/match/_scan.c)" if match_module.C_SCAN else
+    print("scanner: " + ("C (monitor/match/_scan.c)" if speedups.in_use("monitor.match._scan") else
                          "automaton (the C extension was not built)"))
     print(f"{'mix':>6} {'terms':>8} {'monitor MB/s':>13} {'1st pass':>9} {'re MB/s':>9} {'ratio':>7} "
           f"{'build s':>8} {'build MB':>9} {'keys':>7} {'matches':>8} "

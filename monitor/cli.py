@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from monitor import __version__, logs
+from monitor import __version__, logs, speedups
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, FetchError
 from monitor.extract import extract, extract_text
@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit statuses: 0 done, 1 invalid config or input or Redis unreachable, "
         "2 bad command line (or `run --once`: no feed polled), 3 `run --once`: an alert "
         "undelivered. See docs/cli.md.")
-    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"monitor {__version__} ({speedups.describe()})")
     sub = parser.add_subparsers(dest="command", required=True, title="commands")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from redis.exceptions import RedisError
 
-from monitor import logs
+from monitor import logs, speedups
 from monitor.circuits import RetryPolicy
 from monitor.config import Config, fingerprint, load_config
 from monitor.deliver import EmailSender, WebhookSender
@@ -132,7 +132,8 @@ class Service:
         self._check_clock(self.store.clock_offset)
         _log_notes(self.runtime.config)
         self._started = True
-        log.info("monitor started", feeds=len(self.runtime.config.feeds),
+        log.info("monitor started", speedups=speedups.describe(),
+                 feeds=len(self.runtime.config.feeds),
                  watchlists=len(self.runtime.config.watchlists),
                  subscribers=len(self.runtime.config.subscribers),
                  redis="embedded" if self._connection.embedded

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     redis_prefix: str = "monitor"
     redis_connections: int = Field(default=64, description="connection pool size")
     config_dir: Path = Path("config")
+    speedups: Literal["auto", "off"] = Field(
+        default="auto", description="auto runs the C speed-ups that were built, off the "
+        "Python paths alone (same results); read from the environment when monitor is "
+        "imported (monitor.speedups)")
     data_dir: Path = Path("data")
 
     smtp_host: str = "localhost"

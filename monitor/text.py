@@ -39,6 +39,8 @@ from bisect import bisect_right
 from collections.abc import Callable
 from importlib import resources
 
+from monitor import speedups
+
 _ARABIC_LETTERS = {"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي"}
 # Latin letters that are an accented or joined letter to their writers but that Unicode
 # does not decompose: Turkish dotless i (İ is i with a dot above, dropped as an accent),
@@ -277,19 +279,16 @@ ABBREVIATIONS = _abbreviations()
 fold: Callable[[str], str]
 fold_mapped: Callable[[str], tuple[str, bytes | None]]
 fold_term_stop: Callable[[str], tuple[str, bool]]
-try:  # the same translation at C speed, where the extension was built (setup.py)
-    from monitor._fold import fold as _c_fold
-    from monitor._fold import fold_mapped as _c_fold_mapped
-    from monitor._fold import fold_term as _c_fold_term
-    from monitor._fold import init as _c_init
-except ImportError:  # pragma: no cover - installs without a C compiler
+# The same translation at C speed, where the extension was built and MONITOR_SPEEDUPS
+# allows it (monitor.speedups).
+_c_fold_module = speedups.load("monitor._fold")
+if _c_fold_module is None:
     fold, fold_mapped = fold_translate, fold_mapped_translate
     fold_term_stop = fold_term_translate
-    C_FOLD = False
 else:
-    _c_init(_TABLE, SEPARATOR_CLASSES, ABBREVIATIONS, ABBREVIATION_CHARS)
-    fold, fold_mapped, fold_term_stop = _c_fold, _c_fold_mapped, _c_fold_term
-    C_FOLD = True
+    _c_fold_module.init(_TABLE, SEPARATOR_CLASSES, ABBREVIATIONS, ABBREVIATION_CHARS)
+    fold, fold_mapped = _c_fold_module.fold, _c_fold_module.fold_mapped
+    fold_term_stop = _c_fold_module.fold_term
 
 
 def fold_term(term: str) -> str:

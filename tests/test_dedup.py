@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor import dedup
+from monitor import dedup, speedups
 from monitor.config import Config, FeedConfig, SubscriberConfig, WatchlistConfig
 from monitor.extract import extract, extract_text
 from monitor.fetch import Fetcher
@@ -84,7 +84,8 @@ def test_signatures_are_stable_across_processes() -> None:
     assert len(runs) == 1 and next(iter(runs)).strip()
 
 
-needs_c = pytest.mark.skipif(not dedup.C_SIGNATURE, reason="the C extension was not built")
+needs_c = pytest.mark.skipif(not speedups.in_use("monitor.dedup._minhash"),
+                             reason="the C extension was not built")
 # Few distinct words, so that shingles repeat; "plumless" and "buckeroo" share a CRC-32, so
 # shingles that differ only there share it too and must still count as two.
 signed_words = st.lists(st.sampled_from(["plumless", "buckeroo", "سرت", "حفتر", "a", "ß",

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor import match as match_module
+from monitor import speedups
 from monitor import text as text_module
 from monitor.cli import main
 from monitor.config import WatchlistConfig
@@ -36,7 +37,7 @@ def automaton_matcher(watchlists: list[WatchlistConfig]) -> Matcher:
 # Each word table runs through both scanners: the C one where it was built, and the
 # automaton it must agree with.
 SCANNERS = [pytest.param("c", marks=pytest.mark.skipif(
-    not match_module.C_SCAN, reason="the C extension was not built")), "automaton"]
+    not speedups.in_use("monitor.match._scan"), reason="the C extension was not built")), "automaton"]
 
 
 def matched(term: str, text: str, scanner: str = "c") -> list[str]:
@@ -495,7 +496,7 @@ def test_fold_is_idempotent(text: str) -> None:
     assert fold(fold(text)) == fold(text)
 
 
-@pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@pytest.mark.skipif(not speedups.in_use("monitor._fold"), reason="the C extension was not built")
 @given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(
     alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n"))
 def test_the_c_fold_is_str_translate_by_the_same_table(text: str) -> None:
@@ -510,7 +511,7 @@ SEPARATED = st.lists(st.sampled_from(
      "inc", "Dr", "د", "سرت", "x", "Word", "word", "東", "\U0001d400", "١"]), max_size=40).map("".join)
 
 
-@pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@pytest.mark.skipif(not speedups.in_use("monitor._fold"), reason="the C extension was not built")
 @settings(max_examples=500)
 @given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(
     alphabet="ٱأإآةىـًٌٍَُِّْٰ\u200cß…ﬁÉİ #@&+-ЙйAz0\x00\n\U0001d400\U0001f600") | SEPARATED)
@@ -518,7 +519,7 @@ def test_the_c_shifts_are_the_python_ones(text: str) -> None:
     assert text_module.fold_mapped(text) == text_module.fold_mapped_translate(text)
 
 
-@pytest.mark.skipif(not text_module.C_FOLD, reason="the C extension was not built")
+@pytest.mark.skipif(not speedups.in_use("monitor._fold"), reason="the C extension was not built")
 @given(st.text(alphabet=st.characters(codec="utf-8")) | SEPARATED)
 def test_the_c_term_fold_is_the_python_one(text: str) -> None:
     assert text_module.fold_term_stop(text) == text_module.fold_term_translate(text)
@@ -537,7 +538,7 @@ def test_hits_in_vocalised_arabic_point_at_the_original() -> None:
 
 
 def test_the_daemon_folds_in_c_where_it_was_built() -> None:
-    if text_module.C_FOLD:
+    if speedups.in_use("monitor._fold"):
         assert fold is not text_module.fold_translate
     # … is three dots, which fold to one space: a character never folds to two together.
     assert fold("Erdoğan, أردوغان… ﬁne") == "erdogan  اردوغان  fine"
@@ -629,7 +630,7 @@ def in_order(per_list: dict[int, dict[int, list[Any]]]) -> list[Any]:
     return [(index, list(by_atom.items())) for index, by_atom in per_list.items()]
 
 
-@pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
+@pytest.mark.skipif(not speedups.in_use("monitor.match._scan"), reason="the C extension was not built")
 @settings(max_examples=300)
 @given(scan_cases(), st.sampled_from([1, 2.5, 4]))
 def test_the_c_scanner_finds_what_the_automaton_finds(case: tuple[list[str], str, str],
@@ -696,18 +697,18 @@ def test_a_lone_article_is_not_absorbed_after_lam() -> None:
     # "أل.@" folds to "ال @": its first word is the article alone, which ل does not absorb.
     assert matched("أل.@", "لل @") == []
     assert matched("أل.@", "أل @") == ["أل @"]
-    if match_module.C_SCAN:
+    if speedups.in_use("monitor.match._scan"):
         assert matcher_for("أل.@")._scanner is not None  # not the automaton's fallback
 
 
-@pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
+@pytest.mark.skipif(not speedups.in_use("monitor.match._scan"), reason="the C extension was not built")
 def test_only_a_hash_collision_sends_the_matcher_to_the_automaton() -> None:
     # Any other refusal of the C scanner is a bug to see, not a slower config to run.
     with pytest.raises(ValueError, match="start and end with a word"):
         match_module._scanner([" @"], [()], [()], [], ([], []), [], b"", {})
 
 
-@pytest.mark.skipif(not match_module.C_SCAN, reason="the C extension was not built")
+@pytest.mark.skipif(not speedups.in_use("monitor.match._scan"), reason="the C extension was not built")
 def test_the_c_scanner_keeps_the_first_hits_of_each_term_per_field() -> None:
     lists = [watchlist(keywords=["سرت", "libya"], phrases=["east libya"])]
     c, automaton = Matcher(lists), automaton_matcher(lists)

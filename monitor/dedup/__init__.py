@@ -47,6 +47,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 import numpy.typing as npt
 
+from monitor import speedups
 from monitor.text import fold
 from monitor.urls import canonical_url
 
@@ -86,12 +87,9 @@ Signature = npt.NDArray[np.uint32]
 
 _c_signature: Callable[[list[str], bytes, bytes, bytes], bytes] | None
 _c_shingles: Callable[[list[str]], bytes] | None
-try:
-    from monitor.dedup._minhash import shingles as _c_shingles
-    from monitor.dedup._minhash import signature as _c_signature
-except ImportError:  # built without a C compiler: numpy alone, to the same values
-    _c_signature = _c_shingles = None
-C_SIGNATURE = _c_signature is not None
+_c_minhash = speedups.load("monitor.dedup._minhash")  # None: numpy alone, the same values
+_c_signature = None if _c_minhash is None else _c_minhash.signature
+_c_shingles = None if _c_minhash is None else _c_minhash.shingles
 
 
 def story_url(url: str) -> str:

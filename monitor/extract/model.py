@@ -15,15 +15,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from monitor import speedups
 from monitor.extract.features import NAMES, Matrix
 
 MODEL_FILE = "data/blocks.json.gz"
 
 _c_margins: Callable[..., bytes] | None
-try:
-    from monitor.extract._forest import margins as _c_margins
-except ImportError:  # built without a C compiler: the numpy walk, to the same values
-    _c_margins = None
+_c_forest = speedups.load("monitor.extract._forest")  # None: the numpy walk, same values
+_c_margins = None if _c_forest is None else _c_forest.margins
 
 
 @dataclass(frozen=True)

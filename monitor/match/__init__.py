@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ahocorasick_rs
 
+from monitor import speedups
 from monitor.config import Group, WatchlistConfig
 from monitor.match.words import (
     ARABIC_LAM_PROCLITICS,
@@ -617,23 +618,24 @@ def _scanner(keys: list[str], plain: list[tuple[_Pair, ...]], lam_only: list[tup
         return None
 
 
-_CScanner: type[Scanner] | None
-try:
-    from monitor.match._scan import HashCollision
-    from monitor.match._scan import Scanner as _CScanner
-except ImportError:  # pragma: no cover - installs without a C compiler
-    _CScanner = None
-C_SCAN = _CScanner is not None
+# The C scanner and explainer where built and MONITOR_SPEEDUPS allows (monitor.speedups);
+# None: the automaton and Python, to the same results.
+_c_scan = speedups.load("monitor.match._scan")
+class _NoCollision(Exception):
+    """Never raised: HashCollision where the C scanner is not loaded."""
 
-_c_hits: Callable[..., tuple[tuple[Hit, ...], Hit | None]] | None
-_c_snippet: Callable[[str, int, int, int], str] | None
-_c_matches: Callable[..., list[Match]] | None
-try:
-    from monitor.match._explain import hits as _c_hits
-    from monitor.match._explain import matches as _c_matches
-    from monitor.match._explain import snippet as _c_snippet
-except ImportError:  # pragma: no cover - installs without a C compiler
-    _c_hits = _c_snippet = _c_matches = None
+
+_CScanner: type[Scanner] | None = None if _c_scan is None else _c_scan.Scanner
+HashCollision: type[Exception] = (
+    _NoCollision if _c_scan is None else _c_scan.HashCollision)
+
+_c_explain = speedups.load("monitor.match._explain")
+_c_hits: Callable[..., tuple[tuple[Hit, ...], Hit | None]] | None = (
+    None if _c_explain is None else _c_explain.hits)
+_c_snippet: Callable[[str, int, int, int], str] | None = (
+    None if _c_explain is None else _c_explain.snippet)
+_c_matches: Callable[..., list[Match]] | None = (
+    None if _c_explain is None else _c_explain.matches)
 
 
 def _add_pair(table: dict[str, list[_Pair]], key: str, atom: int, spelling: str) -> None:
