@@ -35,11 +35,12 @@ from monitor.extract.features import NAMES, Matrix
 from monitor.extract.model import Classifier, default_classifier
 from monitor.extract.reader import Reading, read
 from monitor.extract.rules import Boilerplate, default_boilerplate
+from monitor.extract.walls import wall
 from monitor.models import Article
 from monitor.page import script_language
 from monitor.text import fold
 
-__all__ = ["Boilerplate", "assemble", "default_boilerplate", "extract", "extract_text"]
+__all__ = ["Boilerplate", "assemble", "default_boilerplate", "extract", "extract_text", "wall"]
 
 _IN_BEST = NAMES.index("in_best")
 _LINKS = NAMES.index("link_density")
