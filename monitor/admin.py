@@ -195,7 +195,7 @@ def format_feeds(rows: list[dict[str, Any]]) -> str:
         nxt = "now" if r["next_poll_in_s"] is None else f"in {max(r['next_poll_in_s'], 0)}s"
         fails = f", {r['failures']} failures" if r["failures"] else ""
         if r["pages_without_article"]:
-            fails += f", {r['pages_without_article']} pages without article (scraping blocked?)"
+            fails += f", {r['pages_without_article']} pages behind a wall (scraping blocked)"
         every = f"every {_duration(r['interval_s'])}"
         if r["feed_hint_s"]:
             every += f" (feed asks {_duration(r['feed_hint_s'])})"

@@ -49,7 +49,7 @@ from redis.exceptions import RedisError
 from monitor import dedup, logs
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, PermanentFetchError, RetryableFetchError
-from monitor.extract import extract
+from monitor.extract import extract, wall
 from monitor.feeds import ParsedFeed, cadence, parse_feed
 from monitor.fetch import Fetcher
 from monitor.match import Matcher
@@ -539,9 +539,16 @@ class Poller:
         html = decode_html(resp.body, resp.charset)
         article = await self._compute(len(resp.body), extract, html, resp.url)
         if not article.text:
-            # A JavaScript wall, a redirect script or a consent wall: count it per feed, so
-            # `monitor feeds` shows which sources block scraping.
-            await self.store.count_no_article(feed.id)
-            log.warning("scrape found no article text (JavaScript or consent wall?); "
-                        "matching feed title and summary", feed=feed.name, item=item.url)
+            # Only a wall (JavaScript, consent, bot check, redirect) means the source blocks
+            # scraping: counted per feed for `monitor feeds`. A page of text where the
+            # extractor found no article is the extractor's miss, logged as such.
+            blocked = await self._compute(len(resp.body), wall, html)
+            if blocked:
+                await self.store.count_no_article(feed.id)
+                log.warning("scrape found no article text: the page is a wall; matching feed "
+                            "title and summary", feed=feed.name, item=item.url, wall=blocked)
+            else:
+                log.warning("scrape found no article text: the extractor found none in the "
+                            "page; matching feed title and summary", feed=feed.name,
+                            item=item.url)
         return article.text

@@ -35,11 +35,12 @@ from monitor.extract.features import NAMES, Matrix
 from monitor.extract.model import Classifier, default_classifier
 from monitor.extract.reader import Reading, read
 from monitor.extract.rules import Boilerplate, default_boilerplate
+from monitor.extract.walls import wall
 from monitor.models import Article
 from monitor.page import script_language
 from monitor.text import fold
 
-__all__ = ["Boilerplate", "assemble", "default_boilerplate", "extract", "extract_text"]
+__all__ = ["Boilerplate", "assemble", "default_boilerplate", "extract", "extract_text", "wall"]
 
 _IN_BEST = NAMES.index("in_best")
 _LINKS = NAMES.index("link_density")
@@ -93,6 +94,7 @@ def kept_lines(blocks: Blocks, keep: npt.NDArray[np.bool_], features: Matrix) ->
     texts = blocks.texts
     if texts and not keep.any():
         keep = (features[:, _IN_BEST] > 0) & (features[:, _LINKS] < 0.5)
+    keep = _whole_tables(blocks, keep)
     seen: dict[str, int] = {}
     lines = []
     for i in np.flatnonzero(keep).tolist():
@@ -103,6 +105,30 @@ def kept_lines(blocks: Blocks, keep: npt.NDArray[np.bool_], features: Matrix) ->
         if len(text) >= _REPEAT_MIN_CHARS:
             seen.setdefault(text, place)
     return _drop_repeats(_drop_pagers(lines))
+
+
+_TABLE_MAX_LINKS = 0.3
+
+
+def _whole_tables(blocks: Blocks, keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """A table of data is read whole or not at all: a table with few links that follows
+    kept text, or of which some cells are kept, keeps all its cells (a ranking's numbers
+    and names are short cells that the classifier, reading each alone, takes for a
+    widget's). A table of tables is a page's layout, and is left to the classifier."""
+    tables = [c for c, el in enumerate(blocks.elements) if el.tag == "table"
+              and blocks.end[c] > blocks.start[c] and el.find(".//table") is None]
+    if not tables:
+        return keep
+    keep = keep.copy()
+    for c in tables:
+        start, end = blocks.start[c], blocks.end[c]
+        if keep[start:end].all() or not (keep[start:end].any()
+                                         or start > 0 and keep[start - 1]):
+            continue
+        chars = sum(len(t) for t in blocks.texts[start:end])
+        if sum(blocks.links[start:end]) <= chars * _TABLE_MAX_LINKS:
+            keep[start:end] = True
+    return keep
 
 
 def _drop_repeats(lines: list[str]) -> list[str]:
